@@ -1,0 +1,44 @@
+# paycore: the two commands a newcomer needs are `make run` and `make test`.
+# Both create .venv from the pinned requirements/dev.lock on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SRC := layers/paycore/paycore functions local_runtime bench tests
+export PYTHONPATH := $(CURDIR)/layers/paycore:$(CURDIR)
+
+.PHONY: run test lint typecheck unit functional e2e infra bench lock clean
+
+$(STAMP): requirements/dev.lock
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/dev.lock
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m local_runtime
+
+test: lint typecheck
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(PY) -m ruff check $(SRC)
+	$(PY) -m ruff format --check $(SRC)
+
+typecheck: $(STAMP)
+	$(PY) -m mypy
+
+unit functional e2e infra: $(STAMP)
+	$(PY) -m pytest tests/$@
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+# Re-pin every transitive dependency after editing requirements/dev.in.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet -r requirements/dev.in
+	.lock-venv/bin/pip freeze --exclude-editable > requirements/dev.lock
+	rm -rf .lock-venv
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam

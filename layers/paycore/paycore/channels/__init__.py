@@ -1,0 +1,1 @@
+"""The channel gateway: one adapter per payment channel behind ``ChannelGateway``."""

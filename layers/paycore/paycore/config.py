@@ -1,0 +1,88 @@
+"""Runtime settings, read from the environment through one cached accessor.
+
+Nothing reads ``os.environ`` at import time: ``get_settings()`` builds the model on first use
+and caches it per distinct environment, so the local runtime (which runs several functions in
+one process, each with its own environment overlay) and tests that change variables both see
+the right values.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_PREFIXES = ("PAYCORE_",)
+_NAMES = (
+    "TRADE_TABLE_NAME",
+    "IDEMPOTENCY_TABLE_NAME",
+    "NOTIFICATION_QUEUE_URL",
+    "PAYMENT_STATE_MACHINE_ARN",
+    "ADMIN_TOKEN_SECRET_ID",
+    "SANDBOX_CHANNEL_URL",
+    "SANDBOX_CHANNEL_SECRET_ID",
+    "PUBLIC_API_URL",
+    "CALLBACK_WAIT_SECONDS",
+    "CHANNEL_QUERY_INTERVAL_SECONDS",
+    "PAYMENT_ACTION_WAIT_SECONDS",
+    "WEBHOOK_RETRY_SCHEDULE",
+    "WEBHOOK_TIMEOUT_SECONDS",
+    "IDEMPOTENCY_TTL_SECONDS",
+)
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    trade_table_name: str = Field(default="paycore-trade", alias="TRADE_TABLE_NAME")
+    idempotency_table_name: str = Field(
+        default="paycore-idempotency", alias="IDEMPOTENCY_TABLE_NAME"
+    )
+    notification_queue_url: str = Field(default="", alias="NOTIFICATION_QUEUE_URL")
+    payment_state_machine_arn: str = Field(default="", alias="PAYMENT_STATE_MACHINE_ARN")
+    admin_token_secret_id: str = Field(default="", alias="ADMIN_TOKEN_SECRET_ID")
+    sandbox_channel_url: str = Field(default="", alias="SANDBOX_CHANNEL_URL")
+    sandbox_channel_secret_id: str = Field(default="", alias="SANDBOX_CHANNEL_SECRET_ID")
+    # Base URL channels call back; empty means "derive it from the incoming request".
+    public_api_url: str = Field(default="", alias="PUBLIC_API_URL")
+    # How long the state machine waits for a channel callback before it queries the channel.
+    callback_wait_seconds: int = Field(default=300, ge=1, alias="CALLBACK_WAIT_SECONDS")
+    # Pause between two status queries once the callback is late.
+    channel_query_interval_seconds: int = Field(
+        default=30, ge=1, alias="CHANNEL_QUERY_INTERVAL_SECONDS"
+    )
+    # How long POST /payments waits for the channel's redirect URL before answering 202.
+    payment_action_wait_seconds: float = Field(
+        default=8.0, ge=0, alias="PAYMENT_ACTION_WAIT_SECONDS"
+    )
+    # Seconds to wait before retry n (1-based) of a webhook delivery.
+    webhook_retry_schedule: tuple[int, ...] = Field(
+        default=(30, 60, 300, 600, 1800, 3600, 3600, 7200, 7200, 10800, 14400, 21600, 28800),
+        alias="WEBHOOK_RETRY_SCHEDULE",
+    )
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, alias="WEBHOOK_TIMEOUT_SECONDS")
+    idempotency_ttl_seconds: int = Field(
+        default=86400, ge=86400, alias="IDEMPOTENCY_TTL_SECONDS"
+    )
+
+    @field_validator("webhook_retry_schedule", mode="before")
+    @classmethod
+    def _parse_schedule(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(int(part) for part in value.split(",") if part.strip())
+        return value
+
+
+def _snapshot() -> tuple[tuple[str, str], ...]:
+    return tuple((name, os.environ[name]) for name in _NAMES if name in os.environ)
+
+
+@lru_cache(maxsize=32)
+def _settings_for(snapshot: tuple[tuple[str, str], ...]) -> Settings:
+    return Settings.model_validate(dict(snapshot))
+
+
+def get_settings() -> Settings:
+    """The settings for the current environment (cached per distinct environment)."""
+    return _settings_for(_snapshot())

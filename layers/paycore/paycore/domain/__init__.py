@@ -1,0 +1,1 @@
+"""The trade domain: plain Python, no I/O."""
