@@ -62,9 +62,7 @@ class Settings(BaseModel):
         alias="WEBHOOK_RETRY_SCHEDULE",
     )
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, alias="WEBHOOK_TIMEOUT_SECONDS")
-    idempotency_ttl_seconds: int = Field(
-        default=86400, ge=86400, alias="IDEMPOTENCY_TTL_SECONDS"
-    )
+    idempotency_ttl_seconds: int = Field(default=86400, ge=86400, alias="IDEMPOTENCY_TTL_SECONDS")
 
     @field_validator("webhook_retry_schedule", mode="before")
     @classmethod

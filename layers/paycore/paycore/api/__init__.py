@@ -1,0 +1,1 @@
+"""The HTTP edge: request models, problem+json, idempotency, and the route table."""

@@ -1,0 +1,76 @@
+"""problem+json (RFC 9457): the one place where domain errors become HTTP answers."""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+
+from paycore import errors
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+_STATUS: dict[type[errors.PaycoreError], int] = {
+    errors.MalformedRequest: 400,
+    errors.Unauthenticated: 401,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.IdempotencyInProgress: 409,
+    errors.ConcurrentUpdate: 409,
+    errors.ValidationFailed: 422,
+    errors.IdempotencyKeyReused: 422,
+    errors.Throttled: 429,
+    errors.CallbackRejected: 401,
+    errors.ServiceUnavailable: 503,
+}
+
+
+def status_for(error: errors.PaycoreError) -> int:
+    for kind in type(error).__mro__:
+        if kind in _STATUS:
+            return _STATUS[kind]
+    return 500
+
+
+def problem_body(status: int, code: str, detail: str, param: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": f"urn:paycore:problem:{code}",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if param:
+        body["param"] = param
+    return body
+
+
+def problem(status: int, code: str, detail: str, param: str | None = None) -> Response[str]:
+    return Response(
+        status_code=status,
+        content_type=PROBLEM_CONTENT_TYPE,
+        body=json.dumps(problem_body(status, code, detail, param)),
+    )
+
+
+def from_error(error: errors.PaycoreError) -> Response[str]:
+    status = status_for(error)
+    detail = error.detail if status < 500 else "Something went wrong on our side; retry."
+    return problem(status, error.code, detail, error.param)
+
+
+def from_validation_errors(raw_errors: list[dict[str, Any]] | Any) -> Response[str]:
+    """Map pydantic/Powertools validation errors: unreadable JSON is 400, anything else 422."""
+    items = list(raw_errors)
+    if any(item.get("type") == "json_invalid" for item in items):
+        return problem(400, "malformed_json", "The request body is not valid JSON.")
+    first = items[0] if items else {"loc": (), "msg": "invalid request"}
+    location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
+    param = ".".join(location) or None
+    message = str(first.get("msg", "invalid value"))
+    if first.get("type") == "missing":
+        message = "is required"
+    detail = f"{param}: {message}" if param else message
+    return problem(422, "validation_failed", detail, param)

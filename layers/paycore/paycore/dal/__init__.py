@@ -1,0 +1,1 @@
+"""The data access layer: the only code that touches DynamoDB, SQS and Step Functions."""

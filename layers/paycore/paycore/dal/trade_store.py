@@ -1,0 +1,383 @@
+"""The trade table: merchants, API keys, orders, payments and events in one DynamoDB table.
+
+Item layout (pk / sk):
+- ``MERCHANT#<mch>`` / ``MERCHANT``: the merchant, with its webhook signing secret.
+- ``APIKEY#<sha256 of key>`` / ``APIKEY``: points to the merchant; keys are never stored.
+- ``ORDER#<ord>`` / ``ORDER``: the order; gsi1 ``MERCHANT#<mch>#ORDERS`` by creation time.
+- ``MONO#<mch>#<merchant_order_no>`` / ``MONO``: makes merchant order numbers unique.
+- ``PAYMENT#<pay>`` / ``PAYMENT``: the payment; ``PAYMENT#<pay>`` / ``TASKTOKEN`` holds the
+  state machine's task token apart, so it never travels with the payment.
+- ``EVENT#<evt>`` / ``EVENT``: the event; gsi1 ``MERCHANT#<mch>#EVENTS`` by creation time.
+
+Every change of an order or payment is a conditional write on the version it was read at;
+a state change and its event are written in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, replace
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from paycore.aws import client
+from paycore.config import get_settings
+from paycore.dal.codec import from_item, to_item, to_values
+from paycore.domain.models import Event, Merchant, Order, Payment
+from paycore.domain.status import OrderStatus, PaymentStatus
+from paycore.errors import ConcurrentUpdate, Conflict, NotFound, ServiceUnavailable
+
+GSI = "gsi1"
+_THROTTLES = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+}
+
+
+def _key(pk: str, sk: str) -> dict[str, Any]:
+    return to_item({"pk": pk, "sk": sk})
+
+
+def _merchant_pk(merchant_id: str) -> str:
+    return f"MERCHANT#{merchant_id}"
+
+
+def _order_pk(order_id: str) -> str:
+    return f"ORDER#{order_id}"
+
+
+def _payment_pk(payment_id: str) -> str:
+    return f"PAYMENT#{payment_id}"
+
+
+def _event_pk(event_id: str) -> str:
+    return f"EVENT#{event_id}"
+
+
+def _mono_pk(merchant_id: str, merchant_order_no: str) -> str:
+    return f"MONO#{merchant_id}#{merchant_order_no}"
+
+
+def _cancellation_codes(exc: ClientError) -> list[str]:
+    reasons = exc.response.get("CancellationReasons") or []
+    return [str(reason.get("Code", "None")) for reason in reasons]
+
+
+def _raise_unavailable(exc: ClientError) -> None:
+    if exc.response["Error"]["Code"] in _THROTTLES:
+        raise ServiceUnavailable("the trade table is busy; retry shortly") from exc
+
+
+class TradeStore:
+    """DynamoDB access for the trade aggregates."""
+
+    def __init__(self, table_name: str | None = None) -> None:
+        self.table = table_name or get_settings().trade_table_name
+        self._ddb = client("dynamodb")
+
+    # -- generic -----------------------------------------------------------------------------
+
+    def _get(self, pk: str, sk: str, *, consistent: bool = True) -> dict[str, Any] | None:
+        try:
+            answer = self._ddb.get_item(
+                TableName=self.table, Key=_key(pk, sk), ConsistentRead=consistent
+            )
+        except ClientError as exc:
+            _raise_unavailable(exc)
+            raise
+        item = answer.get("Item")
+        return from_item(item) if item else None
+
+    def _transact(self, items: list[dict[str, Any]]) -> list[str] | None:
+        """Run a transaction; None when it committed, else the per-item cancellation codes."""
+        try:
+            self._ddb.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "TransactionCanceledException":
+                codes = _cancellation_codes(exc)
+                if "ConditionalCheckFailed" in codes:
+                    return codes
+                raise ServiceUnavailable("the trade table is busy; retry shortly") from exc
+            _raise_unavailable(exc)
+            raise
+        return None
+
+    def _put_new(self, values: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "Put": {
+                "TableName": self.table,
+                "Item": to_item(values),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+
+    def _put_versioned(self, values: dict[str, Any], expected_version: int) -> dict[str, Any]:
+        return {
+            "Put": {
+                "TableName": self.table,
+                "Item": to_item(values),
+                "ConditionExpression": "#v = :expected",
+                "ExpressionAttributeNames": {"#v": "version"},
+                "ExpressionAttributeValues": to_values({":expected": expected_version}),
+            }
+        }
+
+    def _page(
+        self, index_pk: str, limit: int, start_key: dict[str, Any] | None
+    ) -> tuple[list[dict[str, Any]], bool]:
+        query: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": GSI,
+            "KeyConditionExpression": "gsi1pk = :pk",
+            "ExpressionAttributeValues": to_values({":pk": index_pk}),
+            "ScanIndexForward": False,
+            "Limit": limit + 1,
+        }
+        if start_key:
+            query["ExclusiveStartKey"] = to_item(start_key)
+        items: list[dict[str, Any]] = []
+        while True:
+            answer = self._ddb.query(**query)
+            items.extend(from_item(item) for item in answer.get("Items", []))
+            last = answer.get("LastEvaluatedKey")
+            if len(items) > limit or not last:
+                break
+            query["ExclusiveStartKey"] = last
+        return items[:limit], len(items) > limit
+
+    def _start_key(self, pk: str, sk: str, owner_pk: str) -> dict[str, Any]:
+        """The index position of ``starting_after``; it must belong to the same list."""
+        item = self._get(pk, sk)
+        if item is None or item.get("gsi1pk") != owner_pk:
+            raise NotFound("starting_after names no object of this list", param="starting_after")
+        return {key: item[key] for key in ("pk", "sk", "gsi1pk", "gsi1sk")}
+
+    # -- merchants ---------------------------------------------------------------------------
+
+    def create_merchant(self, merchant: Merchant, api_key_hash: str) -> None:
+        values = {"pk": _merchant_pk(merchant.id), "sk": "MERCHANT", **asdict(merchant)}
+        key_item = {
+            "pk": f"APIKEY#{api_key_hash}",
+            "sk": "APIKEY",
+            "merchant_id": merchant.id,
+        }
+        if self._transact([self._put_new(values), self._put_new(key_item)]) is not None:
+            raise Conflict("merchant or API key already exists", code="merchant_exists")
+
+    def get_merchant(self, merchant_id: str) -> Merchant | None:
+        item = self._get(_merchant_pk(merchant_id), "MERCHANT", consistent=False)
+        return _merchant(item) if item else None
+
+    def merchant_id_for_key(self, api_key_hash: str) -> str | None:
+        item = self._get(f"APIKEY#{api_key_hash}", "APIKEY", consistent=False)
+        return str(item["merchant_id"]) if item else None
+
+    # -- orders ------------------------------------------------------------------------------
+
+    def create_order(self, order: Order) -> None:
+        values = self._order_values(order)
+        mono = {
+            "pk": _mono_pk(order.merchant_id, order.merchant_order_no),
+            "sk": "MONO",
+            "order_id": order.id,
+        }
+        codes = self._transact([self._put_new(values), self._put_new(mono)])
+        if codes is not None:
+            raise Conflict(
+                f"an order with merchant_order_no {order.merchant_order_no!r} already exists",
+                code="duplicate_merchant_order_no",
+                param="merchant_order_no",
+            )
+
+    def get_order(self, order_id: str) -> Order | None:
+        item = self._get(_order_pk(order_id), "ORDER")
+        return _order(item) if item else None
+
+    def order_id_for_merchant_order_no(
+        self, merchant_id: str, merchant_order_no: str
+    ) -> str | None:
+        item = self._get(_mono_pk(merchant_id, merchant_order_no), "MONO")
+        return str(item["order_id"]) if item else None
+
+    def save_order(self, order: Order, event: Event | None = None) -> Order:
+        """Write ``order`` (and the event its change caused) if nobody changed the order since
+        it was read (its version)."""
+        saved = replace(order, version=order.version + 1)
+        items = [self._put_versioned(self._order_values(saved), order.version)]
+        if event is not None:
+            items.append(self._put_new(self._event_values(event)))
+        if self._transact(items):
+            raise ConcurrentUpdate(f"order {order.id} changed while it was being updated")
+        return saved
+
+    def list_orders(
+        self, merchant_id: str, limit: int, starting_after: str | None
+    ) -> tuple[list[Order], bool]:
+        owner = f"{_merchant_pk(merchant_id)}#ORDERS"
+        start = (
+            self._start_key(_order_pk(starting_after), "ORDER", owner) if starting_after else None
+        )
+        items, has_more = self._page(owner, limit, start)
+        return [_order(item) for item in items], has_more
+
+    def _order_values(self, order: Order) -> dict[str, Any]:
+        values = asdict(order)
+        values["status"] = order.status.value
+        values.update(
+            pk=_order_pk(order.id),
+            sk="ORDER",
+            gsi1pk=f"{_merchant_pk(order.merchant_id)}#ORDERS",
+            gsi1sk=f"{order.created_at}#{order.id}",
+        )
+        return values
+
+    # -- payments ----------------------------------------------------------------------------
+
+    def start_payment(self, order: Order, payment: Payment) -> tuple[Order, Payment]:
+        """Create ``payment`` and move ``order`` (already transitioned) in one transaction."""
+        saved_order = replace(order, version=order.version + 1)
+        codes = self._transact(
+            [
+                self._put_new(self._payment_values(payment)),
+                self._put_versioned(self._order_values(saved_order), order.version),
+            ]
+        )
+        if codes is not None:
+            raise Conflict(
+                "the order changed while the payment was being started; retry",
+                code="order_not_payable",
+            )
+        return saved_order, payment
+
+    def get_payment(self, payment_id: str) -> Payment | None:
+        item = self._get(_payment_pk(payment_id), "PAYMENT")
+        return _payment(item) if item else None
+
+    def save_payment(self, payment: Payment) -> Payment:
+        saved = replace(payment, version=payment.version + 1)
+        if self._transact([self._put_versioned(self._payment_values(saved), payment.version)]):
+            raise ConcurrentUpdate(f"payment {payment.id} changed while it was being updated")
+        return saved
+
+    def put_task_token(self, payment_id: str, task_token: str) -> None:
+        """Keep the state machine's task token apart from the payment (it is a credential)."""
+        self._ddb.put_item(
+            TableName=self.table,
+            Item=to_item({"pk": _payment_pk(payment_id), "sk": "TASKTOKEN", "token": task_token}),
+        )
+
+    def get_task_token(self, payment_id: str) -> str | None:
+        item = self._get(_payment_pk(payment_id), "TASKTOKEN")
+        return str(item["token"]) if item else None
+
+    def finish_payment(self, payment: Payment, order: Order, event: Event | None) -> bool:
+        """Write a final payment, its order and its event together.
+
+        Both aggregates were read and transitioned by the caller; False when either changed
+        meanwhile (the caller re-reads: a retry of the same settlement finds it done).
+        """
+        saved_payment = replace(payment, version=payment.version + 1)
+        saved_order = replace(order, version=order.version + 1)
+        items = [
+            self._put_versioned(self._payment_values(saved_payment), payment.version),
+            self._put_versioned(self._order_values(saved_order), order.version),
+        ]
+        if event is not None:
+            items.append(self._put_new(self._event_values(event)))
+        return self._transact(items) is None
+
+    def _payment_values(self, payment: Payment) -> dict[str, Any]:
+        values = asdict(payment)
+        values["status"] = payment.status.value
+        values.update(pk=_payment_pk(payment.id), sk="PAYMENT")
+        return values
+
+    # -- events ------------------------------------------------------------------------------
+
+    def put_event(self, event: Event) -> bool:
+        """Store ``event`` unless it exists already (ids are derived from their cause)."""
+        return self._transact([self._put_new(self._event_values(event))]) is None
+
+    def get_event(self, event_id: str) -> Event | None:
+        item = self._get(_event_pk(event_id), "EVENT")
+        return _event(item) if item else None
+
+    def list_events(
+        self, merchant_id: str, limit: int, starting_after: str | None
+    ) -> tuple[list[Event], bool]:
+        owner = f"{_merchant_pk(merchant_id)}#EVENTS"
+        start = (
+            self._start_key(_event_pk(starting_after), "EVENT", owner) if starting_after else None
+        )
+        items, has_more = self._page(owner, limit, start)
+        return [_event(item) for item in items], has_more
+
+    def record_delivery(self, event_id: str, *, delivered: bool, status_code: int | None) -> None:
+        """Count one webhook delivery attempt of an event (for operators and the API)."""
+        self._ddb.update_item(
+            TableName=self.table,
+            Key=_key(_event_pk(event_id), "DELIVERY"),
+            UpdateExpression=(
+                "ADD attempts :one SET last_attempt_status = :code, delivered = :delivered"
+            ),
+            ExpressionAttributeValues=to_values(
+                {":one": 1, ":code": status_code or 0, ":delivered": delivered}
+            ),
+        )
+
+    def get_delivery(self, event_id: str) -> dict[str, Any] | None:
+        return self._get(_event_pk(event_id), "DELIVERY")
+
+    def _event_values(self, event: Event) -> dict[str, Any]:
+        return {
+            "pk": _event_pk(event.id),
+            "sk": "EVENT",
+            "gsi1pk": f"{_merchant_pk(event.merchant_id)}#EVENTS",
+            "gsi1sk": f"{event.created_at}#{event.id}",
+            "id": event.id,
+            "merchant_id": event.merchant_id,
+            "type": event.type,
+            "created_at": event.created_at,
+            # Stored as JSON text: the snapshot keeps its exact shape (nulls included).
+            "data_object": json.dumps(event.data_object, separators=(",", ":")),
+        }
+
+
+def _fields(item: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: item[name] for name in names if name in item}
+
+
+_ORDER_FIELDS = tuple(Order.__dataclass_fields__)
+_PAYMENT_FIELDS = tuple(Payment.__dataclass_fields__)
+_MERCHANT_FIELDS = tuple(Merchant.__dataclass_fields__)
+
+
+def _merchant(item: dict[str, Any]) -> Merchant:
+    values = _fields(item, _MERCHANT_FIELDS)
+    values.setdefault("webhook_url", None)
+    return Merchant(**values)
+
+
+def _order(item: dict[str, Any]) -> Order:
+    values = _fields(item, _ORDER_FIELDS)
+    values["status"] = OrderStatus(values["status"])
+    return Order(**values)
+
+
+def _payment(item: dict[str, Any]) -> Payment:
+    values = _fields(item, _PAYMENT_FIELDS)
+    values["status"] = PaymentStatus(values["status"])
+    return Payment(**values)
+
+
+def _event(item: dict[str, Any]) -> Event:
+    return Event(
+        id=item["id"],
+        merchant_id=item["merchant_id"],
+        type=item["type"],
+        created_at=item["created_at"],
+        data_object=json.loads(item["data_object"]),
+    )

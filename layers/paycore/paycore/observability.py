@@ -1,0 +1,20 @@
+"""Logger, tracer and metrics for a function, created once per container by its app.py.
+
+Logs are JSON with the function's service name; ids of orders and payments are appended as
+keys by the handlers. Nothing here logs events or secrets: POWERTOOLS_LOGGER_LOG_EVENT is
+off in the template and tokens travel only in DynamoDB items and Step Functions calls.
+"""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+
+NAMESPACE = "Paycore"
+
+
+def observability(service: str) -> tuple[Logger, Tracer, Metrics]:
+    return (
+        Logger(service=service),
+        Tracer(service=service),
+        Metrics(namespace=NAMESPACE, service=service),
+    )

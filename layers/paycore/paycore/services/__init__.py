@@ -1,0 +1,1 @@
+"""Use cases: what the functions call. No HTTP here; persistence through ``paycore.dal``."""

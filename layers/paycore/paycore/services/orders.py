@@ -1,0 +1,73 @@
+"""Orders (the trade): create, read, list, close."""
+
+from __future__ import annotations
+
+from paycore.api.models import CreateOrderRequest
+from paycore.clock import in_seconds, now_rfc3339
+from paycore.dal.trade_store import TradeStore
+from paycore.domain.models import Order
+from paycore.domain.status import OrderStatus
+from paycore.errors import NotFound
+from paycore.ids import has_prefix, new_id
+from paycore.services import events
+
+
+def create_order(store: TradeStore, merchant_id: str, request: CreateOrderRequest) -> Order:
+    at = now_rfc3339()
+    order = Order(
+        id=new_id("ord"),
+        merchant_id=merchant_id,
+        merchant_order_no=request.merchant_order_no,
+        amount=request.amount,
+        currency=request.currency,
+        subject=request.subject,
+        status=OrderStatus.CREATED,
+        expires_at=in_seconds(request.expires_in),
+        created_at=at,
+        updated_at=at,
+        metadata=dict(request.metadata),
+        buyer_id=request.buyer_id,
+    )
+    store.create_order(order)
+    return order
+
+
+def get_order(store: TradeStore, merchant_id: str, order_id: str) -> Order:
+    """The merchant's order; another merchant's order does not exist for them (404)."""
+    order = store.get_order(order_id) if has_prefix(order_id, "ord") else None
+    if order is None or order.merchant_id != merchant_id:
+        raise NotFound(f"no order {order_id}", code="order_not_found", param="order_id")
+    return order
+
+
+def list_orders(
+    store: TradeStore,
+    merchant_id: str,
+    *,
+    limit: int,
+    starting_after: str | None,
+    merchant_order_no: str | None,
+) -> tuple[list[Order], bool]:
+    if merchant_order_no is not None:
+        order_id = store.order_id_for_merchant_order_no(merchant_id, merchant_order_no)
+        return ([get_order(store, merchant_id, order_id)] if order_id else []), False
+    if starting_after is not None:
+        get_order(store, merchant_id, starting_after)
+    return store.list_orders(merchant_id, limit, starting_after)
+
+
+def close_order(store: TradeStore, merchant_id: str, order_id: str) -> Order:
+    """Close an unpaid order. Closing twice is fine; a paid or paying order is a 409."""
+    order = get_order(store, merchant_id, order_id)
+    if order.status is OrderStatus.CLOSED:
+        # A retried close: queue its event again in case the first try stopped between the
+        # write and the queue (delivery is at least once; receivers dedupe on webhook-id).
+        earlier = store.get_event(events.event_id(order.id, events.ORDER_CLOSED))
+        if earlier is not None:
+            events.publish(earlier)
+        return order
+    closed = order.close(now_rfc3339())
+    event = events.event_for(events.ORDER_CLOSED, merchant_id, order.id, closed.resource())
+    saved = store.save_order(closed, event)
+    events.publish(event)
+    return saved
