@@ -1,0 +1,303 @@
+"""The API function (functions/api/app.py) against moto, driven with REST proxy events."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.functional.conftest import MotoStack
+from tests.support import FakeContext, load_function, rest_event
+
+ADMIN = {"role": "admin", "merchant_id": ""}
+
+
+class Api:
+    def __init__(self) -> None:
+        self.module = load_function("api")
+
+    def call(
+        self, method: str, path: str, **kwargs: Any
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        answer = self.module.lambda_handler(rest_event(method, path, **kwargs), FakeContext())
+        body = json.loads(answer["body"]) if answer.get("body") else {}
+        headers = answer.get("headers") or {}
+        return answer["statusCode"], body, headers
+
+    def merchant(self, name: str = "Shop") -> dict[str, str]:
+        status, body, _ = self.call(
+            "POST", "/v1/merchants", body={"name": name, "webhook_url": None}, authorizer=ADMIN
+        )
+        assert status == 201, body
+        return {"role": "merchant", "merchant_id": body["id"]}
+
+    def order(self, who: dict[str, str], no: str = "A-1", **extra: Any) -> dict[str, Any]:
+        payload = {"merchant_order_no": no, "amount": 1999, "currency": "CNY", "subject": "Tea"}
+        status, body, _ = self.call("POST", "/v1/orders", body={**payload, **extra}, authorizer=who)
+        assert status == 201, body
+        return body
+
+
+@pytest.fixture
+def api(moto_stack: MotoStack) -> Api:
+    return Api()
+
+
+def test_onboarding_returns_key_and_webhook_secret_once(api: Api) -> None:
+    status, body, _ = api.call(
+        "POST",
+        "/v1/merchants",
+        body={"name": "Shop", "webhook_url": "https://shop.test/hook"},
+        authorizer=ADMIN,
+    )
+    assert status == 201
+    assert body["id"].startswith("mch_")
+    assert body["api_key"].startswith("sk_live_")
+    assert body["webhook_secret"].startswith("whsec_")
+    assert body["object"] == "merchant"
+
+
+def test_merchant_key_cannot_onboard_merchants(api: Api) -> None:
+    who = api.merchant()
+    status, body, headers = api.call("POST", "/v1/merchants", body={"name": "X"}, authorizer=who)
+    assert status == 401
+    assert body["code"] == "unauthenticated"
+    assert headers["Content-Type"] == "application/problem+json"
+
+
+def test_create_and_get_order(api: Api) -> None:
+    who = api.merchant()
+    order = api.order(who, metadata={"cart": "42"}, buyer_id="buyer-1")
+    assert order["status"] == "created"
+    assert order["amount"] == 1999 and order["currency"] == "CNY"
+    assert order["amount_paid"] == 0 and order["amount_refunded"] == 0
+    assert order["metadata"] == {"cart": "42"}
+    status, fetched, _ = api.call(
+        "GET",
+        f"/v1/orders/{order['id']}",
+        resource="/v1/orders/{order_id}",
+        path_parameters={"order_id": order["id"]},
+        authorizer=who,
+    )
+    assert status == 200
+    assert fetched == order
+
+
+def test_duplicate_merchant_order_no_is_409(api: Api) -> None:
+    who = api.merchant()
+    api.order(who, no="DUP-1")
+    status, body, _ = api.call(
+        "POST",
+        "/v1/orders",
+        body={"merchant_order_no": "DUP-1", "amount": 5, "currency": "USD", "subject": "x"},
+        authorizer=who,
+    )
+    assert status == 409
+    assert body["code"] == "duplicate_merchant_order_no"
+    # Another merchant may use the same number.
+    other = api.merchant("Other")
+    assert api.order(other, no="DUP-1")["merchant_order_no"] == "DUP-1"
+
+
+def test_idempotent_replay_and_key_reuse(api: Api) -> None:
+    who = api.merchant()
+    payload = {"merchant_order_no": "IDEM-1", "amount": 100, "currency": "JPY", "subject": "x"}
+    key = {"Idempotency-Key": "key-1"}
+    first = api.call("POST", "/v1/orders", body=payload, headers=key, authorizer=who)
+    again = api.call("POST", "/v1/orders", body=payload, headers=key, authorizer=who)
+    assert first[0] == again[0] == 201
+    assert first[1] == again[1]
+    status, body, _ = api.call(
+        "POST", "/v1/orders", body={**payload, "amount": 101}, headers=key, authorizer=who
+    )
+    assert status == 422
+    assert body["code"] == "idempotency_key_reused"
+    # The same key from another merchant is theirs alone.
+    other = api.merchant("Other")
+    status, body, _ = api.call("POST", "/v1/orders", body=payload, headers=key, authorizer=other)
+    assert status == 201 and body["id"] != first[1]["id"]
+
+
+def test_another_merchants_order_is_404(api: Api) -> None:
+    owner, stranger = api.merchant("Owner"), api.merchant("Stranger")
+    order = api.order(owner)
+    for method, suffix, resource in (
+        ("GET", "", "/v1/orders/{order_id}"),
+        ("POST", "/close", "/v1/orders/{order_id}/close"),
+    ):
+        status, body, _ = api.call(
+            method,
+            f"/v1/orders/{order['id']}{suffix}",
+            resource=resource,
+            path_parameters={"order_id": order["id"]},
+            authorizer=stranger,
+        )
+        assert status == 404
+        assert body["code"] == "order_not_found"
+
+
+@pytest.mark.parametrize(
+    ("payload", "param"),
+    [
+        (
+            {"merchant_order_no": "bad no!", "amount": 1, "currency": "CNY", "subject": "x"},
+            "merchant_order_no",
+        ),
+        ({"merchant_order_no": "A", "amount": 0, "currency": "CNY", "subject": "x"}, "amount"),
+        ({"merchant_order_no": "A", "amount": 1.5, "currency": "CNY", "subject": "x"}, "amount"),
+        ({"merchant_order_no": "A", "amount": "100", "currency": "CNY", "subject": "x"}, "amount"),
+        ({"merchant_order_no": "A", "amount": 1, "currency": "XXX", "subject": "x"}, "currency"),
+        ({"merchant_order_no": "A", "amount": 1, "currency": "CNY", "subject": ""}, "subject"),
+        (
+            {
+                "merchant_order_no": "A",
+                "amount": 1,
+                "currency": "CNY",
+                "subject": "x",
+                "expires_in": 5,
+            },
+            "expires_in",
+        ),
+        (
+            {"merchant_order_no": "A", "amount": 1, "currency": "CNY", "subject": "x", "extra": 1},
+            "extra",
+        ),
+        ({"amount": 1, "currency": "CNY", "subject": "x"}, "merchant_order_no"),
+    ],
+)
+def test_invalid_order_fields_are_422_and_change_nothing(
+    api: Api, moto_stack: MotoStack, payload: dict[str, Any], param: str
+) -> None:
+    who = api.merchant()
+    status, body, headers = api.call("POST", "/v1/orders", body=payload, authorizer=who)
+    assert status == 422, body
+    assert body["code"] == "validation_failed"
+    assert body["param"] == param
+    assert headers["Content-Type"] == "application/problem+json"
+    orders = boto3.client("dynamodb").scan(TableName=moto_stack.trade_table)["Items"]
+    assert not [item for item in orders if item["sk"]["S"] == "ORDER"]
+
+
+def test_malformed_json_is_400(api: Api) -> None:
+    who = api.merchant()
+    status, body, _ = api.call("POST", "/v1/orders", raw_body='{"amount": 1', authorizer=who)
+    assert status == 400
+    assert body["code"] == "malformed_json"
+    assert set(body) >= {"type", "title", "status", "detail", "code"}
+
+
+def test_list_orders_paginates_newest_first(api: Api) -> None:
+    who = api.merchant()
+    created = [api.order(who, no=f"L-{n}")["id"] for n in range(5)]
+    status, page, _ = api.call("GET", "/v1/orders", query={"limit": "2"}, authorizer=who)
+    assert status == 200
+    assert page["object"] == "list" and page["has_more"] is True
+    assert [o["id"] for o in page["data"]] == created[::-1][:2]
+    status, rest, _ = api.call(
+        "GET",
+        "/v1/orders",
+        query={"limit": "10", "starting_after": page["data"][-1]["id"]},
+        authorizer=who,
+    )
+    assert [o["id"] for o in rest["data"]] == created[::-1][2:]
+    assert rest["has_more"] is False
+    status, filtered, _ = api.call(
+        "GET", "/v1/orders", query={"merchant_order_no": "L-3"}, authorizer=who
+    )
+    assert [o["id"] for o in filtered["data"]] == [created[3]]
+    status, body, _ = api.call("GET", "/v1/orders", query={"limit": "0"}, authorizer=who)
+    assert status == 422 and body["param"] == "limit"
+
+
+def test_close_order_emits_order_closed_once(api: Api, moto_stack: MotoStack) -> None:
+    who = api.merchant()
+    order = api.order(who)
+    for _ in range(2):
+        status, closed, _ = api.call(
+            "POST",
+            f"/v1/orders/{order['id']}/close",
+            resource="/v1/orders/{order_id}/close",
+            path_parameters={"order_id": order["id"]},
+            authorizer=who,
+        )
+        assert status == 200 and closed["status"] == "closed"
+    status, listing, _ = api.call("GET", "/v1/events", authorizer=who)
+    assert [event["type"] for event in listing["data"]] == ["order.closed"]
+    assert listing["data"][0]["data"]["object"]["id"] == order["id"]
+
+
+def test_start_payment_moves_order_to_paying_and_starts_the_execution(
+    api: Api, moto_stack: MotoStack
+) -> None:
+    who = api.merchant()
+    order = api.order(who)
+    status, payment, _ = api.call(
+        "POST",
+        f"/v1/orders/{order['id']}/payments",
+        resource="/v1/orders/{order_id}/payments",
+        path_parameters={"order_id": order["id"]},
+        body={"instruments": [{"type": "channel", "channel": "sandbox"}]},
+        authorizer=who,
+    )
+    assert status == 202, payment
+    assert payment["status"] == "processing" and payment["amount"] == order["amount"]
+    executions = boto3.client("stepfunctions").list_executions(
+        stateMachineArn=moto_stack.state_machine_arn
+    )["executions"]
+    assert [execution["name"] for execution in executions] == [payment["id"]]
+    _, fetched, _ = api.call(
+        "GET",
+        f"/v1/orders/{order['id']}",
+        resource="/v1/orders/{order_id}",
+        path_parameters={"order_id": order["id"]},
+        authorizer=who,
+    )
+    assert fetched["status"] == "paying"
+    # A second payment while one is in flight is a conflict, and so is closing.
+    status, body, _ = api.call(
+        "POST",
+        f"/v1/orders/{order['id']}/payments",
+        resource="/v1/orders/{order_id}/payments",
+        path_parameters={"order_id": order["id"]},
+        body={"instruments": [{"type": "channel", "channel": "sandbox"}]},
+        authorizer=who,
+    )
+    assert status == 409 and body["code"] == "order_not_payable"
+    status, body, _ = api.call(
+        "POST",
+        f"/v1/orders/{order['id']}/close",
+        resource="/v1/orders/{order_id}/close",
+        path_parameters={"order_id": order["id"]},
+        authorizer=who,
+    )
+    assert status == 409 and body["code"] == "order_not_closable"
+
+
+def test_unknown_channel_is_422(api: Api) -> None:
+    who = api.merchant()
+    order = api.order(who)
+    status, body, _ = api.call(
+        "POST",
+        f"/v1/orders/{order['id']}/payments",
+        resource="/v1/orders/{order_id}/payments",
+        path_parameters={"order_id": order["id"]},
+        body={"instruments": [{"type": "channel", "channel": "nope"}]},
+        authorizer=who,
+    )
+    assert status == 422 and body["code"] == "unsupported_channel"
+
+
+def test_openapi_describes_the_merchant_routes(api: Api) -> None:
+    status, spec, _ = api.call("GET", "/openapi.json")
+    assert status == 200
+    assert spec["openapi"].startswith("3.")
+    for path in (
+        "/v1/orders",
+        "/v1/orders/{order_id}",
+        "/v1/orders/{order_id}/payments",
+        "/v1/payments/{payment_id}",
+        "/v1/events",
+    ):
+        assert path in spec["paths"], path
