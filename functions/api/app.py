@@ -18,7 +18,6 @@ app = build_app(commands)
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @tracer.capture_lambda_handler
-@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     commands.register_context(context)
     merchant_id = (event.get("requestContext", {}).get("authorizer") or {}).get("merchant_id")

@@ -23,7 +23,9 @@ class Api:
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         answer = self.module.lambda_handler(rest_event(method, path, **kwargs), FakeContext())
         body = json.loads(answer["body"]) if answer.get("body") else {}
-        headers = answer.get("headers") or {}
+        headers = dict(answer.get("headers") or {})
+        for name, values in (answer.get("multiValueHeaders") or {}).items():
+            headers.setdefault(name, values[0])
         return answer["statusCode"], body, headers
 
     def merchant(self, name: str = "Shop") -> dict[str, str]:
