@@ -1,0 +1,239 @@
+"""The state machine's steps and the callback handler, run directly against moto and a real
+sandbox channel over HTTP (the state machine itself runs in the e2e suite)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+import requests
+
+from local_runtime.sandbox.server import SandboxServer
+from paycore.api.models import CreateOrderRequest, CreatePaymentRequest
+from paycore.channels.sandbox import sign_notification
+from paycore.dal.trade_store import TradeStore
+from paycore.domain.status import OrderStatus, PaymentStatus
+from paycore.services import merchants, orders, payments
+from paycore.services.orchestration import PaymentSteps
+from tests.functional.conftest import MotoStack
+from tests.support import FakeContext, load_function, rest_event
+
+SECRET = "sandbox-secret-for-tests"
+
+
+@pytest.fixture
+def sandbox(moto_stack: MotoStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxServer]:
+    # notify_url points nowhere: these tests drive notifications by hand.
+    server = SandboxServer("127.0.0.1", 0, secret=SECRET, notify_schedule=(3600,))
+    server.start()
+    monkeypatch.setenv("SANDBOX_CHANNEL_URL", server.url)
+    yield server
+    server.stop()
+
+
+def _paying_order(store: TradeStore, expires_in: int = 1800) -> tuple[str, str]:
+    merchant = merchants.onboard_merchant(store, "Shop", None).merchant
+    order = orders.create_order(
+        store,
+        merchant.id,
+        CreateOrderRequest(
+            merchant_order_no="A-1",
+            amount=1999,
+            currency="CNY",
+            subject="Tea",
+            expires_in=expires_in,
+        ),
+    )
+    payment = payments.start_payment(
+        store,
+        merchant.id,
+        order.id,
+        CreatePaymentRequest.model_validate(
+            {"instruments": [{"type": "channel", "channel": "sandbox"}]}
+        ),
+        "http://127.0.0.1:9",
+    )
+    return order.id, payment.id
+
+
+def _queued_event_ids(stack: MotoStack) -> list[str]:
+    answer = boto3.client("sqs").receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=10)
+    return [json.loads(m["Body"])["event_id"] for m in answer.get("Messages", [])]
+
+
+def test_create_query_and_settle_a_paid_order(
+    moto_stack: MotoStack, sandbox: SandboxServer
+) -> None:
+    store = TradeStore()
+    order_id, payment_id = _paying_order(store)
+    steps = PaymentSteps(store)
+    steps.create_channel_order(payment_id, "http://127.0.0.1:9", "token-1")
+    payment = store.get_payment(payment_id)
+    assert payment is not None and payment.next_action is not None
+    assert store.get_task_token(payment_id) == "token-1"
+    assert steps.query_channel(payment_id)["status"] == "pending"
+
+    answer = requests.post(payment.next_action["url"], json={"action": "pay"}, timeout=5)
+    assert answer.status_code == 200
+    outcome = steps.query_channel(payment_id)
+    assert outcome["status"] == "succeeded" and outcome["channel_transaction_id"]
+
+    result = steps.settle(payment_id, outcome)
+    assert result == {
+        "payment_id": payment_id,
+        "status": "succeeded",
+        "failure_code": None,
+        "newly_settled": True,
+    }
+    order = store.get_order(order_id)
+    assert order is not None and order.status is OrderStatus.PAID and order.amount_paid == 1999
+    # Settling again (a Step Functions retry) changes nothing and re-queues the same event.
+    again = steps.settle(payment_id, outcome)
+    assert again["newly_settled"] is False
+    events, _ = store.list_events(order.merchant_id, 10, None)
+    assert [event.type for event in events] == ["order.paid"]
+    assert _queued_event_ids(moto_stack) == [events[0].id, events[0].id]
+
+
+def test_declined_payment_fails_and_reopens_the_order(
+    moto_stack: MotoStack, sandbox: SandboxServer
+) -> None:
+    store = TradeStore()
+    order_id, payment_id = _paying_order(store)
+    steps = PaymentSteps(store)
+    steps.create_channel_order(payment_id, "http://127.0.0.1:9", "token-1")
+    payment = store.get_payment(payment_id)
+    assert payment is not None and payment.next_action is not None
+    requests.post(payment.next_action["url"], json={"action": "decline"}, timeout=5)
+    steps.settle(payment_id, steps.query_channel(payment_id))
+    payment = store.get_payment(payment_id)
+    assert payment is not None and payment.status is PaymentStatus.FAILED
+    assert payment.failure_code
+    order = store.get_order(order_id)
+    assert order is not None and order.status is OrderStatus.CREATED
+    assert order.current_payment_id is None
+
+
+def test_query_past_the_deadline_closes_the_channel_order(
+    moto_stack: MotoStack, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = TradeStore()
+    _, payment_id = _paying_order(store, expires_in=60)
+    steps = PaymentSteps(store)
+    steps.create_channel_order(payment_id, "http://127.0.0.1:9", "token-1")
+    monkeypatch.setattr("paycore.services.orchestration.now", lambda: _later(3600))
+    outcome = steps.query_channel(payment_id)
+    assert outcome["status"] == "failed" and outcome["failure_code"] == "order_expired"
+    listing = requests.get(f"{sandbox.url}/__sandbox/orders", timeout=5).json()
+    statuses = [
+        order["status"] for order in _orders(listing) if order["out_trade_no"] == payment_id
+    ]
+    assert statuses == ["CLOSED"]
+
+
+def test_channel_rejection_settles_as_failed(moto_stack: MotoStack, sandbox: SandboxServer) -> None:
+    store = TradeStore()
+    _, payment_id = _paying_order(store)
+    caught = {
+        "Error": "ChannelRejected",
+        "Cause": json.dumps({"errorMessage": "INVALID_PARAMETER"}),
+    }
+    result = PaymentSteps(store).settle(payment_id, caught)
+    assert result["status"] == "failed" and result["failure_code"] == "channel_rejected"
+
+
+class TestCallback:
+    @pytest.fixture
+    def handler(self, moto_stack: MotoStack, sandbox: SandboxServer) -> Any:
+        return load_function("channel_callback")
+
+    def _notify(
+        self,
+        handler: Any,
+        body: dict[str, Any],
+        *,
+        secret: str = SECRET,
+        timestamp: int | None = None,
+    ) -> dict[str, Any]:
+        raw = json.dumps(body)
+        stamp = str(timestamp if timestamp is not None else int(time.time()))
+        headers = {
+            "Sandbox-Timestamp": stamp,
+            "Sandbox-Signature": sign_notification(secret, stamp, raw.encode()),
+        }
+        event = rest_event(
+            "POST",
+            "/callbacks/sandbox",
+            resource="/callbacks/{channel}",
+            path_parameters={"channel": "sandbox"},
+            raw_body=raw,
+            headers=headers,
+        )
+        return handler.lambda_handler(event, FakeContext())  # type: ignore[no-any-return]
+
+    def _notification(self, payment_id: str, status: str = "SUCCESS") -> dict[str, Any]:
+        return {
+            "notify_id": "ntf_1",
+            "notify_type": "trade.status_changed",
+            "out_trade_no": payment_id,
+            "channel_order_id": "sbx_1",
+            "status": status,
+            "amount": 1999,
+            "currency": "CNY",
+            "transaction_id": "txn_1",
+            "paid_at": "2026-11-25T10:00:00Z",
+            "failure_code": None,
+            "failure_message": None,
+            "sent_at": "2026-11-25T10:00:00Z",
+        }
+
+    def test_genuine_notification_is_acknowledged(self, handler: Any) -> None:
+        store = TradeStore()
+        _, payment_id = _paying_order(store)
+        answer = self._notify(handler, self._notification(payment_id))
+        assert answer["statusCode"] == 200
+        assert json.loads(answer["body"]) == {"code": "SUCCESS"}
+
+    @pytest.mark.parametrize("attack", ["forged", "stale", "unknown_payment"])
+    def test_bad_notifications_are_refused_and_change_nothing(
+        self, handler: Any, attack: str
+    ) -> None:
+        store = TradeStore()
+        _, payment_id = _paying_order(store)
+        before = store.get_payment(payment_id)
+        body = self._notification("pay_unknown" if attack == "unknown_payment" else payment_id)
+        answer = self._notify(
+            handler,
+            body,
+            secret="not-the-secret" if attack == "forged" else SECRET,
+            timestamp=int(time.time()) - 3600 if attack == "stale" else None,
+        )
+        assert answer["statusCode"] == 401
+        assert json.loads(answer["body"])["code"] == "callback_rejected"
+        assert store.get_payment(payment_id) == before
+
+    def test_unknown_channel_is_404(self, handler: Any) -> None:
+        event = rest_event(
+            "POST",
+            "/callbacks/nope",
+            resource="/callbacks/{channel}",
+            path_parameters={"channel": "nope"},
+            raw_body="{}",
+        )
+        assert handler.lambda_handler(event, FakeContext())["statusCode"] == 404
+
+
+def _later(seconds: int) -> Any:
+    from datetime import timedelta
+
+    from paycore.clock import now
+
+    return now() + timedelta(seconds=seconds)
+
+
+def _orders(listing: Any) -> list[dict[str, Any]]:
+    return listing["orders"] if isinstance(listing, dict) else listing
