@@ -1,0 +1,120 @@
+"""The authorizer function and Idempotency-Key edge cases, against moto."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from paycore.api.idempotency import IdempotentCommands
+from paycore.dal.trade_store import TradeStore
+from paycore.errors import IdempotencyInProgress, ValidationFailed
+from paycore.services import merchants
+from tests.functional.conftest import ADMIN_TOKEN, MotoStack
+from tests.support import FakeContext, load_function
+
+METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:abc123/live/POST/v1/orders"
+
+
+@pytest.fixture
+def authorizer(moto_stack: MotoStack) -> Any:
+    return load_function("authorizer")
+
+
+def _authorize(authorizer: Any, header: str) -> dict[str, Any]:
+    event = {"type": "TOKEN", "authorizationToken": header, "methodArn": METHOD_ARN}
+    return authorizer.lambda_handler(event, FakeContext())  # type: ignore[no-any-return]
+
+
+def test_merchant_key_is_allowed_with_its_merchant_id(authorizer: Any) -> None:
+    onboarded = merchants.onboard_merchant(TradeStore(), "Shop", None)
+    answer = _authorize(authorizer, f"Bearer {onboarded.api_key}")
+    assert answer["context"] == {"role": "merchant", "merchant_id": onboarded.merchant.id}
+    statement = answer["policyDocument"]["Statement"][0]
+    assert statement["Effect"] == "Allow"
+    assert statement["Resource"] == "arn:aws:execute-api:us-east-1:123456789012:abc123/live/*/*"
+
+
+def test_admin_token_is_allowed_as_admin(authorizer: Any) -> None:
+    answer = _authorize(authorizer, f"Bearer {ADMIN_TOKEN}")
+    assert answer["context"]["role"] == "admin"
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["", "Bearer", "Basic abc", "Bearer sk_live_not-a-real-key", "Bearer wrong-admin-token"],
+)
+def test_anything_else_is_unauthorized(authorizer: Any, header: str) -> None:
+    with pytest.raises(Exception, match="^Unauthorized$"):
+        _authorize(authorizer, header)
+
+
+def test_keys_are_stored_only_as_hashes(moto_stack: MotoStack) -> None:
+    import boto3
+
+    onboarded = merchants.onboard_merchant(TradeStore(), "Shop", None)
+    items = boto3.client("dynamodb").scan(TableName=moto_stack.trade_table)["Items"]
+    assert onboarded.api_key not in str(items)
+
+
+def test_a_twin_still_in_flight_is_409(moto_stack: MotoStack) -> None:
+    commands = IdempotentCommands()
+    commands.register_context(FakeContext())  # type: ignore[arg-type]
+    seen: list[str] = []
+
+    def twin() -> tuple[int, dict[str, Any]]:
+        # While the first request runs, its twin arrives with the same key and body.
+        with pytest.raises(IdempotencyInProgress) as raised:
+            commands.execute(
+                scope="mch_1",
+                key="k",
+                method="POST",
+                path="/v1/orders",
+                body={"a": 1},
+                command=lambda: (201, {}),
+            )
+        seen.append(raised.value.code)
+        return 201, {"id": "ord_1"}
+
+    status, body = commands.execute(
+        scope="mch_1", key="k", method="POST", path="/v1/orders", body={"a": 1}, command=twin
+    )
+    assert (status, body) == (201, {"id": "ord_1"})
+    assert seen == ["idempotency_in_progress"]
+
+
+def test_same_key_on_another_route_is_a_reuse(moto_stack: MotoStack) -> None:
+    from paycore.errors import IdempotencyKeyReused
+
+    commands = IdempotentCommands()
+    commands.register_context(FakeContext())  # type: ignore[arg-type]
+    commands.execute(
+        scope="mch_1",
+        key="k",
+        method="POST",
+        path="/v1/orders",
+        body=None,
+        command=lambda: (201, {}),
+    )
+    with pytest.raises(IdempotencyKeyReused):
+        commands.execute(
+            scope="mch_1",
+            key="k",
+            method="POST",
+            path="/v1/orders/ord_1/close",
+            body=None,
+            command=lambda: (200, {}),
+        )
+
+
+def test_overlong_key_is_422(moto_stack: MotoStack) -> None:
+    with pytest.raises(ValidationFailed) as raised:
+        IdempotentCommands().execute(
+            scope="mch_1",
+            key="k" * 256,
+            method="POST",
+            path="/",
+            body=None,
+            command=lambda: (201, {}),
+        )
+    assert raised.value.param == "Idempotency-Key"
