@@ -45,7 +45,7 @@ def test_admin_token_is_allowed_as_admin(authorizer: Any) -> None:
     ["", "Bearer", "Basic abc", "Bearer sk_live_not-a-real-key", "Bearer wrong-admin-token"],
 )
 def test_anything_else_is_unauthorized(authorizer: Any, header: str) -> None:
-    with pytest.raises(Exception, match="^Unauthorized$"):
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
         _authorize(authorizer, header)
 
 

@@ -18,6 +18,7 @@ _NAMES = (
     "TRADE_TABLE_NAME",
     "IDEMPOTENCY_TABLE_NAME",
     "NOTIFICATION_QUEUE_URL",
+    "DEAD_LETTER_QUEUE_URL",
     "PAYMENT_STATE_MACHINE_ARN",
     "ADMIN_TOKEN_SECRET_ID",
     "SANDBOX_CHANNEL_URL",
@@ -40,6 +41,8 @@ class Settings(BaseModel):
         default="paycore-idempotency", alias="IDEMPOTENCY_TABLE_NAME"
     )
     notification_queue_url: str = Field(default="", alias="NOTIFICATION_QUEUE_URL")
+    # The notification queue's dead-letter queue; only the redrive function needs it.
+    dead_letter_queue_url: str = Field(default="", alias="DEAD_LETTER_QUEUE_URL")
     payment_state_machine_arn: str = Field(default="", alias="PAYMENT_STATE_MACHINE_ARN")
     admin_token_secret_id: str = Field(default="", alias="ADMIN_TOKEN_SECRET_ID")
     sandbox_channel_url: str = Field(default="", alias="SANDBOX_CHANNEL_URL")

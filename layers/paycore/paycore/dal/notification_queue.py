@@ -23,3 +23,13 @@ def extend_visibility(receipt_handle: str, seconds: int) -> None:
         ReceiptHandle=receipt_handle,
         VisibilityTimeout=max(0, min(seconds, 43200)),
     )
+
+
+def max_receive_count() -> int | None:
+    """Receives the queue allows before SQS parks a message in the dead-letter queue (its
+    redrive policy's maxReceiveCount), or None when it has no redrive policy."""
+    answer = client("sqs").get_queue_attributes(
+        QueueUrl=get_settings().notification_queue_url, AttributeNames=["RedrivePolicy"]
+    )
+    policy = answer.get("Attributes", {}).get("RedrivePolicy")
+    return int(json.loads(policy)["maxReceiveCount"]) if policy else None
