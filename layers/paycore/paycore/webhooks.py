@@ -1,0 +1,125 @@
+"""Standard Webhooks (https://www.standardwebhooks.com/): sign an event and POST it.
+
+Standard library only, so the layer needs no extra dependency in Lambda. The signature is
+``v1,<base64 HMAC-SHA256>`` over ``"{webhook-id}.{webhook-timestamp}.{body}"`` keyed with the
+base64-decoded merchant secret (``whsec_<base64>``), which is what the ``standardwebhooks``
+libraries verify. ``webhook-id`` is the event id, stable across retries so receivers can
+dedupe; ``webhook-timestamp`` is fresh on every attempt because receivers reject signatures
+older than five minutes.
+
+Nothing here logs: the caller logs ids and status codes. The secret, the signature and the
+body never leave this module except on the wire.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import http.client
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
+SIGNATURE_VERSION = "v1"
+USER_AGENT = "paycore-webhooks/1"
+_SCHEMES = frozenset({"http", "https"})
+
+
+def secret_key(secret: str) -> bytes:
+    """The HMAC key inside a ``whsec_<base64>`` secret (padding optional, as the spec allows)."""
+    encoded = secret.removeprefix(SECRET_PREFIX)
+    try:
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except binascii.Error as exc:
+        raise ValueError("webhook secret is not base64") from exc
+    if not key:
+        raise ValueError("webhook secret is empty")
+    return key
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` value of ``body`` sent as ``msg_id`` at ``timestamp``."""
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    digest = hmac.new(secret_key(secret), signed, hashlib.sha256).digest()
+    return f"{SIGNATURE_VERSION},{base64.b64encode(digest).decode()}"
+
+
+def signed_headers(secret: str, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    """Every header of one delivery attempt."""
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(secret, msg_id, timestamp, body),
+    }
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """What one POST achieved. ``error`` is a short reason safe to log (never the answer's
+    body, which belongs to the merchant)."""
+
+    delivered: bool
+    status_code: int | None = None
+    error: str | None = None
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer, not a delivery: following it would re-send (or, for 302/303,
+    turn into a GET without the body) to a URL the merchant never registered."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
+def is_deliverable_url(url: str) -> bool:
+    """Only absolute http(s) URLs: no file://, ftp:// or other schemes urllib would open."""
+    parts = urlsplit(url)
+    return parts.scheme in _SCHEMES and bool(parts.netloc)
+
+
+def post_webhook(
+    url: str,
+    secret: str,
+    msg_id: str,
+    body: bytes,
+    *,
+    timeout: float,
+) -> DeliveryResult:
+    """POST one signed delivery. 2xx is delivered; any other status, a redirect, a timeout or a
+    connection error is a failure the caller may retry."""
+    if not is_deliverable_url(url):
+        return DeliveryResult(delivered=False, error="unsupported webhook URL")
+    headers = signed_headers(secret, msg_id, int(time.time()), body)
+    # The scheme was checked above: http(s) only.
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
+    try:
+        with _OPENER.open(request, timeout=timeout) as response:
+            status = int(response.status)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        return DeliveryResult(delivered=False, status_code=exc.code, error=f"HTTP {exc.code}")
+    except urllib.error.URLError as exc:
+        return DeliveryResult(delivered=False, error=_reason(exc.reason))
+    except (OSError, http.client.HTTPException) as exc:
+        return DeliveryResult(delivered=False, error=_reason(exc))
+    if 200 <= status < 300:
+        return DeliveryResult(delivered=True, status_code=status)
+    return DeliveryResult(delivered=False, status_code=status, error=f"HTTP {status}")
+
+
+def _reason(exc: object) -> str:
+    """A loggable reason: the kind of failure, without addresses or payloads."""
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    return f"connection error ({type(exc).__name__})"
