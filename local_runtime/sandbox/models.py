@@ -1,0 +1,109 @@
+"""The merchant's create-order request, validated at the edge with pydantic.
+
+Unknown fields are refused (``extra="forbid"``) and types are strict (``"100"`` is not an
+amount), so a merchant integration that sends something the sandbox would silently ignore
+fails loudly in development instead of in production.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
+
+from local_runtime.sandbox.currencies import CURRENCY_EXPONENTS, MAX_AMOUNT
+from local_runtime.sandbox.errors import SandboxError, invalid_parameter
+
+
+class SandboxBehaviour(BaseModel):
+    """Per-order misbehaviour switches: the one place where the sandbox will learn to act up.
+
+    Empty for now, so any switch is refused. Planned switches, each applied at the hook named
+    in README.md ("Misbehaviour switches"): ``decline`` (the buyer always declines),
+    ``notify_delay_seconds``, ``notify_drop``, ``notify_duplicate``, ``notify_reorder``,
+    ``create_error`` (answer 5xx on create), ``create_timeout`` (create the order, then stall
+    past the client's timeout), ``query_only`` (succeed without notifying), ``refund_error``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an absolute http or https URL")
+    return value
+
+
+class CreateOrderRequest(BaseModel):
+    """``POST /v1/orders``: what the merchant wants the buyer to pay."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    out_trade_no: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    amount: Annotated[int, Field(gt=0, le=MAX_AMOUNT)]
+    currency: str
+    subject: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    notify_url: Annotated[str, StringConstraints(max_length=2048)]
+    return_url: Annotated[str, StringConstraints(max_length=2048)] | None = None
+    expires_at: str
+    sandbox_behaviour: SandboxBehaviour = SandboxBehaviour()
+
+    @field_validator("currency")
+    @classmethod
+    def _known_currency(cls, value: str) -> str:
+        if value not in CURRENCY_EXPONENTS:
+            raise ValueError(f"must be one of {', '.join(sorted(CURRENCY_EXPONENTS))}")
+        return value
+
+    @field_validator("notify_url", "return_url")
+    @classmethod
+    def _absolute_url(cls, value: str | None) -> str | None:
+        return None if value is None else _http_url(value)
+
+    @field_validator("expires_at")
+    @classmethod
+    def _rfc3339(cls, value: str) -> str:
+        """Readable as RFC 3339. "In the future" is checked for new orders only (OrderBook):
+        a replayed create must find its order even after the deadline has passed."""
+        parse_rfc3339(value)
+        return value
+
+    @property
+    def expiry(self) -> datetime:
+        return parse_rfc3339(self.expires_at)
+
+
+def parse_rfc3339(value: str) -> datetime:
+    """An RFC 3339 timestamp with a zone, as an aware UTC datetime."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("must be an RFC 3339 timestamp, e.g. 2030-01-01T00:00:00Z") from None
+    if moment.tzinfo is None:
+        raise ValueError("must carry a time zone (Z or +hh:mm)")
+    return moment.astimezone(UTC)
+
+
+def parse_create_request(payload: object) -> CreateOrderRequest:
+    """Validate a decoded JSON body, turning the first problem into a 400 INVALID_PARAMETER."""
+    try:
+        return CreateOrderRequest.model_validate(payload)
+    except ValidationError as exc:
+        raise _first_problem(exc) from None
+
+
+def _first_problem(exc: ValidationError) -> SandboxError:
+    error = exc.errors()[0]
+    param = ".".join(str(part) for part in error["loc"]) or None
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return invalid_parameter(f"{param}: {message}" if param else message, param)
