@@ -1,0 +1,512 @@
+"""The sandbox adapter against a real sandbox channel over HTTP.
+
+Every test talks to a real ``SandboxServer`` on a free port (or, for the failure modes, to a
+real HTTP server that misbehaves on purpose): nothing in paycore is faked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+
+from local_runtime.sandbox.server import SandboxServer
+from paycore.channels.base import (
+    ChannelPaymentState,
+    ChannelPaymentStatus,
+    CreateChannelOrder,
+)
+from paycore.channels.sandbox import SandboxGateway, SandboxStatus, to_payment_status
+from paycore.errors import CallbackRejected, ChannelRejected, ChannelUnavailable
+
+SECRET = "sandbox-secret-for-adapter-tests"
+DEAD_URL = "http://127.0.0.1:9/notify"  # nothing listens: notifications fail fast
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[SandboxServer]:
+    server = SandboxServer("127.0.0.1", 0, SECRET, notify_schedule=(0,))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def gateway(sandbox: SandboxServer) -> SandboxGateway:
+    return SandboxGateway(sandbox.url, SECRET, timeout=2.0)
+
+
+def order_request(**overrides: object) -> CreateChannelOrder:
+    fields: dict[str, object] = {
+        "out_trade_no": f"pay_{secrets.token_hex(8)}",
+        "amount": 1234,
+        "currency": "CNY",
+        "subject": "Green tea, 250 g",
+        "notify_url": DEAD_URL,
+        "expires_at": (datetime.now(UTC) + timedelta(minutes=30)).isoformat(),
+    }
+    fields.update(overrides)
+    return CreateChannelOrder(**fields)  # type: ignore[arg-type]
+
+
+def buyer_chooses(pay_url: str, action: str) -> requests.Response:
+    return requests.post(pay_url, json={"action": action}, timeout=5)
+
+
+# -- create --------------------------------------------------------------------------------
+
+
+def test_create_returns_the_channel_order_and_a_pay_url_on_the_sandbox(
+    gateway: SandboxGateway, sandbox: SandboxServer
+) -> None:
+    request = order_request()
+
+    order = gateway.create_order(request)
+
+    assert order.out_trade_no == request.out_trade_no
+    assert order.channel_order_id.startswith("sbxo_")
+    assert order.redirect_url.startswith(f"{sandbox.url}/pay/")
+    assert requests.get(order.redirect_url, timeout=5).status_code == 200
+
+
+def test_create_replayed_with_the_same_amount_returns_the_same_order(
+    gateway: SandboxGateway,
+) -> None:
+    request = order_request()
+
+    first = gateway.create_order(request)
+    replay = gateway.create_order(request)
+
+    assert replay == first
+
+
+def test_create_replay_finds_its_order_even_after_it_expired(gateway: SandboxGateway) -> None:
+    request = order_request(expires_at=(datetime.now(UTC) + timedelta(seconds=1)).isoformat())
+    first = gateway.create_order(request)
+    wait_for(lambda: gateway.query_order(request.out_trade_no).status.value == "closed")
+
+    assert gateway.create_order(request) == first
+
+
+def test_create_with_another_amount_for_the_same_out_trade_no_is_rejected(
+    gateway: SandboxGateway,
+) -> None:
+    request = order_request()
+    gateway.create_order(request)
+
+    with pytest.raises(ChannelRejected, match="ORDER_PARAMS_MISMATCH"):
+        gateway.create_order(order_request(out_trade_no=request.out_trade_no, amount=1))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"currency": "XXX"},
+        {"amount": 0},
+        {"notify_url": "ftp://example.com/notify"},
+        {"expires_at": "2000-01-01T00:00:00Z"},
+        {"expires_at": "tomorrow"},
+        {"subject": ""},
+    ],
+)
+def test_create_with_invalid_parameters_is_rejected(
+    gateway: SandboxGateway, overrides: dict[str, object]
+) -> None:
+    with pytest.raises(ChannelRejected, match="INVALID_PARAMETER"):
+        gateway.create_order(order_request(**overrides))
+
+
+def test_a_wrong_secret_is_rejected_by_the_sandbox(sandbox: SandboxServer) -> None:
+    impostor = SandboxGateway(sandbox.url, "not-the-secret", timeout=2.0)
+
+    with pytest.raises(ChannelRejected, match="SIGNATURE_INVALID"):
+        impostor.create_order(order_request())
+
+
+def test_the_adapter_never_shows_its_secret(gateway: SandboxGateway) -> None:
+    assert SECRET not in repr(gateway)
+
+
+# -- query ---------------------------------------------------------------------------------
+
+
+def test_query_of_a_new_order_is_pending(gateway: SandboxGateway) -> None:
+    request = order_request()
+    created = gateway.create_order(request)
+
+    state = gateway.query_order(request.out_trade_no)
+
+    assert state == ChannelPaymentState(
+        out_trade_no=request.out_trade_no,
+        status=ChannelPaymentStatus.PENDING,
+        amount=1234,
+        currency="CNY",
+        channel_order_id=created.channel_order_id,
+    )
+
+
+def test_query_of_a_paid_order_is_succeeded_with_the_transaction(gateway: SandboxGateway) -> None:
+    request = order_request()
+    order = gateway.create_order(request)
+    assert buyer_chooses(order.redirect_url, "pay").json()["status"] == "SUCCESS"
+
+    state = gateway.query_order(request.out_trade_no)
+
+    assert state.status is ChannelPaymentStatus.SUCCEEDED
+    assert (state.amount, state.currency) == (1234, "CNY")
+    assert state.channel_transaction_id is not None
+    assert state.channel_transaction_id.startswith("sbxt_")
+    assert state.failure_code is None
+
+
+def test_query_of_a_declined_order_is_failed_with_the_reason(gateway: SandboxGateway) -> None:
+    request = order_request()
+    order = gateway.create_order(request)
+    buyer_chooses(order.redirect_url, "decline")
+
+    state = gateway.query_order(request.out_trade_no)
+
+    assert state.status is ChannelPaymentStatus.FAILED
+    assert state.failure_code == "buyer_declined"
+    assert state.failure_message
+    assert state.channel_transaction_id is None
+
+
+def test_query_of_a_closed_order_is_closed(gateway: SandboxGateway) -> None:
+    request = order_request()
+    gateway.create_order(request)
+    gateway.close_order(request.out_trade_no)
+
+    assert gateway.query_order(request.out_trade_no).status is ChannelPaymentStatus.CLOSED
+
+
+def test_query_of_an_unknown_order_is_not_found(gateway: SandboxGateway) -> None:
+    state = gateway.query_order("pay_never_created")
+
+    assert state == ChannelPaymentState("pay_never_created", ChannelPaymentStatus.NOT_FOUND)
+
+
+@pytest.mark.parametrize(
+    ("sandbox_status", "ours"),
+    [
+        (SandboxStatus.WAIT_BUYER_PAY, ChannelPaymentStatus.PENDING),
+        (SandboxStatus.SUCCESS, ChannelPaymentStatus.SUCCEEDED),
+        (SandboxStatus.DECLINED, ChannelPaymentStatus.FAILED),
+        (SandboxStatus.CLOSED, ChannelPaymentStatus.CLOSED),
+    ],
+)
+def test_every_sandbox_status_maps_to_ours(
+    sandbox_status: SandboxStatus, ours: ChannelPaymentStatus
+) -> None:
+    assert to_payment_status(sandbox_status) is ours
+
+
+# -- close ---------------------------------------------------------------------------------
+
+
+def test_closing_an_unpaid_order_closes_it_and_closing_again_is_harmless(
+    gateway: SandboxGateway,
+) -> None:
+    request = order_request()
+    order = gateway.create_order(request)
+
+    first = gateway.close_order(request.out_trade_no)
+    again = gateway.close_order(request.out_trade_no)
+
+    assert first.status is again.status is ChannelPaymentStatus.CLOSED
+    assert buyer_chooses(order.redirect_url, "pay").json()["code"] == "ORDER_CLOSED"
+
+
+def test_closing_a_paid_order_reports_the_success_instead(gateway: SandboxGateway) -> None:
+    request = order_request()
+    order = gateway.create_order(request)
+    buyer_chooses(order.redirect_url, "pay")
+
+    state = gateway.close_order(request.out_trade_no)
+
+    assert state.status is ChannelPaymentStatus.SUCCEEDED
+    assert state.channel_transaction_id is not None
+    assert gateway.query_order(request.out_trade_no).status is ChannelPaymentStatus.SUCCEEDED
+
+
+def test_closing_an_unknown_order_is_not_found(gateway: SandboxGateway) -> None:
+    assert gateway.close_order("pay_unknown").status is ChannelPaymentStatus.NOT_FOUND
+
+
+# -- when the channel cannot answer ----------------------------------------------------------
+
+
+class MisbehavingChannel:
+    """A real HTTP server that answers every request with ``status`` and ``body`` after
+    ``delay`` seconds: a channel having a bad day, or something that is not the channel."""
+
+    def __init__(self, status: int, body: str, delay: float = 0.0) -> None:
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                time.sleep(outer.delay)
+                payload = outer.body.encode()
+                self.send_response(outer.status)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.status, self.body, self.delay = status, body, delay
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def misbehaving() -> Iterator[list[MisbehavingChannel]]:
+    started: list[MisbehavingChannel] = []
+    yield started
+    for channel in started:
+        channel.close()
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (500, '{"code": "INTERNAL_ERROR", "message": "boom"}'),
+        (503, "<html>Service Unavailable</html>"),
+        (429, '{"code": "RATE_LIMITED", "message": "slow down"}'),
+        (404, "<html>Not Found</html>"),  # a 4xx that is not the sandbox speaking
+        (302, ""),
+        (200, "this is not JSON"),
+        (200, '{"status": "WAIT_BUYER_PAY"}'),  # JSON, but not an order
+        (
+            200,
+            '{"out_trade_no": "pay_x", "status": "REFUNDING", "amount": 1, "currency": "CNY",'
+            ' "channel_order_id": "sbxo_1"}',
+        ),  # a status we do not know
+    ],
+)
+def test_answers_that_leave_the_outcome_unknown_are_unavailable(
+    misbehaving: list[MisbehavingChannel], status: int, body: str
+) -> None:
+    channel = MisbehavingChannel(status, body)
+    misbehaving.append(channel)
+    gateway = SandboxGateway(channel.url, SECRET, timeout=2.0)
+
+    with pytest.raises(ChannelUnavailable):
+        gateway.create_order(order_request())
+    with pytest.raises(ChannelUnavailable):
+        gateway.query_order("pay_x")
+
+
+def test_a_channel_slower_than_the_timeout_is_unavailable(
+    misbehaving: list[MisbehavingChannel],
+) -> None:
+    channel = MisbehavingChannel(200, "{}", delay=1.0)
+    misbehaving.append(channel)
+    gateway = SandboxGateway(channel.url, SECRET, timeout=0.2)
+
+    started = time.monotonic()
+    with pytest.raises(ChannelUnavailable, match="timed out"):
+        gateway.query_order("pay_x")
+    assert time.monotonic() - started < 0.9
+
+
+def test_a_channel_that_refuses_connections_is_unavailable() -> None:
+    with socket.socket() as probe:  # a port that was free a moment ago and is closed now
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    gateway = SandboxGateway(f"http://127.0.0.1:{port}", SECRET, timeout=1.0)
+
+    with pytest.raises(ChannelUnavailable):
+        gateway.create_order(order_request())
+    with pytest.raises(ChannelUnavailable):
+        gateway.close_order("pay_x")
+
+
+def test_an_answer_about_another_order_is_unavailable(
+    misbehaving: list[MisbehavingChannel],
+) -> None:
+    other = {
+        "out_trade_no": "pay_other",
+        "status": "SUCCESS",
+        "amount": 1,
+        "currency": "CNY",
+        "channel_order_id": "sbxo_1",
+    }
+    channel = MisbehavingChannel(200, json.dumps(other))
+    misbehaving.append(channel)
+    gateway = SandboxGateway(channel.url, SECRET, timeout=2.0)
+
+    with pytest.raises(ChannelUnavailable, match="another order"):
+        gateway.query_order("pay_mine")
+
+
+@pytest.mark.parametrize("base_url", ["ftp://example.com", "example.com", "file:///etc/passwd"])
+def test_only_http_base_urls_are_accepted(base_url: str) -> None:
+    with pytest.raises(ValueError, match="http"):
+        SandboxGateway(base_url, SECRET)
+
+
+# -- notifications ----------------------------------------------------------------------------
+
+
+def notification(**overrides: object) -> str:
+    body: dict[str, object] = {
+        "notify_id": "ntf_1",
+        "notify_type": "trade.status_changed",
+        "out_trade_no": "pay_1",
+        "channel_order_id": "sbxo_1",
+        "status": "SUCCESS",
+        "amount": 1234,
+        "currency": "CNY",
+        "transaction_id": "sbxt_1",
+        "paid_at": "2030-01-01T00:00:00.000Z",
+        "failure_code": None,
+        "failure_message": None,
+        "sent_at": "2030-01-01T00:00:00.000Z",
+    }
+    body.update(overrides)
+    return json.dumps(body)
+
+
+def signed(body: str, *, secret: str = SECRET, at: float | None = None) -> dict[str, str]:
+    """Headers as the sandbox signs a notification (its documented recipe)."""
+    timestamp = str(int(time.time() if at is None else at))
+    message = f"{timestamp}\n{body}".encode()
+    signature = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+    return {"Sandbox-Timestamp": timestamp, "Sandbox-Signature": signature}
+
+
+def test_a_signed_notification_is_read_into_the_payment_state(gateway: SandboxGateway) -> None:
+    body = notification()
+
+    state = gateway.verify_callback(signed(body), body)
+
+    assert state == ChannelPaymentState(
+        out_trade_no="pay_1",
+        status=ChannelPaymentStatus.SUCCEEDED,
+        amount=1234,
+        currency="CNY",
+        channel_order_id="sbxo_1",
+        channel_transaction_id="sbxt_1",
+        notification_id="ntf_1",
+    )
+
+
+def test_notification_header_names_are_case_insensitive(gateway: SandboxGateway) -> None:
+    body = notification()
+    headers = {name.lower(): value for name, value in signed(body).items()}
+
+    assert gateway.verify_callback(headers, body).status is ChannelPaymentStatus.SUCCEEDED
+
+
+def test_a_notification_from_six_minutes_ago_is_stale(gateway: SandboxGateway) -> None:
+    body = notification()
+
+    with pytest.raises(CallbackRejected, match="stale"):
+        gateway.verify_callback(signed(body, at=time.time() - 301), body)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Sandbox-Timestamp": "1"},
+        {"Sandbox-Signature": "ab" * 32},
+        {"Sandbox-Timestamp": "", "Sandbox-Signature": ""},
+    ],
+)
+def test_an_unsigned_notification_is_rejected(
+    gateway: SandboxGateway, headers: dict[str, str]
+) -> None:
+    with pytest.raises(CallbackRejected, match="unsigned"):
+        gateway.verify_callback(headers, notification())
+
+
+def test_a_notification_signed_with_another_secret_is_forged(gateway: SandboxGateway) -> None:
+    body = notification()
+
+    with pytest.raises(CallbackRejected, match="signature"):
+        gateway.verify_callback(signed(body, secret="attacker"), body)
+
+
+def test_a_tampered_notification_body_is_rejected(gateway: SandboxGateway) -> None:
+    headers = signed(notification(amount=1))
+
+    with pytest.raises(CallbackRejected, match="signature"):
+        gateway.verify_callback(headers, notification(amount=1_000_000))
+
+
+@pytest.mark.parametrize("timestamp", ["soon", "12.5", "-5", "١٢٣"])
+def test_a_notification_with_a_garbled_timestamp_is_rejected(
+    gateway: SandboxGateway, timestamp: str
+) -> None:
+    body = notification()
+    headers = {**signed(body), "Sandbox-Timestamp": timestamp}
+
+    with pytest.raises(CallbackRejected):
+        gateway.verify_callback(headers, body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "not json",
+        "[]",
+        notification(notify_type="refund.status_changed"),
+        notification(status="REFUNDED"),
+        notification(amount="1234"),
+        notification(amount=True),
+        notification(out_trade_no=None),
+        notification(notify_id=""),
+    ],
+)
+def test_a_correctly_signed_but_malformed_notification_is_rejected(
+    gateway: SandboxGateway, body: str
+) -> None:
+    with pytest.raises(CallbackRejected, match="malformed"):
+        gateway.verify_callback(signed(body), body)
+
+
+def test_a_non_ascii_signature_is_rejected_not_crashed_on(gateway: SandboxGateway) -> None:
+    body = notification()
+    headers = {**signed(body), "Sandbox-Signature": "é" * 64}
+
+    with pytest.raises(CallbackRejected, match="signature"):
+        gateway.verify_callback(headers, body)
+
+
+def test_the_acknowledgement_is_what_the_sandbox_waits_for(gateway: SandboxGateway) -> None:
+    ack = gateway.callback_ack()
+
+    assert ack.status_code == 200
+    assert json.loads(ack.body) == {"code": "SUCCESS"}
+    assert ack.content_type == "application/json"
+
+
+def wait_for(condition: object, timeout: float = 5.0) -> None:
+    """Poll ``condition`` (a callable) until it is true, failing after ``timeout`` seconds."""
+    assert callable(condition)
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout} s")
+        time.sleep(0.02)
