@@ -58,6 +58,7 @@ class SandboxServer:
         self._app = SandboxApp(self._book, self._notifier, secret)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+        self._used = False  # one start per instance: the notifier's threads cannot restart
 
     @property
     def url(self) -> str:
@@ -68,8 +69,9 @@ class SandboxServer:
 
     def start(self) -> None:
         """Bind the port and serve in background threads; returns once requests are accepted."""
-        if self._server is not None:
-            raise RuntimeError("the sandbox is already started")
+        if self._used:
+            raise RuntimeError("a SandboxServer starts once; create a new one to start again")
+        self._used = True
         self._server = make_server(
             self._host,
             self._port,
@@ -87,7 +89,8 @@ class SandboxServer:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop serving, cancel pending notifications and release the port."""
+        """Stop serving, cancel pending notifications and release the port (idempotent)."""
+        self._used = True
         server, self._server = self._server, None
         self._notifier.stop()
         if server is None:

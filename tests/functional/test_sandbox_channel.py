@@ -565,3 +565,6 @@ def test_the_server_binds_a_free_port_and_reports_its_url() -> None:
             server.start()
     finally:
         server.stop()
+    server.stop()  # stopping twice is harmless
+    with pytest.raises(RuntimeError):
+        server.start()
