@@ -1,4 +1,4 @@
-"""Standard Webhooks signing and sending (paycore.webhooks).
+"""Standard Webhooks signing and sending (paycore.webhooks), and the retry backoff.
 
 Signatures are checked with the reference `standardwebhooks` library, as a merchant would;
 sending is checked against a real HTTP server on loopback.
@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from paycore.config import Settings
+from paycore.services.notifications import backoff_seconds
 from paycore.webhooks import USER_AGENT, post_webhook, secret_key, sign, signed_headers
 
 SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
@@ -84,6 +86,37 @@ def test_an_unpadded_secret_is_accepted_like_the_reference_library_does() -> Non
 def test_an_unusable_secret_is_an_error_not_an_unsigned_delivery(secret: str) -> None:
     with pytest.raises(ValueError, match="secret"):
         secret_key(secret)
+
+
+# -- the retry backoff ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("attempt", "seconds"), [(1, 30), (2, 60), (3, 300), (4, 300), (50, 300)])
+def test_retry_n_waits_schedule_n_minus_1_and_the_last_value_repeats(
+    attempt: int, seconds: int
+) -> None:
+    assert backoff_seconds((30, 60, 300), attempt) == seconds
+
+
+def test_backoff_refuses_an_empty_schedule_or_attempt_zero() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        backoff_seconds((), 1)
+    with pytest.raises(ValueError, match="from 1"):
+        backoff_seconds((30,), 0)
+
+
+def test_the_default_schedule_retries_for_more_than_a_day_within_sqs_limits() -> None:
+    schedule = Settings().webhook_retry_schedule
+
+    assert sum(schedule) >= 24 * 3600
+    assert list(schedule) == sorted(schedule)
+    assert max(schedule) <= 12 * 3600  # SQS refuses a longer visibility timeout
+
+
+def test_the_schedule_is_read_from_the_environment_variable_format() -> None:
+    settings = Settings.model_validate({"WEBHOOK_RETRY_SCHEDULE": "1, 2,3"})
+
+    assert settings.webhook_retry_schedule == (1, 2, 3)
 
 
 # -- sending -------------------------------------------------------------------------------------
