@@ -1,0 +1,86 @@
+"""The webhook retry policy as deployed: template.yaml's parameters, queues and functions agree
+with each other, with SQS's limits and with the code's defaults."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from paycore.config import Settings
+from tests.support import load_template
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template()
+
+
+def _schedule(template: dict[str, Any]) -> list[int]:
+    default = template["Parameters"]["WebhookRetrySchedule"]["Default"]
+    return [int(part) for part in default.split(",")]
+
+
+def test_the_default_schedule_retries_for_at_least_24_hours(template: dict[str, Any]) -> None:
+    assert sum(_schedule(template)) >= 24 * 3600
+
+
+def test_max_attempts_is_the_first_delivery_plus_one_per_scheduled_retry(
+    template: dict[str, Any],
+) -> None:
+    max_attempts = template["Parameters"]["WebhookMaxAttempts"]["Default"]
+
+    assert max_attempts == len(_schedule(template)) + 1
+
+
+def test_the_queue_parks_a_webhook_after_max_attempts(template: dict[str, Any]) -> None:
+    queue = template["Resources"]["NotificationQueue"]["Properties"]
+
+    assert queue["RedrivePolicy"]["maxReceiveCount"] == {"Ref": "WebhookMaxAttempts"}
+
+
+def test_every_backoff_fits_sqs_and_the_queue_keeps_messages_past_the_last_retry(
+    template: dict[str, Any],
+) -> None:
+    schedule = _schedule(template)
+    queue = template["Resources"]["NotificationQueue"]["Properties"]
+
+    assert max(schedule) <= 12 * 3600  # SQS's longest visibility timeout
+    assert sum(schedule) < queue["MessageRetentionPeriod"]
+
+
+def test_the_queue_visibility_is_at_least_six_notifier_timeouts(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    notifier_timeout = resources["NotifierFunction"]["Properties"]["Timeout"]
+
+    assert resources["NotificationQueue"]["Properties"]["VisibilityTimeout"] >= 6 * notifier_timeout
+
+
+def test_functions_get_the_schedule_parameter_and_the_code_defaults_to_the_same(
+    template: dict[str, Any],
+) -> None:
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+
+    assert variables["WEBHOOK_RETRY_SCHEDULE"] == {"Ref": "WebhookRetrySchedule"}
+    assert list(Settings().webhook_retry_schedule) == _schedule(template)
+
+
+def test_the_redrive_function_reads_the_dlq_and_writes_the_queue_only(
+    template: dict[str, Any],
+) -> None:
+    resources = template["Resources"]
+    redrive = resources["NotificationRedriveFunction"]["Properties"]
+
+    assert redrive["Environment"]["Variables"]["DEAD_LETTER_QUEUE_URL"] == {
+        "Ref": "NotificationDeadLetterQueue"
+    }
+    assert redrive["Policies"] == [
+        {
+            "SQSPollerPolicy": {
+                "QueueName": {"Fn::GetAtt": ["NotificationDeadLetterQueue", "QueueName"]}
+            }
+        },
+        {"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["NotificationQueue", "QueueName"]}}},
+    ]
+    assert "Events" not in redrive  # an operator invokes it; nothing triggers it
+    assert "NotificationRedriveFunctionName" in template["Outputs"]
