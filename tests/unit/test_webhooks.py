@@ -228,7 +228,9 @@ def test_a_refused_connection_is_a_failure() -> None:
     assert result.error.startswith("connection error")
 
 
-@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.com/x", "/relative", ""])
+@pytest.mark.parametrize(
+    "url", ["file:///etc/passwd", "ftp://example.com/x", "/relative", "", "http://[::1/x"]
+)
 def test_only_http_and_https_urls_are_requested(url: str) -> None:
     result = post_webhook(url, SECRET, "evt_1", BODY, timeout=2)
 

@@ -84,7 +84,10 @@ _OPENER = urllib.request.build_opener(_NoRedirects)
 
 def is_deliverable_url(url: str) -> bool:
     """Only absolute http(s) URLs: no file://, ftp:// or other schemes urllib would open."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unbalanced IPv6 bracket
+        return False
     return parts.scheme in _SCHEMES and bool(parts.netloc)
 
 
