@@ -1,0 +1,136 @@
+"""End-to-end tests: the real local runtime (template.yaml on moto, the sandbox channel over
+HTTP), driven over HTTP exactly as a merchant, a buyer and a webhook receiver would."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import requests
+
+from local_runtime.profile import LocalProfile
+from local_runtime.runtime import LocalRuntime
+from tests.webhook_receiver import WebhookReceiver
+
+# Short waits so that the late-callback and webhook-retry paths run in seconds.
+CALLBACK_WAIT_SECONDS = 4
+WEBHOOK_MAX_ATTEMPTS = 4
+
+
+@pytest.fixture(scope="session")
+def runtime() -> Iterator[LocalRuntime]:
+    profile = LocalProfile.from_env(
+        {},
+        api_port=0,
+        moto_port=0,
+        sandbox_port=0,
+        callback_wait_seconds=CALLBACK_WAIT_SECONDS,
+        channel_query_interval_seconds=1,
+        webhook_retry_schedule="1,1,1",
+        webhook_max_attempts=WEBHOOK_MAX_ATTEMPTS,
+        sandbox_notify_schedule=(0.0, 0.5, 1.0, 2.0),
+    )
+    with LocalRuntime(profile=profile) as started:
+        yield started
+
+
+def eventually(probe: Callable[[], Any], *, timeout: float = 20.0, pause: float = 0.1) -> Any:
+    """The first truthy value of ``probe()``; fails the test when none comes in time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s (last: {value!r})")
+        time.sleep(pause)
+
+
+@dataclass
+class Merchant:
+    """A merchant's view of the API: its key, its webhook receiver, and a session."""
+
+    api_url: str
+    id: str
+    api_key: str
+    receiver: WebhookReceiver
+    session: requests.Session
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.api_key}", **kwargs.pop("headers", {})}
+        return self.session.request(
+            method, self.api_url + path, headers=headers, timeout=30, **kwargs
+        )
+
+    def create_order(
+        self, no: str, amount: int = 1999, currency: str = "CNY", **extra: Any
+    ) -> dict[str, Any]:
+        answer = self.request(
+            "POST",
+            "/v1/orders",
+            json={
+                "merchant_order_no": no,
+                "amount": amount,
+                "currency": currency,
+                "subject": "Tea",
+                **extra,
+            },
+        )
+        assert answer.status_code == 201, answer.text
+        return answer.json()  # type: ignore[no-any-return]
+
+    def pay(self, order_id: str, **kwargs: Any) -> requests.Response:
+        return self.request(
+            "POST",
+            f"/v1/orders/{order_id}/payments",
+            json={"instruments": [{"type": "channel", "channel": "sandbox"}]},
+            **kwargs,
+        )
+
+    def order(self, order_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/v1/orders/{order_id}").json()  # type: ignore[no-any-return]
+
+    def payment(self, payment_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/v1/payments/{payment_id}").json()  # type: ignore[no-any-return]
+
+    def events(self) -> list[dict[str, Any]]:
+        return self.request("GET", "/v1/events", params={"limit": 100}).json()["data"]  # type: ignore[no-any-return]
+
+    def wait_for_payment(self, payment_id: str, timeout: float = 20.0) -> dict[str, Any]:
+        return eventually(  # type: ignore[no-any-return]
+            lambda: (p := self.payment(payment_id))["status"] != "processing" and p,
+            timeout=timeout,
+        )
+
+
+def buyer(url: str, action: str) -> dict[str, Any]:
+    """The buyer's choice at the sandbox's payment page."""
+    answer = requests.post(url, json={"action": action}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def onboard(runtime: LocalRuntime) -> Iterator[Callable[..., Merchant]]:
+    receivers: list[WebhookReceiver] = []
+
+    def make(name: str = "Tea Shop", fail_first: int = 0, webhook: bool = True) -> Merchant:
+        receiver = WebhookReceiver(fail_first=fail_first).start()
+        receivers.append(receiver)
+        answer = requests.post(
+            runtime.api_url + "/v1/merchants",
+            json={"name": name, "webhook_url": receiver.url if webhook else None},
+            headers={"Authorization": f"Bearer {runtime.admin_token}"},
+            timeout=10,
+        )
+        assert answer.status_code == 201, answer.text
+        body = answer.json()
+        receiver.secret = body["webhook_secret"]
+        return Merchant(runtime.api_url, body["id"], body["api_key"], receiver, requests.Session())
+
+    yield make
+    for receiver in receivers:
+        receiver.stop()

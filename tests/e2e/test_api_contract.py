@@ -1,0 +1,116 @@
+"""The merchant contract over HTTP: auth, isolation, errors, idempotency, lists."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import requests
+
+from local_runtime.runtime import LocalRuntime
+from tests.e2e.conftest import Merchant, buyer
+
+PROBLEM = "application/problem+json"
+
+
+def test_health_and_openapi(runtime: LocalRuntime) -> None:
+    assert requests.get(runtime.api_url + "/health", timeout=10).json() == {"status": "ok"}
+    spec = requests.get(runtime.api_url + "/openapi.json", timeout=10).json()
+    assert "/v1/orders/{order_id}/payments" in spec["paths"]
+
+
+def test_missing_or_bad_key_is_401(runtime: LocalRuntime) -> None:
+    for headers in ({}, {"Authorization": "Bearer sk_live_nope"}, {"Authorization": "Basic x"}):
+        answer = requests.get(runtime.api_url + "/v1/orders", headers=headers, timeout=10)
+        assert answer.status_code == 401
+        assert answer.headers["Content-Type"] == PROBLEM
+        assert answer.json()["code"] == "unauthenticated"
+
+
+def test_merchant_key_cannot_onboard(onboard: Callable[..., Merchant]) -> None:
+    shop = onboard()
+    answer = shop.request("POST", "/v1/merchants", json={"name": "Evil"})
+    assert answer.status_code == 401 and answer.headers["Content-Type"] == PROBLEM
+
+
+def test_unknown_route_is_404_problem(runtime: LocalRuntime) -> None:
+    answer = requests.get(runtime.api_url + "/v1/nothing-here", timeout=10)
+    assert answer.status_code == 404 and answer.headers["Content-Type"] == PROBLEM
+
+
+def test_another_merchants_objects_are_404(onboard: Callable[..., Merchant]) -> None:
+    owner, stranger = onboard("Owner"), onboard("Stranger")
+    order = owner.create_order("ISO-1")
+    payment = owner.pay(order["id"]).json()
+    for method, path in (
+        ("GET", f"/v1/orders/{order['id']}"),
+        ("POST", f"/v1/orders/{order['id']}/close"),
+        ("GET", f"/v1/payments/{payment['id']}"),
+    ):
+        answer = stranger.request(method, path)
+        assert answer.status_code == 404, path
+        assert answer.headers["Content-Type"] == PROBLEM
+    answer = stranger.pay(order["id"])
+    assert answer.status_code == 404
+    assert owner.order(order["id"])["status"] == "paying"
+    listed = stranger.request("GET", "/v1/orders").json()
+    assert listed["data"] == []
+    buyer(payment["next_action"]["url"], "decline")  # leave nothing in flight
+    assert owner.wait_for_payment(payment["id"])["status"] == "failed"
+
+
+def test_duplicate_merchant_order_no_is_409(onboard: Callable[..., Merchant]) -> None:
+    shop = onboard()
+    shop.create_order("DUP-1")
+    again = shop.request(
+        "POST",
+        "/v1/orders",
+        json={"merchant_order_no": "DUP-1", "amount": 5, "currency": "USD", "subject": "x"},
+    )
+    assert again.status_code == 409
+    assert again.headers["Content-Type"] == PROBLEM
+    assert again.json()["code"] == "duplicate_merchant_order_no"
+
+
+def test_idempotent_order_replay_and_key_reuse(onboard: Callable[..., Merchant]) -> None:
+    shop = onboard()
+    body = {"merchant_order_no": "IDEM-1", "amount": 500, "currency": "JPY", "subject": "x"}
+    key = {"Idempotency-Key": "order-idem-1"}
+    first = shop.request("POST", "/v1/orders", json=body, headers=key)
+    again = shop.request("POST", "/v1/orders", json=body, headers=key)
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json()
+    reused = shop.request("POST", "/v1/orders", json={**body, "amount": 501}, headers=key)
+    assert reused.status_code == 422
+    assert reused.json()["code"] == "idempotency_key_reused"
+    listed = shop.request("GET", "/v1/orders", params={"merchant_order_no": "IDEM-1"}).json()
+    assert len(listed["data"]) == 1
+
+
+def test_malformed_json_is_400_and_invalid_fields_422(onboard: Callable[..., Merchant]) -> None:
+    shop = onboard()
+    broken = shop.request(
+        "POST", "/v1/orders", data='{"amount": ', headers={"Content-Type": "application/json"}
+    )
+    assert broken.status_code == 400
+    assert broken.headers["Content-Type"] == PROBLEM
+    assert broken.json()["code"] == "malformed_json"
+    invalid = shop.request(
+        "POST",
+        "/v1/orders",
+        json={"merchant_order_no": "V-1", "amount": -5, "currency": "CNY", "subject": "x"},
+    )
+    assert invalid.status_code == 422
+    problem = invalid.json()
+    assert problem["code"] == "validation_failed" and problem["param"] == "amount"
+    assert {"type", "title", "status", "detail"} <= set(problem)
+    assert shop.request("GET", "/v1/orders").json()["data"] == []
+
+
+def test_lists_page_newest_first(onboard: Callable[..., Merchant]) -> None:
+    shop = onboard()
+    ids = [shop.create_order(f"LIST-{n}")["id"] for n in range(3)]
+    page = shop.request("GET", "/v1/orders", params={"limit": 2}).json()
+    assert page["object"] == "list" and page["has_more"] is True
+    assert [o["id"] for o in page["data"]] == ids[::-1][:2]
+    rest = shop.request("GET", "/v1/orders", params={"starting_after": ids[1]}).json()
+    assert [o["id"] for o in rest["data"]] == [ids[0]]
