@@ -1,0 +1,255 @@
+"""The local runtime's pure parts: intrinsic functions, schedules, IAM policies, SQS batch
+results, gateway responses and the per-thread environment. No moto, no HTTP."""
+
+from __future__ import annotations
+
+import os
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
+
+from local_runtime import scope
+from local_runtime.apigateway import RestApiDefinition, RestApiGateway, policy_allows
+from local_runtime.lambdas import FunctionError, Invocation
+from local_runtime.pollers import next_cron_time, rate_seconds, succeeded_messages
+from local_runtime.provision import generate_secret_string, physical_name
+from local_runtime.resolver import NO_VALUE, Resolver, dependency_order
+from local_runtime.template import TemplateError, effective_parameters, load_yaml
+
+TEMPLATE_TEXT = """
+Parameters:
+  Url: {Type: String, Default: ""}
+  Sizes: {Type: CommaDelimitedList, Default: "1,2,3"}
+  Count: {Type: Number, Default: 3, MinValue: 1}
+Mappings:
+  Tiers: {small: {size: "10"}}
+Conditions:
+  HasUrl: !Not [!Equals [!Ref Url, ""]]
+Resources:
+  Queue: {Type: AWS::SQS::Queue}
+  Consumer:
+    Type: AWS::Lambda::Function
+    Properties:
+      Q: !GetAtt Queue.Arn
+  Alarm:
+    Type: AWS::CloudWatch::Alarm
+    DependsOn: Consumer
+    Properties:
+      Name: !Sub "${AWS::StackName}-${Queue.QueueName}-${!Literal}"
+"""
+
+
+def _resolver(**parameters: str) -> Resolver:
+    template = load_yaml(TEMPLATE_TEXT)
+    values = effective_parameters(template, parameters)
+    resolver = Resolver(template, values, "us-east-1")
+    resolver.refs["Queue"] = "http://sqs/q"
+    resolver.attributes["Queue"] = {"Arn": "arn:aws:sqs:us-east-1:123456789012:q", "QueueName": "q"}
+    return resolver
+
+
+# -- intrinsic functions ------------------------------------------------------------------
+
+
+def test_sub_resolves_refs_attributes_pseudo_parameters_and_escapes() -> None:
+    resolver = _resolver()
+
+    assert resolver.resolve({"Fn::Sub": "${AWS::StackName}-${Queue.QueueName}-${!Literal}"}) == (
+        "paycore-local-q-${Literal}"
+    )
+    assert resolver.resolve({"Fn::Sub": ["${A}/${Queue}", {"A": {"Ref": "AWS::Region"}}]}) == (
+        "us-east-1/http://sqs/q"
+    )
+
+
+def test_conditions_and_no_value_drop_properties() -> None:
+    without_url = _resolver()
+    with_url = _resolver(Url="https://example.test")
+    value = {"URL": {"Fn::If": ["HasUrl", {"Ref": "Url"}, {"Ref": "AWS::NoValue"}]}, "X": "1"}
+
+    assert without_url.resolve(value) == {"X": "1"}
+    assert with_url.resolve(value) == {"URL": "https://example.test", "X": "1"}
+    assert without_url.resolve({"Ref": "AWS::NoValue"}) is NO_VALUE
+
+
+def test_list_functions_and_maps() -> None:
+    resolver = _resolver()
+
+    assert resolver.resolve({"Fn::Join": ["-", {"Ref": "Sizes"}]}) == "1-2-3"
+    assert resolver.resolve({"Fn::Select": [1, {"Fn::Split": [",", "a,b,c"]}]}) == "b"
+    assert resolver.resolve({"Fn::FindInMap": ["Tiers", "small", "size"]}) == "10"
+    assert resolver.resolve({"Fn::GetAtt": "Queue.Arn"}).endswith(":q")
+
+
+def test_unknown_reference_is_a_clear_error() -> None:
+    with pytest.raises(TemplateError, match="Consumer"):
+        _resolver().resolve({"Ref": "Consumer"})
+
+
+def test_dependency_order_follows_refs_getatts_subs_and_depends_on() -> None:
+    template = load_yaml(TEMPLATE_TEXT)
+
+    order = dependency_order(template["Resources"])
+
+    assert order.index("Queue") < order.index("Consumer") < order.index("Alarm")
+
+
+def test_parameter_constraints_apply_to_local_overrides() -> None:
+    template = load_yaml(TEMPLATE_TEXT)
+
+    with pytest.raises(TemplateError, match="MinValue"):
+        effective_parameters(template, {"Count": "0"})
+    assert effective_parameters(template, {"Count": "5", "Undeclared": "x"})["Count"] == "5"
+
+
+def test_generated_names_are_stable_and_fit() -> None:
+    name = physical_name("A" * 100, 64)
+
+    assert name == physical_name("A" * 100, 64)
+    assert len(name) <= 64
+    assert name.startswith("paycore-local-")
+
+
+def test_generated_secret_follows_the_template_options() -> None:
+    value = generate_secret_string({"PasswordLength": 48, "ExcludePunctuation": True})
+
+    assert len(value) == 48
+    assert value.isalnum()
+
+
+# -- schedules ----------------------------------------------------------------------------
+
+
+def test_rate_expressions() -> None:
+    assert rate_seconds("rate(1 minute)") == 60
+    assert rate_seconds("rate(5 minutes)") == 300
+    assert rate_seconds("rate(2 hours)") == 7200
+    assert rate_seconds("cron(0 12 * * ? *)") is None
+
+
+def test_cron_expressions_use_aws_fields() -> None:
+    after = datetime(2025, 1, 1, 10, 30, tzinfo=UTC)  # a Wednesday
+
+    assert next_cron_time("cron(0 12 * * ? *)", after) == datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
+    assert next_cron_time("cron(0/15 * * * ? *)", after) == datetime(2025, 1, 1, 10, 45, tzinfo=UTC)
+    # Day of week: 2 is Monday in AWS cron.
+    assert next_cron_time("cron(0 8 ? * 2 *)", after) == datetime(2025, 1, 6, 8, 0, tzinfo=UTC)
+    assert next_cron_time("cron(0 0 1 JAN ? *)", after) == datetime(2026, 1, 1, 0, 0, tzinfo=UTC)
+
+
+# -- API Gateway --------------------------------------------------------------------------
+
+METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:abc/local/GET/v1/orders"
+
+
+def _policy(effect: str, resource: str) -> dict[str, Any]:
+    statement = {"Action": "execute-api:Invoke", "Effect": effect, "Resource": resource}
+    return {"Version": "2012-10-17", "Statement": [statement]}
+
+
+def test_policies_allow_by_arn_glob_and_deny_wins() -> None:
+    assert policy_allows(_policy("Allow", "arn:aws:execute-api:*:*:abc/*/GET/*"), METHOD_ARN)
+    assert not policy_allows(_policy("Allow", "arn:aws:execute-api:*:*:abc/*/POST/*"), METHOD_ARN)
+    assert not policy_allows(_policy("Deny", "*"), METHOD_ARN)
+    both = _policy("Allow", "*")
+    both["Statement"].append(_policy("Deny", METHOD_ARN)["Statement"][0])
+    assert not policy_allows(both, METHOD_ARN)
+
+
+def _gateway(responses: dict[str, Any]) -> RestApiGateway:
+    body = {"paths": {}, "x-amazon-apigateway-gateway-responses": responses}
+    api = RestApiDefinition("Api", "abc", "local", body)
+    return RestApiGateway([api], lambda *_: None, lambda _: None, "us-east-1", "123456789012")  # type: ignore[arg-type,return-value]
+
+
+def test_gateway_responses_come_from_the_template_with_context_variables() -> None:
+    gateway = _gateway(
+        {
+            "DEFAULT_4XX": {
+                "statusCode": "418",
+                "responseParameters": {"gatewayresponse.header.X-Why": "'teapot'"},
+                "responseTemplates": {"application/json": '{"m": "$context.error.message"}'},
+            }
+        }
+    )
+    request = Request(EnvironBuilder(path="/x").get_environ())
+
+    reply = gateway.gateway_response("UNAUTHORIZED", None, request, {})
+
+    assert reply.status == 418
+    assert reply.headers["X-Why"] == "teapot"
+    assert reply.body == b'{"m": "Unauthorized"}'
+
+
+def test_gateway_response_defaults_are_api_gateways() -> None:
+    request = Request(EnvironBuilder(path="/x").get_environ())
+
+    reply = _gateway({}).gateway_response("MISSING_AUTHENTICATION_TOKEN", None, request, {})
+
+    assert reply.status == 403
+    assert reply.body == b'{"message":"Missing Authentication Token"}'
+
+
+# -- SQS batch results --------------------------------------------------------------------
+
+MESSAGES = [{"MessageId": f"m{n}", "ReceiptHandle": f"r{n}"} for n in range(3)]
+
+
+def _invocation(payload: Any, errored: bool = False) -> Invocation:
+    error = FunctionError("Boom", "boom") if errored else None
+    return Invocation("F", "req", payload, "", error, 1.0)
+
+
+def test_batch_item_failures_keep_only_the_failed_messages() -> None:
+    failures = {"batchItemFailures": [{"itemIdentifier": "m1"}]}
+
+    kept = succeeded_messages(MESSAGES, _invocation(failures), report_batch_item_failures=True)
+
+    assert [m["MessageId"] for m in kept] == ["m0", "m2"]
+
+
+def test_batch_results_follow_the_lambda_service_rules() -> None:
+    def deleted(payload: Any, report: bool = True, errored: bool = False) -> int:
+        return len(succeeded_messages(MESSAGES, _invocation(payload, errored), report))
+
+    assert deleted(None, errored=True) == 0
+    assert deleted({"batchItemFailures": [{"itemIdentifier": "m1"}]}, report=False) == 3
+    assert deleted({"batchItemFailures": []}) == 3
+    assert deleted({"batchItemFailures": [{"itemIdentifier": "unknown"}]}) == 0
+
+
+# -- per-thread environment ---------------------------------------------------------------
+
+
+def test_each_thread_sees_its_own_scope_over_the_process_environment() -> None:
+    scope.install_environ_overlay()
+    try:
+        os.environ["PAYCORE_TEST_BASE"] = "base"
+        seen: dict[str, tuple[str | None, str | None]] = {}
+        barrier = threading.Barrier(2)
+
+        def run(name: str) -> None:
+            with scope.enter(name, {"WHO": name, "PAYCORE_TEST_BASE": "over"}):
+                barrier.wait()
+                os.environ["WRITTEN"] = name
+                barrier.wait()
+                seen[name] = (os.environ.get("WHO"), os.environ.get("WRITTEN"))
+
+        threads = [threading.Thread(target=run, args=(n,)) for n in ("a", "b")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(5)
+
+        assert seen == {"a": ("a", "a"), "b": ("b", "b")}
+        assert "WHO" not in os.environ
+        assert "WRITTEN" not in os.environ
+        assert os.environ["PAYCORE_TEST_BASE"] == "base"
+    finally:
+        os.environ.pop("PAYCORE_TEST_BASE", None)
+        scope.uninstall_environ_overlay()
+    assert type(os.environ).__name__ == "_Environ"
