@@ -351,12 +351,16 @@ class LambdaHost:
         if error is None:
             log.debug("%s <- %s ok (%.0f ms)", function_id, source, duration_ms)
             return
-        # Domain exceptions (ChannelRejected...) are signals a state machine catches; a
-        # builtin exception (KeyError, TypeError...) or an init failure is a bug: show it.
+        # Domain exceptions (ChannelRejected, an authorizer's Exception("Unauthorized")) are
+        # signals a caller handles: one line. A builtin error (KeyError, TypeError...) or an
+        # init failure is a bug: a warning with the traceback.
         is_bug = error.error_type.startswith("Runtime.") or (
-            exception is not None and type(exception).__module__ == "builtins"
+            exception is not None
+            and type(exception).__module__ == "builtins"
+            and type(exception) is not Exception
         )
-        log.warning(
+        log.log(
+            logging.WARNING if is_bug else logging.INFO,
             "%s <- %s raised %s: %s (%.0f ms)",
             function_id,
             source,

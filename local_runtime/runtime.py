@@ -100,6 +100,7 @@ class LocalRuntime:
         self._stack: Stack | None = None
         self._host: LambdaHost | None = None
         self._api: ApiServer | None = None
+        self._gateway: RestApiGateway | None = None
         self._moto: moto_server.MotoServer | None = None
         self._sandbox: Any = None
         self._pollers: list[SqsPoller] = []
@@ -129,7 +130,11 @@ class LocalRuntime:
         global _active  # noqa: PLW0603 - one runtime per process
         with _active_lock:
             if _active is not None:
-                raise RuntimeError("a LocalRuntime is already running in this process")
+                raise RuntimeError(
+                    "a LocalRuntime is already running in this process (moto's state and the "
+                    "hooks are process-wide); stop it first, e.g. scope a pytest fixture that "
+                    "starts one to its module or package rather than the session"
+                )
             _active = self
         self._running = True
         try:
@@ -186,7 +191,7 @@ class LocalRuntime:
         host.activate()
         lambdas.install_moto_hook(host)
         self._hooks.append("lambda")
-        gateway = RestApiGateway(
+        self._gateway = gateway = RestApiGateway(
             stack.rest_apis, host.invoke, host.function_id, profile.region, ACCOUNT_ID
         )
         for source in stack.sqs_sources:
@@ -377,6 +382,12 @@ class LocalRuntime:
     def stack(self) -> Stack:
         assert self._stack is not None, "start() first"
         return self._stack
+
+    @property
+    def gateway(self) -> RestApiGateway:
+        """The API Gateway emulation (its ``routes`` come from the template)."""
+        assert self._gateway is not None, "start() first"
+        return self._gateway
 
     @property
     def lambdas(self) -> LambdaHost:

@@ -226,6 +226,7 @@ def test_batch_results_follow_the_lambda_service_rules() -> None:
 
 
 def test_each_thread_sees_its_own_scope_over_the_process_environment() -> None:
+    environ_before = os.environ
     scope.install_environ_overlay()
     try:
         os.environ["PAYCORE_TEST_BASE"] = "base"
@@ -252,4 +253,4 @@ def test_each_thread_sees_its_own_scope_over_the_process_environment() -> None:
     finally:
         os.environ.pop("PAYCORE_TEST_BASE", None)
         scope.uninstall_environ_overlay()
-    assert type(os.environ).__name__ == "_Environ"
+    assert os.environ is environ_before

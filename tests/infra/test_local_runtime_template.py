@@ -1,0 +1,144 @@
+"""The local runtime provisions the real template.yaml: every table, queue, state machine,
+secret and function it declares exists in moto, configured as the template says.
+
+What to expect is read from the transformed template, so the test follows the template."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from local_runtime.profile import LocalProfile
+from local_runtime.runtime import DEFAULT_TEMPLATE, LocalRuntime
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def runtime() -> Iterator[LocalRuntime]:
+    profile = LocalProfile.from_env(
+        {}, api_port=0, moto_port=0, sandbox_port=0, admin_token="local-admin-token"
+    )
+    with LocalRuntime(DEFAULT_TEMPLATE, profile, start_sandbox=False) as started:
+        yield started
+
+
+def _declared(runtime: LocalRuntime, resource_type: str) -> list[str]:
+    return [
+        logical_id
+        for logical_id, resource in runtime.stack.template.resources.items()
+        if resource["Type"] == resource_type
+    ]
+
+
+def test_every_table_exists_with_its_indexes_ttl_and_backups(runtime: LocalRuntime) -> None:
+    dynamodb = runtime.client("dynamodb")
+    tables = _declared(runtime, "AWS::DynamoDB::Table")
+
+    assert tables
+    assert set(dynamodb.list_tables()["TableNames"]) == {runtime.physical_id(t) for t in tables}
+    for logical_id in tables:
+        declared = runtime.stack.template.resources[logical_id]["Properties"]
+        name = runtime.physical_id(logical_id)
+        table = dynamodb.describe_table(TableName=name)["Table"]
+        indexes = {index["IndexName"] for index in table.get("GlobalSecondaryIndexes", [])}
+        assert indexes == {i["IndexName"] for i in declared.get("GlobalSecondaryIndexes", [])}
+        if "TimeToLiveSpecification" in declared:
+            ttl = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+            assert ttl["AttributeName"] == declared["TimeToLiveSpecification"]["AttributeName"]
+        if declared.get("PointInTimeRecoverySpecification"):
+            backups = dynamodb.describe_continuous_backups(TableName=name)
+            pitr = backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]
+            assert pitr["PointInTimeRecoveryStatus"] == "ENABLED"
+
+
+def test_every_queue_exists_and_redrives_after_the_local_attempt_count(
+    runtime: LocalRuntime,
+) -> None:
+    sqs = runtime.client("sqs")
+    queues = _declared(runtime, "AWS::SQS::Queue")
+
+    assert set(sqs.list_queues()["QueueUrls"]) == {runtime.physical_id(q) for q in queues}
+    for logical_id in queues:
+        declared = runtime.stack.template.resources[logical_id]["Properties"]
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=runtime.physical_id(logical_id), AttributeNames=["All"]
+        )["Attributes"]
+        if "RedrivePolicy" in declared:
+            policy = json.loads(attributes["RedrivePolicy"])
+            assert policy["maxReceiveCount"] == runtime.profile.webhook_max_attempts
+        if "VisibilityTimeout" in declared:
+            assert attributes["VisibilityTimeout"] == str(declared["VisibilityTimeout"])
+
+
+def test_every_state_machine_exists_with_its_substitutions_applied(
+    runtime: LocalRuntime,
+) -> None:
+    stepfunctions = runtime.client("stepfunctions")
+    machines = _declared(runtime, "AWS::StepFunctions::StateMachine")
+    function_arns = {spec.function_arn for spec in runtime.lambdas.specs.values()}
+
+    listed = {m["stateMachineArn"] for m in stepfunctions.list_state_machines()["stateMachines"]}
+    assert listed == {runtime.physical_id(m) for m in machines}
+    for logical_id in machines:
+        definition = stepfunctions.describe_state_machine(
+            stateMachineArn=runtime.physical_id(logical_id)
+        )["definition"]
+        assert "${" not in definition
+        resources = [
+            state.get("Parameters", {}).get("FunctionName")
+            for state in json.loads(definition)["States"].values()
+        ]
+        assert {arn for arn in resources if arn} <= function_arns
+
+
+def test_every_secret_exists_and_the_admin_token_is_the_profiles(runtime: LocalRuntime) -> None:
+    secretsmanager = runtime.client("secretsmanager")
+    secrets = _declared(runtime, "AWS::SecretsManager::Secret")
+
+    listed = {s["ARN"] for s in secretsmanager.list_secrets()["SecretList"]}
+    assert listed == {runtime.physical_id(s) for s in secrets}
+    for logical_id in secrets:
+        value = secretsmanager.get_secret_value(SecretId=runtime.physical_id(logical_id))
+        assert value["SecretString"]
+    if "AdminTokenSecret" in secrets:
+        admin = secretsmanager.get_secret_value(SecretId=runtime.physical_id("AdminTokenSecret"))
+        assert admin["SecretString"] == "local-admin-token"
+
+
+def test_every_function_exists_with_its_resolved_environment(runtime: LocalRuntime) -> None:
+    client = runtime.client("lambda")
+    functions = _declared(runtime, "AWS::Lambda::Function")
+
+    listed = {f["FunctionName"] for f in client.list_functions()["Functions"]}
+    assert listed == {runtime.physical_id(f) for f in functions}
+    assert set(runtime.lambdas.specs) == set(functions)
+    for spec in runtime.lambdas.specs.values():
+        assert spec.code_dir is not None
+        assert spec.code_dir.is_dir()
+        assert spec.layer_dirs
+        for value in spec.environment.values():
+            assert "Ref" not in value
+            assert "Fn::" not in value
+        if "PUBLIC_API_URL" in spec.environment:
+            assert spec.environment["PUBLIC_API_URL"] == runtime.api_url
+
+
+def test_routes_and_event_sources_come_from_the_template(runtime: LocalRuntime) -> None:
+    api_events = [
+        (event["Properties"]["Method"].upper(), event["Properties"]["Path"])
+        for resource in runtime.stack.template.sam["Resources"].values()
+        if resource.get("Type") == "AWS::Serverless::Function"
+        for event in (resource.get("Properties", {}).get("Events") or {}).values()
+        if event.get("Type") == "Api"
+    ]
+    sqs_events = _declared(runtime, "AWS::Lambda::EventSourceMapping")
+    gateway = runtime.client("apigateway")
+
+    assert gateway.get_rest_apis()["items"] == []  # served by the runtime, not by moto
+    assert {s.logical_id for s in runtime.stack.sqs_sources} == set(sqs_events)
+    served = {(route.method, route.resource_path) for route in runtime.gateway.routes}
+    assert set(api_events) == served
+    assert all(route.function_id in runtime.lambdas.specs for route in runtime.gateway.routes)
