@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Request, Response
@@ -530,8 +530,12 @@ class RestApiGateway:
         """Serve one HTTP request as API Gateway would; logs one access line."""
         started = time.perf_counter()
         request_id = str(uuid.uuid4())
-        path = request.path if request.path == "/" else request.path.rstrip("/")
-        path = self._strip_stage(path)
+        # Match on the raw path so that an encoded "/" stays inside one path parameter.
+        raw = str(request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or "")
+        raw_path = raw.split("?", 1)[0] or request.path
+        raw_path = raw_path if raw_path == "/" else raw_path.rstrip("/")
+        raw_path = self._strip_stage(raw_path)
+        path = unquote(raw_path)
         context: dict[str, Any] = {
             "requestId": request_id,
             "extendedRequestId": request_id,
@@ -540,7 +544,7 @@ class RestApiGateway:
             "identity.sourceIp": request.remote_addr or "",
             "domainName": self.domain_name,
         }
-        reply = self._dispatch(request, path, request_id, context)
+        reply = self._dispatch(request, raw_path, request_id, context)
         reply.headers["x-amzn-RequestId"] = request_id
         response = Response(reply.body, status=reply.status, headers=reply.headers)
         elapsed = (time.perf_counter() - started) * 1000
@@ -550,12 +554,14 @@ class RestApiGateway:
         return response
 
     def _dispatch(
-        self, request: Request, path: str, request_id: str, context: dict[str, Any]
+        self, request: Request, raw_path: str, request_id: str, context: dict[str, Any]
     ) -> _GatewayReply:
-        found = self.match(request.method, path)
+        found = self.match(request.method, raw_path)
         if found is None:
             return self.gateway_response("MISSING_AUTHENTICATION_TOKEN", None, request, context)
-        route, path_params = found
+        route, raw_params = found
+        path = unquote(raw_path)
+        path_params = {name: unquote(value) for name, value in raw_params.items()}
         context.update(
             {
                 "resourcePath": route.resource_path,

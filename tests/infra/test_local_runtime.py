@@ -53,8 +53,10 @@ Resources:
     Type: AWS::Serverless::Api
     Properties:
       StageName: !Ref StageName
+      Cors: {AllowOrigin: "'*'", AllowHeaders: "'Authorization'"}
       Auth:
         DefaultAuthorizer: TokenAuthorizer
+        AddDefaultAuthorizerToCorsPreflight: false
         Authorizers:
           TokenAuthorizer:
             FunctionArn: !GetAtt AuthorizerFunction.Arn
@@ -92,6 +94,16 @@ Resources:
         Crash:
           Type: Api
           Properties: {RestApiId: !Ref Api, Path: /crash, Method: GET, Auth: {Authorizer: NONE}}
+        AnyFile:
+          Type: Api
+          Properties:
+            RestApiId: !Ref Api
+            Path: "/files/{path+}"
+            Method: ANY
+            Auth: {Authorizer: NONE}
+        Readme:
+          Type: Api
+          Properties: {RestApiId: !Ref Api, Path: /files/readme, Method: GET, Auth: {Authorizer: NONE}}
   AuthorizerFunction:
     Type: AWS::Serverless::Function
     Properties:
@@ -397,6 +409,28 @@ def test_proxy_responses_keep_status_headers_and_body(runtime: LocalRuntime) -> 
     assert answer.headers["X-Who"] == "echo"
     assert answer.raw.headers.getlist("Set-Cookie") == ["a=1", "b=2"]
     assert json.loads(answer.json()["event"]["body"]) == {"sku": "tea"}
+
+
+def test_literal_paths_win_over_greedy_ones_and_encoded_slashes_stay_in_a_parameter(
+    runtime: LocalRuntime,
+) -> None:
+    readme = requests.get(f"{runtime.api_url}/files/readme", timeout=10).json()["event"]
+    nested = requests.delete(f"{runtime.api_url}/files/a/b%2Fc", timeout=10).json()["event"]
+    item = requests.get(f"{runtime.api_url}/items/a%2Fb", headers=auth("allow"), timeout=10)
+
+    assert readme["resource"] == "/files/readme"
+    assert nested["resource"] == "/files/{path+}"
+    assert nested["httpMethod"] == "DELETE"
+    assert nested["pathParameters"] == {"path": "a/b/c"}
+    assert item.json()["event"]["pathParameters"] == {"item_id": "a/b"}
+
+
+def test_cors_preflight_is_answered_by_the_mock_integration(runtime: LocalRuntime) -> None:
+    answer = requests.options(f"{runtime.api_url}/items", timeout=10)
+
+    assert answer.status_code == 200
+    assert answer.headers["Access-Control-Allow-Origin"] == "*"
+    assert answer.headers["Access-Control-Allow-Headers"] == "Authorization"
 
 
 def test_missing_authorization_header_is_rejected_without_calling_the_authorizer(
