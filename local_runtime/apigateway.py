@@ -20,6 +20,7 @@ API's ``x-amazon-apigateway-gateway-responses``; API Gateway's defaults apply wh
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import re
@@ -151,6 +152,7 @@ def _security_definitions(body: Mapping[str, Any]) -> Mapping[str, Any]:
     return definitions or {}
 
 
+@functools.lru_cache(maxsize=256)
 def _arn_glob(pattern: str) -> re.Pattern[str]:
     return re.compile(
         ".*".join(".".join(map(re.escape, part.split("?"))) for part in pattern.split("*"))
@@ -295,19 +297,30 @@ class RestApiGateway:
     # -- routing --------------------------------------------------------------------------
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
-        """The route API Gateway would pick for ``method path``, with its path parameters."""
-        candidates: list[tuple[tuple[int, ...], int, Route, dict[str, str]]] = []
+        """The route API Gateway would pick for ``method path``, with its path parameters.
+
+        Like API Gateway, the resource is chosen first (literal segments beat ``{param}``,
+        which beats ``{greedy+}``), then the method on it (exact, else ``ANY``); a resource
+        without that method does not fall back to a less specific one.
+        """
+        best: tuple[tuple[int, ...], Route, dict[str, str]] | None = None
         for route in self.routes:
             matched = route.pattern.fullmatch(path)
-            if matched is None or route.method not in (method, "ANY"):
-                continue
-            rank = 1 if route.method == "ANY" else 0
-            candidates.append((route.specificity, rank, route, matched.groupdict()))
-        if not candidates:
+            if matched is not None and (best is None or route.specificity < best[0]):
+                best = (route.specificity, route, matched.groupdict())
+        if best is None:
             return None
-        candidates.sort(key=lambda item: (item[0], item[1]))
-        _, _, route, params = candidates[0]
-        return route, params
+        _, chosen, params = best
+        on_resource = [
+            route
+            for route in self.routes
+            if route.api is chosen.api and route.resource_path == chosen.resource_path
+        ]
+        for wanted in (method, "ANY"):
+            for route in on_resource:
+                if route.method == wanted:
+                    return route, params
+        return None
 
     def _strip_stage(self, path: str) -> str:
         for api in self.apis:

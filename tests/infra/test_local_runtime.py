@@ -22,6 +22,8 @@ import requests
 from local_runtime.profile import LocalProfile
 from local_runtime.runtime import LocalRuntime
 
+pytestmark = pytest.mark.timeout(120)
+
 TEMPLATE = """
 AWSTemplateFormatVersion: "2010-09-09"
 Transform: AWS::Serverless-2016-10-31
@@ -419,12 +421,14 @@ def test_literal_paths_win_over_greedy_ones_and_encoded_slashes_stay_in_a_parame
     readme = requests.get(f"{runtime.api_url}/files/readme", timeout=10).json()["event"]
     nested = requests.delete(f"{runtime.api_url}/files/a/b%2Fc", timeout=10).json()["event"]
     item = requests.get(f"{runtime.api_url}/items/a%2Fb", headers=auth("allow"), timeout=10)
+    no_fallback = requests.post(f"{runtime.api_url}/files/readme", timeout=10)
 
     assert readme["resource"] == "/files/readme"
     assert nested["resource"] == "/files/{path+}"
     assert nested["httpMethod"] == "DELETE"
     assert nested["pathParameters"] == {"path": "a/b/c"}
     assert item.json()["event"]["pathParameters"] == {"item_id": "a/b"}
+    assert no_fallback.status_code == 404  # the resource exists, the method does not
 
 
 def test_cors_preflight_is_answered_by_the_mock_integration(runtime: LocalRuntime) -> None:
