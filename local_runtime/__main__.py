@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("botocore", "boto3", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if args.verbose:  # show the Step Functions interpreter's failure dumps too
+        logging.getLogger("moto.stepfunctions.parser").setLevel(logging.INFO)
 
     try:
         profile = LocalProfile.from_env()

@@ -71,10 +71,19 @@ def busy_ports(profile: LocalProfile) -> list[PortInUseError]:
 
 
 def quiet_noisy_loggers() -> None:
-    """moto's ASL interpreter dumps whole states on failures; werkzeug logs every request."""
-    logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    logging.getLogger("samtranslator").setLevel(logging.WARNING)
+    """moto's ASL interpreter dumps whole states on failures; werkzeug logs every request.
+
+    A logger whose level was already set (``python -m local_runtime -v``) is left alone.
+    """
+    levels = {
+        "moto.stepfunctions.parser": logging.CRITICAL,
+        "werkzeug": logging.ERROR,
+        "samtranslator": logging.WARNING,
+    }
+    for name, level in levels.items():
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(level)
 
 
 class LocalRuntime:
