@@ -92,7 +92,7 @@ def get_config(endpoint: str) -> dict[str, Any]:
 
 _cache_lock = threading.Lock()
 _original_boto_client_for: Callable[..., Any] | None = None
-_clients: dict[tuple[str, str, str], Any] = {}
+_clients: dict[tuple[str, str, str, bool], Any] = {}
 
 
 def install_interpreter_client_cache() -> None:
@@ -102,6 +102,7 @@ def install_interpreter_client_cache() -> None:
     import sys
 
     from moto import settings
+    from moto.core.models import botocore_stubber
 
     module = importlib.import_module(_BOTO_CLIENT_MODULE)
     with _cache_lock:
@@ -111,7 +112,8 @@ def install_interpreter_client_cache() -> None:
         _original_boto_client_for = original
 
         def cached_boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
-            key = (region, service, settings.moto_server_port())
+            # The original targets moto's in-process stubber when a mock_aws is active.
+            key = (region, service, settings.moto_server_port(), bool(botocore_stubber.enabled))
             client = _clients.get(key)
             if client is None:
                 with _cache_lock:
