@@ -155,15 +155,29 @@ class LocalRuntime:
 
     def _start(self) -> None:
         started = time.perf_counter()
-        profile = self.profile
         quiet_noisy_loggers()
+        self._start_servers()
+        self._install_hooks()
+        self._start_sandbox()
+        stack = self._provision()
+        self._start_serving(stack)
+        self.started_in_seconds = time.perf_counter() - started
+        log.info(
+            "provisioned %d resources in %.2f s; ready in %.2f s",
+            sum(1 for r in stack.resources.values() if r.created),
+            stack.seconds,
+            self.started_in_seconds,
+        )
+
+    def _start_servers(self) -> None:
+        """Bind the API port (its URL is a template parameter) and start moto."""
+        profile = self.profile
         if not port_available(profile.host, profile.moto_port):
             raise PortInUseError(profile.moto_port, PORT_VARIABLES["moto_port"])
         try:
             self._api = ApiServer(profile.host, profile.api_port)
         except OSError:
             raise PortInUseError(profile.api_port, PORT_VARIABLES["api_port"]) from None
-
         self._moto = moto_server.MotoServer(profile.host, profile.moto_port, verbose=False)
         try:
             self._moto.start()
@@ -173,19 +187,21 @@ class LocalRuntime:
         self._set_process_env()
         self._saved_sfn_config = moto_server.get_config(self.moto_endpoint).get("stepfunctions")
         moto_server.moto_api(self.moto_endpoint, "reset")
+        # Before any state machine exists: it selects the backend that executes them.
         moto_server.moto_api(
             self.moto_endpoint, "config", {"stepfunctions": {"execute_state_machine": True}}
         )
-        self._install_hooks()
-        self._start_sandbox()
 
+    def _provision(self) -> Stack:
+        """Transform the template with the local profile and create its resources in moto."""
+        import boto3
+
+        profile = self.profile
         template = transform_template(
             self.template_path,
             profile.parameter_overrides(self.api_url, self.sandbox_url),
             region=profile.region,
         )
-        import boto3
-
         self._session = boto3.session.Session(
             aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
@@ -194,47 +210,47 @@ class LocalRuntime:
         provisioner = Provisioner(
             template, self._session, self.moto_endpoint, profile.region, profile.secret_values()
         )
-        self._stack = stack = provisioner.provision()
+        self._stack = provisioner.provision()
+        return self._stack
 
+    def _start_serving(self, stack: Stack) -> None:
+        """Load the functions, then serve the API, poll the queues and run the schedules."""
+        profile = self.profile
         self._host = host = LambdaHost(stack.functions.values(), profile.instances_per_function)
         host.activate()
         lambdas.install_moto_hook(host)
         self._hooks.append("lambda")
-        self._gateway = gateway = RestApiGateway(
+        self._gateway = RestApiGateway(
             stack.rest_apis, host.invoke, host.function_id, profile.region, ACCOUNT_ID
         )
-        for source in stack.sqs_sources:
-            if source.enabled:
-                self._pollers.append(
-                    SqsPoller(
-                        source,
-                        self.client("sqs"),
-                        host.invoke,
-                        profile.region,
-                        concurrency=profile.sqs_pollers_per_source,
-                    )
-                )
-        for spec in stack.schedules:
-            self._schedules[spec.logical_id] = ScheduleRunner(
+        self._pollers = [
+            SqsPoller(
+                source,
+                self.client("sqs"),
+                host.invoke,
+                profile.region,
+                concurrency=profile.sqs_pollers_per_source,
+            )
+            for source in stack.sqs_sources
+            if source.enabled
+        ]
+        self._schedules = {
+            spec.logical_id: ScheduleRunner(
                 spec,
                 host.invoke,
                 profile.region,
                 ACCOUNT_ID,
                 time_scale=profile.schedule_time_scale,
             )
-        self._api.start(gateway)
+            for spec in stack.schedules
+        }
+        assert self._api is not None
+        self._api.start(self._gateway)
         for poller in self._pollers:
             poller.start()
         for runner in self._schedules.values():
             if runner.spec.enabled:
                 runner.start()
-        self.started_in_seconds = time.perf_counter() - started
-        log.info(
-            "provisioned %d resources in %.2f s; ready in %.2f s",
-            sum(1 for r in stack.resources.values() if r.created),
-            stack.seconds,
-            self.started_in_seconds,
-        )
 
     def _set_process_env(self) -> None:
         """Point every boto3 client of this process (the handlers' too) at moto."""
