@@ -20,7 +20,9 @@ CALLBACK_WAIT_SECONDS = 4
 WEBHOOK_MAX_ATTEMPTS = 4
 
 
-@pytest.fixture(scope="session")
+# One runtime per process at a time (moto and the hooks are process-wide): scoped to this
+# package so it is gone before other suites run.
+@pytest.fixture(scope="package")
 def runtime() -> Iterator[LocalRuntime]:
     profile = LocalProfile.from_env(
         {},
