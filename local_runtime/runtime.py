@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from local_runtime import accounting, lambdas, moto_server, scope
+from local_runtime import accounting, dynamodb_transactions, lambdas, moto_server, scope
 from local_runtime.accounting import SdkCallCounter
 from local_runtime.apigateway import ApiServer, RestApiGateway
 from local_runtime.lambdas import Invocation, LambdaHost
@@ -284,6 +284,8 @@ class LocalRuntime:
         self._hooks.append("counter")
         moto_server.install_interpreter_client_cache()
         self._hooks.append("interpreter")
+        dynamodb_transactions.install()
+        self._hooks.append("dynamodb")
 
     def _start_sandbox(self) -> None:
         if not self.start_sandbox:
@@ -354,6 +356,8 @@ class LocalRuntime:
             lambdas.uninstall_moto_hook()
         if "interpreter" in self._hooks:
             moto_server.uninstall_interpreter_client_cache()
+        if "dynamodb" in self._hooks:
+            dynamodb_transactions.uninstall()
         if "counter" in self._hooks:
             accounting.uninstall_counter()
         self._restore_process_env()

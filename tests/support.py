@@ -9,35 +9,16 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import yaml
+from local_runtime.template import load_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
 _counter = itertools.count()
 
 
-class _CfnLoader(yaml.SafeLoader):
-    """Reads CloudFormation short-form tags (!Ref, !Sub, ...) as {"Fn::X": value} maps."""
-
-
-def _tag(loader: _CfnLoader, suffix: str, node: yaml.Node) -> Any:
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if suffix == "GetAtt" and isinstance(value, str):
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    return {name: value}
-
-
-_CfnLoader.add_multi_constructor("!", _tag)
-
-
 def load_template() -> dict[str, Any]:
-    return yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)
+    """template.yaml with CloudFormation short forms (!Ref, !Sub, ...) as {"Fn::X": ...} maps."""
+    return load_yaml(TEMPLATE.read_text())  # type: ignore[no-any-return]
 
 
 def load_function(name: str) -> ModuleType:

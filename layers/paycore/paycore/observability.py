@@ -7,9 +7,15 @@ off in the template and tokens travel only in DynamoDB items and Step Functions 
 
 from __future__ import annotations
 
+import warnings
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
 NAMESPACE = "Paycore"
+
+# Most invocations (a status query, a webhook to a merchant without a URL) publish no business
+# metric; Powertools warns about each one, which only buries real log lines.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 
 def observability(service: str) -> tuple[Logger, Tracer, Metrics]:
