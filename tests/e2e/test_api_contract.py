@@ -114,3 +114,55 @@ def test_lists_page_newest_first(onboard: Callable[..., Merchant]) -> None:
     assert [o["id"] for o in page["data"]] == ids[::-1][:2]
     rest = shop.request("GET", "/v1/orders", params={"starting_after": ids[1]}).json()
     assert [o["id"] for o in rest["data"]] == [ids[0]]
+
+
+BAD_BODIES = [
+    b"[]",
+    b"null",
+    b'"text"',
+    b"{}",
+    b"\xff\xfe not utf-8",
+    b"{" * 1000,
+    b'{"merchant_order_no": "A", "amount": true, "currency": "CNY", "subject": "x"}',
+    b'{"merchant_order_no": "A", "amount": 1e400, "currency": "CNY", "subject": "x"}',
+    b'{"merchant_order_no": "A", "amount": 99999999999999999999999, "currency": "CNY", "subject": "x"}',
+    b'{"merchant_order_no": "A", "amount": 1, "currency": "cny", "subject": "x"}',
+    b'{"merchant_order_no": "A", "amount": 1, "currency": "CNY", "subject": "x", "metadata": {"k": 1}}',
+    b'{"instruments": [{"type": "balance", "amount": 5}]}',
+    b'{"instruments": []}',
+]
+
+
+def test_bad_input_is_a_4xx_problem_never_a_5xx(
+    runtime: LocalRuntime, onboard: Callable[..., Merchant]
+) -> None:
+    shop = onboard()
+    order = shop.create_order("FUZZ-1")
+    routes = ["/v1/orders", f"/v1/orders/{order['id']}/payments", f"/v1/orders/{order['id']}/close"]
+    for route in routes:
+        for body in BAD_BODIES:
+            if route.endswith("/close") and body in (b"{}", b"null"):
+                continue  # closing takes no parameters: an empty object or null is fine
+            answer = shop.request(
+                "POST", route, data=body, headers={"Content-Type": "application/json"}
+            )
+            assert 400 <= answer.status_code < 500, (route, body, answer.text)
+            assert answer.headers["Content-Type"] == PROBLEM, (route, body)
+        answer = shop.request(
+            "POST", route, data=b"amount=5", headers={"Content-Type": "text/plain"}
+        )
+        assert answer.status_code in (404, 409, 415, 422), (route, answer.text)
+        assert answer.headers["Content-Type"] == PROBLEM
+    for path in (
+        "/v1/orders/%00",
+        "/v1/orders/ord_" + "x" * 300,
+        "/v1/orders?limit=abc",
+        "/v1/orders?limit=1000",
+        "/v1/orders?starting_after=ord_unknown",
+        "/v1/events/evt_%ff",
+    ):
+        answer = shop.request("GET", path)
+        assert 400 <= answer.status_code < 500, (path, answer.text)
+        assert answer.headers["Content-Type"] == PROBLEM
+    assert shop.order(order["id"])["status"] == "created"
+    assert [o["id"] for o in shop.request("GET", "/v1/orders").json()["data"]] == [order["id"]]

@@ -60,6 +60,12 @@ class CreateOrderRequest(BaseModel):
     _currency = field_validator("currency")(_check_currency)
 
 
+class CloseOrderRequest(BaseModel):
+    """Closing takes no parameters: an empty object (or no body) only."""
+
+    model_config = _STRICT
+
+
 class ChannelInstrument(BaseModel):
     model_config = _STRICT
 

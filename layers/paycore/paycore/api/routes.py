@@ -11,7 +11,10 @@ import json
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.event_handler.openapi.models import (
     HTTPBearer,
     Server,
@@ -20,7 +23,12 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from paycore.api import problem
 from paycore.api.idempotency import HEADER, IdempotentCommands
-from paycore.api.models import CreateMerchantRequest, CreateOrderRequest, CreatePaymentRequest
+from paycore.api.models import (
+    CloseOrderRequest,
+    CreateMerchantRequest,
+    CreateOrderRequest,
+    CreatePaymentRequest,
+)
 from paycore.config import get_settings
 from paycore.dal.trade_store import TradeStore
 from paycore.errors import PaycoreError, Unauthenticated
@@ -35,6 +43,30 @@ StartingAfter = Annotated[
 
 def _listing(items: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
     return {"object": "list", "data": items, "has_more": has_more}
+
+
+def _register_error_handlers(app: APIGatewayRestResolver) -> None:
+    """Every error leaves as problem+json; this is the only place that decides how."""
+
+    @app.exception_handler(PaycoreError)
+    def handle_domain_error(error: PaycoreError) -> Response[str]:
+        return problem.from_error(error)
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def handle_content_type(_: RequestUnsupportedContentType) -> Response[str]:
+        return problem.problem(415, "unsupported_media_type", "Send the body as application/json.")
+
+    @app.exception_handler(RequestValidationError)
+    def handle_validation_error(error: RequestValidationError) -> Response[str]:
+        return problem.from_validation_errors(error.errors())
+
+    @app.exception_handler(UnicodeDecodeError)
+    def handle_undecodable_body(_: UnicodeDecodeError) -> Response[str]:
+        return problem.problem(400, "malformed_json", "The request body is not UTF-8 JSON.")
+
+    @app.not_found
+    def handle_not_found(_: Exception) -> Response[str]:
+        return problem.problem(404, "route_not_found", "No such route.")
 
 
 def build_app(
@@ -88,17 +120,7 @@ def build_app(
     def ok(payload: dict[str, Any]) -> Response[str]:
         return Response(status_code=200, content_type=JSON, body=json.dumps(payload))
 
-    @app.exception_handler(PaycoreError)
-    def handle_domain_error(error: PaycoreError) -> Response[str]:
-        return problem.from_error(error)
-
-    @app.exception_handler(RequestValidationError)
-    def handle_validation_error(error: RequestValidationError) -> Response[str]:
-        return problem.from_validation_errors(error.errors())
-
-    @app.not_found
-    def handle_not_found(_: Exception) -> Response[str]:
-        return problem.problem(404, "route_not_found", "No such route.")
+    _register_error_handlers(app)
 
     # -- platform ------------------------------------------------------------------------
 
@@ -151,7 +173,9 @@ def build_app(
         return ok(orders.get_order(store(), merchant_id(), order_id).resource())
 
     @app.post("/v1/orders/<order_id>/close", summary="Close an unpaid order")
-    def close_order(order_id: str) -> Response[str]:
+    def close_order(
+        order_id: str, body: Annotated[CloseOrderRequest | None, Body()] = None
+    ) -> Response[str]:
         mid = merchant_id()
 
         def command() -> tuple[int, dict[str, Any]]:
