@@ -121,6 +121,8 @@ class LocalProfile:
             "ChannelQueryIntervalSeconds": str(self.channel_query_interval_seconds),
             "WebhookRetrySchedule": self.webhook_retry_schedule,
             "WebhookMaxAttempts": str(self.webhook_max_attempts),
+            # Local merchants' webhook receivers live on loopback.
+            "AllowPrivateWebhookTargets": "true",
         }
         if self.function_log_level:
             overrides["LogLevel"] = self.function_log_level

@@ -64,6 +64,8 @@ def queues(monkeypatch: pytest.MonkeyPatch, reset_paycore_caches: None) -> Itera
             "DEAD_LETTER_QUEUE_URL": dead_letter_url,
             "WEBHOOK_RETRY_SCHEDULE": ",".join(map(str, SCHEDULE)),
             "WEBHOOK_TIMEOUT_SECONDS": "2",
+            # The test's receiver listens on loopback, like a local developer's.
+            "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
         }.items():
             monkeypatch.setenv(name, value)
         yield Queues(url, _arn(url), dead_letter_url)

@@ -175,7 +175,9 @@ def test_a_2xx_answer_is_delivered_and_the_request_verifies(
 ) -> None:
     endpoint.status = status
 
-    result = post_webhook(endpoint.url(), SECRET, "evt_1", BODY, timeout=5)
+    result = post_webhook(
+        endpoint.url(), SECRET, "evt_1", BODY, timeout=5, allow_private_targets=True
+    )
 
     assert (result.delivered, result.status_code, result.error) == (True, status, None)
     [(_, headers, body)] = endpoint.received
@@ -190,7 +192,9 @@ def test_a_2xx_answer_is_delivered_and_the_request_verifies(
 def test_any_other_status_is_a_failure(endpoint: Endpoint, status: int) -> None:
     endpoint.status = status
 
-    result = post_webhook(endpoint.url(), SECRET, "evt_1", BODY, timeout=5)
+    result = post_webhook(
+        endpoint.url(), SECRET, "evt_1", BODY, timeout=5, allow_private_targets=True
+    )
 
     assert (result.delivered, result.status_code, result.error) == (False, status, f"HTTP {status}")
 
@@ -199,7 +203,9 @@ def test_a_redirect_is_a_failure_and_is_not_followed(endpoint: Endpoint) -> None
     endpoint.status = 302
     endpoint.location = endpoint.url("/elsewhere")
 
-    result = post_webhook(endpoint.url(), SECRET, "evt_1", BODY, timeout=5)
+    result = post_webhook(
+        endpoint.url(), SECRET, "evt_1", BODY, timeout=5, allow_private_targets=True
+    )
 
     assert (result.delivered, result.status_code) == (False, 302)
     assert [path for path, _, _ in endpoint.received] == ["/hook"]
@@ -209,7 +215,9 @@ def test_a_slow_endpoint_times_out(endpoint: Endpoint) -> None:
     endpoint.delay = 1.0
 
     started = time.monotonic()
-    result = post_webhook(endpoint.url(), SECRET, "evt_1", BODY, timeout=0.2)
+    result = post_webhook(
+        endpoint.url(), SECRET, "evt_1", BODY, timeout=0.2, allow_private_targets=True
+    )
 
     assert (result.delivered, result.status_code, result.error) == (False, None, "timeout")
     assert time.monotonic() - started < 1.0
@@ -220,7 +228,14 @@ def test_a_refused_connection_is_a_failure() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
 
-    result = post_webhook(f"http://127.0.0.1:{port}/hook", SECRET, "evt_1", BODY, timeout=2)
+    result = post_webhook(
+        f"http://127.0.0.1:{port}/hook",
+        SECRET,
+        "evt_1",
+        BODY,
+        timeout=2,
+        allow_private_targets=True,
+    )
 
     assert not result.delivered
     assert result.status_code is None
@@ -232,6 +247,31 @@ def test_a_refused_connection_is_a_failure() -> None:
     "url", ["file:///etc/passwd", "ftp://example.com/x", "/relative", "", "http://[::1/x"]
 )
 def test_only_http_and_https_urls_are_requested(url: str) -> None:
-    result = post_webhook(url, SECRET, "evt_1", BODY, timeout=2)
+    result = post_webhook(url, SECRET, "evt_1", BODY, timeout=2, allow_private_targets=True)
 
     assert (result.delivered, result.error) == (False, "unsupported webhook URL")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9001/2018-06-01/runtime/invocation/next",  # Lambda's runtime API
+        "http://169.254.169.254/latest/meta-data/",  # metadata service
+        "http://10.0.0.5/hook",
+        "http://192.168.1.1/hook",
+        "http://[::1]/hook",
+        "http://localhost/hook",
+        "http://no-such-host.invalid/hook",
+    ],
+)
+def test_private_targets_are_refused_without_a_request(url: str) -> None:
+    result = post_webhook(url, SECRET, "evt_1", BODY, timeout=1)
+    assert result.delivered is False
+    assert result.error == "webhook URL leads to a private address"
+
+
+def test_a_private_target_is_refused_before_any_connection(endpoint: Endpoint) -> None:
+    result = post_webhook(endpoint.url(), SECRET, "evt_1", BODY, timeout=2)
+
+    assert result.error == "webhook URL leads to a private address"
+    assert endpoint.received == []  # the loopback listener was never reached

@@ -29,6 +29,7 @@ _NAMES = (
     "PAYMENT_ACTION_WAIT_SECONDS",
     "WEBHOOK_RETRY_SCHEDULE",
     "WEBHOOK_TIMEOUT_SECONDS",
+    "WEBHOOK_ALLOW_PRIVATE_TARGETS",
     "IDEMPOTENCY_TTL_SECONDS",
 )
 
@@ -65,6 +66,10 @@ class Settings(BaseModel):
         alias="WEBHOOK_RETRY_SCHEDULE",
     )
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, alias="WEBHOOK_TIMEOUT_SECONDS")
+    # Webhooks to loopback/private addresses are refused (SSRF) except in local development.
+    webhook_allow_private_targets: bool = Field(
+        default=False, alias="WEBHOOK_ALLOW_PRIVATE_TARGETS"
+    )
     idempotency_ttl_seconds: int = Field(default=86400, ge=86400, alias="IDEMPOTENCY_TTL_SECONDS")
 
     @field_validator("webhook_retry_schedule", mode="before")

@@ -18,6 +18,8 @@ import binascii
 import hashlib
 import hmac
 import http.client
+import ipaddress
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -91,6 +93,34 @@ def is_deliverable_url(url: str) -> bool:
     return parts.scheme in _SCHEMES and bool(parts.netloc)
 
 
+def resolves_to_private_address(url: str) -> bool:
+    """Whether the URL's host is, or resolves to, an address no merchant endpoint should have:
+    loopback, private ranges, link-local (cloud metadata), multicast, reserved. Webhooks run
+    inside our network, so without this check a merchant could make us POST to our own
+    internals (server-side request forgery). Unresolvable hosts count as private: no request."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except (OSError, ValueError, UnicodeError):
+        return True
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if not address.is_global or address.is_multicast:
+            return True
+    return False
+
+
+def _refusal(url: str, allow_private_targets: bool) -> str | None:
+    """Why no request may be sent to ``url``, or None."""
+    if not is_deliverable_url(url):
+        return "unsupported webhook URL"
+    if not allow_private_targets and resolves_to_private_address(url):
+        return "webhook URL leads to a private address"
+    return None
+
+
 def post_webhook(
     url: str,
     secret: str,
@@ -98,11 +128,14 @@ def post_webhook(
     body: bytes,
     *,
     timeout: float,
+    allow_private_targets: bool = False,
 ) -> DeliveryResult:
     """POST one signed delivery. 2xx is delivered; any other status, a redirect, a timeout or a
-    connection error is a failure the caller may retry."""
-    if not is_deliverable_url(url):
-        return DeliveryResult(delivered=False, error="unsupported webhook URL")
+    connection error is a failure the caller may retry. URLs that lead to private addresses
+    are refused unless ``allow_private_targets`` (local development)."""
+    refusal = _refusal(url, allow_private_targets)
+    if refusal is not None:
+        return DeliveryResult(delivered=False, error=refusal)
     headers = signed_headers(secret, msg_id, int(time.time()), body)
     # The scheme was checked above: http(s) only.
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310

@@ -164,13 +164,19 @@ def _load(store: TradeStore, body: str) -> tuple[Event, Merchant]:
 def _attempt(
     store: TradeStore, event: Event, merchant: Merchant, url: str, time_budget: float | None
 ) -> DeliveryResult:
-    timeout = get_settings().webhook_timeout_seconds
+    settings = get_settings()
+    timeout = settings.webhook_timeout_seconds
     if time_budget is not None:
         timeout = min(timeout, time_budget)
     if timeout < MIN_TIMEOUT_SECONDS:
         return DeliveryResult(delivered=False, error="no time left in this invocation")
     result = post_webhook(
-        url, merchant.webhook_secret, event.id, event_body(event), timeout=timeout
+        url,
+        merchant.webhook_secret,
+        event.id,
+        event_body(event),
+        timeout=timeout,
+        allow_private_targets=settings.webhook_allow_private_targets,
     )
     store.record_delivery(event.id, delivered=result.delivered, status_code=result.status_code)
     return result
