@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -81,3 +83,15 @@ def rest_event(
         "body": text,
         "isBase64Encoded": False,
     }
+
+
+def eventually(probe: Callable[[], Any], *, timeout: float = 20.0, pause: float = 0.05) -> Any:
+    """The first truthy value of ``probe()``; fails the test when none comes in time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s (last: {value!r})")
+        time.sleep(pause)

@@ -3,7 +3,6 @@ HTTP), driven over HTTP exactly as a merchant, a buyer and a webhook receiver wo
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +12,10 @@ import requests
 
 from local_runtime.profile import LocalProfile
 from local_runtime.runtime import LocalRuntime
+from tests.support import eventually
 from tests.webhook_receiver import WebhookReceiver
+
+__all__ = ["eventually"]
 
 # Short waits so that the late-callback and webhook-retry paths run in seconds.
 CALLBACK_WAIT_SECONDS = 4
@@ -37,18 +39,6 @@ def runtime() -> Iterator[LocalRuntime]:
     )
     with LocalRuntime(profile=profile) as started:
         yield started
-
-
-def eventually(probe: Callable[[], Any], *, timeout: float = 20.0, pause: float = 0.1) -> Any:
-    """The first truthy value of ``probe()``; fails the test when none comes in time."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s (last: {value!r})")
-        time.sleep(pause)
 
 
 @dataclass

@@ -28,6 +28,18 @@ class Api:
             headers.setdefault(name, values[0])
         return answer["statusCode"], body, headers
 
+    def on_order(
+        self, method: str, order_id: str, suffix: str = "", **kwargs: Any
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """Call /v1/orders/{order_id}<suffix> as API Gateway routes it."""
+        return self.call(
+            method,
+            f"/v1/orders/{order_id}{suffix}",
+            resource=f"/v1/orders/{{order_id}}{suffix}",
+            path_parameters={"order_id": order_id},
+            **kwargs,
+        )
+
     def merchant(self, name: str = "Shop") -> dict[str, str]:
         status, body, _ = self.call(
             "POST", "/v1/merchants", body={"name": name, "webhook_url": None}, authorizer=ADMIN
@@ -76,11 +88,9 @@ def test_create_and_get_order(api: Api) -> None:
     assert order["amount"] == 1999 and order["currency"] == "CNY"
     assert order["amount_paid"] == 0 and order["amount_refunded"] == 0
     assert order["metadata"] == {"cart": "42"}
-    status, fetched, _ = api.call(
+    status, fetched, _ = api.on_order(
         "GET",
-        f"/v1/orders/{order['id']}",
-        resource="/v1/orders/{order_id}",
-        path_parameters={"order_id": order["id"]},
+        order["id"],
         authorizer=who,
     )
     assert status == 200
@@ -217,11 +227,10 @@ def test_close_order_emits_order_closed_once(api: Api, moto_stack: MotoStack) ->
     who = api.merchant()
     order = api.order(who)
     for _ in range(2):
-        status, closed, _ = api.call(
+        status, closed, _ = api.on_order(
             "POST",
-            f"/v1/orders/{order['id']}/close",
-            resource="/v1/orders/{order_id}/close",
-            path_parameters={"order_id": order["id"]},
+            order["id"],
+            "/close",
             authorizer=who,
         )
         assert status == 200 and closed["status"] == "closed"
@@ -235,11 +244,10 @@ def test_start_payment_moves_order_to_paying_and_starts_the_execution(
 ) -> None:
     who = api.merchant()
     order = api.order(who)
-    status, payment, _ = api.call(
+    status, payment, _ = api.on_order(
         "POST",
-        f"/v1/orders/{order['id']}/payments",
-        resource="/v1/orders/{order_id}/payments",
-        path_parameters={"order_id": order["id"]},
+        order["id"],
+        "/payments",
         body={"instruments": [{"type": "channel", "channel": "sandbox"}]},
         authorizer=who,
     )
@@ -249,29 +257,25 @@ def test_start_payment_moves_order_to_paying_and_starts_the_execution(
         stateMachineArn=moto_stack.state_machine_arn
     )["executions"]
     assert [execution["name"] for execution in executions] == [payment["id"]]
-    _, fetched, _ = api.call(
+    _, fetched, _ = api.on_order(
         "GET",
-        f"/v1/orders/{order['id']}",
-        resource="/v1/orders/{order_id}",
-        path_parameters={"order_id": order["id"]},
+        order["id"],
         authorizer=who,
     )
     assert fetched["status"] == "paying"
     # A second payment while one is in flight is a conflict, and so is closing.
-    status, body, _ = api.call(
+    status, body, _ = api.on_order(
         "POST",
-        f"/v1/orders/{order['id']}/payments",
-        resource="/v1/orders/{order_id}/payments",
-        path_parameters={"order_id": order["id"]},
+        order["id"],
+        "/payments",
         body={"instruments": [{"type": "channel", "channel": "sandbox"}]},
         authorizer=who,
     )
     assert status == 409 and body["code"] == "order_not_payable"
-    status, body, _ = api.call(
+    status, body, _ = api.on_order(
         "POST",
-        f"/v1/orders/{order['id']}/close",
-        resource="/v1/orders/{order_id}/close",
-        path_parameters={"order_id": order["id"]},
+        order["id"],
+        "/close",
         authorizer=who,
     )
     assert status == 409 and body["code"] == "order_not_closable"
@@ -280,11 +284,10 @@ def test_start_payment_moves_order_to_paying_and_starts_the_execution(
 def test_unknown_channel_is_422(api: Api) -> None:
     who = api.merchant()
     order = api.order(who)
-    status, body, _ = api.call(
+    status, body, _ = api.on_order(
         "POST",
-        f"/v1/orders/{order['id']}/payments",
-        resource="/v1/orders/{order_id}/payments",
-        path_parameters={"order_id": order["id"]},
+        order["id"],
+        "/payments",
         body={"instruments": [{"type": "channel", "channel": "nope"}]},
         authorizer=who,
     )

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 import textwrap
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import requests
 
 from local_runtime.profile import LocalProfile
 from local_runtime.runtime import LocalRuntime
+from tests.support import eventually
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -333,18 +333,6 @@ def write_fixture(root: Path) -> Path:
     template = root / "template.yaml"
     template.write_text(TEMPLATE)
     return template
-
-
-def eventually(probe: Callable[[], Any], timeout: float = 15.0) -> Any:
-    """The first truthy value of ``probe()`` within ``timeout`` seconds, else fail."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not met within {timeout} s (last value {value!r})")
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
