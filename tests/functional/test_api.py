@@ -306,3 +306,16 @@ def test_openapi_describes_the_merchant_routes(api: Api) -> None:
         "/v1/events",
     ):
         assert path in spec["paths"], path
+
+
+def test_a_refusal_is_replayed_for_the_same_key(api: Api) -> None:
+    who = api.merchant()
+    api.order(who, no="TAKEN-1")
+    key = {"Idempotency-Key": "dup-attempt"}
+    payload = {"merchant_order_no": "TAKEN-1", "amount": 5, "currency": "USD", "subject": "x"}
+    first = api.call("POST", "/v1/orders", body=payload, headers=key, authorizer=who)
+    again = api.call("POST", "/v1/orders", body=payload, headers=key, authorizer=who)
+    assert first[0] == again[0] == 409
+    assert first[1] == again[1]
+    assert again[1]["code"] == "duplicate_merchant_order_no"
+    assert again[2]["Content-Type"] == "application/problem+json"

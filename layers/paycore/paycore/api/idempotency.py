@@ -4,7 +4,8 @@ The key is scoped to the caller (merchant id, or the platform admin); the method
 body are the payload that must match. Configured against Powertools' defaults that are wrong
 for payments: records live 24 hours (not 1), and a missing key never reaches this code (we
 only wrap requests that carry one). The first response, status and body, is what a replay
-gets. An error raised by the command removes the record, so the merchant may retry it.
+gets, refusals (4xx) included; a failure of ours (5xx) removes the record, so the merchant's
+retry runs the command again.
 """
 
 from __future__ import annotations
@@ -23,11 +24,22 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from paycore.api import problem
 from paycore.config import get_settings
-from paycore.errors import IdempotencyInProgress, IdempotencyKeyReused, ValidationFailed
+from paycore.errors import (
+    ConcurrentUpdate,
+    IdempotencyInProgress,
+    IdempotencyKeyReused,
+    PaycoreError,
+    Throttled,
+    ValidationFailed,
+)
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
+
+# Refusals that say "try again" rather than "no": never replayed.
+_TRANSIENT = (ConcurrentUpdate, Throttled)
 
 Command = Callable[[], tuple[int, dict[str, Any]]]
 
@@ -56,7 +68,14 @@ class IdempotentCommands:
                 config=self._config,
             )
             def run(command: Command, envelope: dict[str, Any]) -> dict[str, Any]:
-                status, body = command()
+                try:
+                    status, body = command()
+                except PaycoreError as error:
+                    status = problem.status_for(error)
+                    if status >= 500 or isinstance(error, _TRANSIENT):
+                        raise  # not an answer: the record goes, a retry runs the command again
+                    # A refusal is an answer too: the same request gets it again.
+                    body = problem.problem_body(status, error.code, error.detail, error.param)
                 return {"status": status, "body": body}
 
             self._run = run

@@ -108,7 +108,8 @@ def build_app(
             body=body,
             command=command,
         )
-        return Response(status_code=status, content_type=JSON, body=json.dumps(payload))
+        content_type = problem.PROBLEM_CONTENT_TYPE if status >= 400 else JSON
+        return Response(status_code=status, content_type=content_type, body=json.dumps(payload))
 
     def callback_base_url() -> str:
         configured = get_settings().public_api_url
