@@ -7,7 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from paycore.api.problem import PROBLEM_CONTENT_TYPE, problem_body, status_for
+from paycore.api.problem import PROBLEM_CONTENT_TYPE, error_body
 from paycore.dal.trade_store import TradeStore
 from paycore.errors import PaycoreError
 from paycore.observability import observability
@@ -26,13 +26,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             TradeStore(), channel, headers, event.get("body") or ""
         )
     except PaycoreError as error:
-        status = status_for(error)
         logger.warning("notification refused", extra={"channel": channel, "code": error.code})
-        detail = error.detail if status < 500 else "Retry later."
+        status, body = error_body(error)
         return {
             "statusCode": status,
             "headers": {"Content-Type": PROBLEM_CONTENT_TYPE},
-            "body": json.dumps(problem_body(status, error.code, detail)),
+            "body": json.dumps(body),
         }
     logger.info("notification accepted", extra={"channel": channel, "payment_id": payment_id})
     return {

@@ -71,11 +71,10 @@ class IdempotentCommands:
                 try:
                     status, body = command()
                 except PaycoreError as error:
-                    status = problem.status_for(error)
+                    status, body = problem.error_body(error)
                     if status >= 500 or isinstance(error, _TRANSIENT):
                         raise  # not an answer: the record goes, a retry runs the command again
                     # A refusal is an answer too: the same request gets it again.
-                    body = problem.problem_body(status, error.code, error.detail, error.param)
                 return {"status": status, "body": body}
 
             self._run = run

@@ -55,10 +55,16 @@ def problem(status: int, code: str, detail: str, param: str | None = None) -> Re
     )
 
 
-def from_error(error: errors.PaycoreError) -> Response[str]:
+def error_body(error: errors.PaycoreError) -> tuple[int, dict[str, Any]]:
+    """The status and problem body of a domain error (a 5xx does not show its detail)."""
     status = status_for(error)
     detail = error.detail if status < 500 else "Something went wrong on our side; retry."
-    return problem(status, error.code, detail, error.param)
+    return status, problem_body(status, error.code, detail, error.param)
+
+
+def from_error(error: errors.PaycoreError) -> Response[str]:
+    status, body = error_body(error)
+    return Response(status_code=status, content_type=PROBLEM_CONTENT_TYPE, body=json.dumps(body))
 
 
 def from_validation_errors(raw_errors: list[dict[str, Any]] | Any) -> Response[str]:
