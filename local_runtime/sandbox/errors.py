@@ -1,9 +1,9 @@
 """The sandbox's error type and its stable error codes.
 
 Every error the sandbox answers is JSON ``{"code": "...", "message": "..."}`` (plus ``param`` when
-one field is at fault, and ``order`` when the current order explains the refusal), the way
-Alipay and WeChat Pay answer with a machine code and a human message. Codes never change once
-published: merchants branch on them.
+one field is at fault, and ``order`` or ``refund`` when the current object explains the
+refusal), the way Alipay and WeChat Pay answer with a machine code and a human message. Codes
+never change once published: merchants branch on them.
 """
 
 from __future__ import annotations
@@ -26,6 +26,12 @@ class ErrorCode(StrEnum):
     ORDER_PAID = "ORDER_PAID"  # 409: the order is paid; it cannot be closed or declined
     ORDER_CLOSED = "ORDER_CLOSED"  # 409: closed by the merchant or expired; cannot be paid
     ORDER_DECLINED = "ORDER_DECLINED"  # 409: the buyer declined; the order cannot be paid
+    ORDER_NOT_PAID = "ORDER_NOT_PAID"  # 409: refunding an order that is not SUCCESS
+    ORDER_AMBIGUOUS = "ORDER_AMBIGUOUS"  # 409 (debug view): the order exists in 2+ accounts
+    REFUND_NOT_FOUND = "REFUND_NOT_FOUND"  # 404
+    REFUND_PARAMS_MISMATCH = "REFUND_PARAMS_MISMATCH"  # 409: out_refund_no reused differently
+    REFUND_EXCEEDS_PAID = "REFUND_EXCEEDS_PAID"  # 409: more than the paid amount is refunded
+    SYSTEM_ERROR = "SYSTEM_ERROR"  # 5xx simulated by a sandbox_behaviour switch
     INTERNAL_ERROR = "INTERNAL_ERROR"  # 500: a bug in the sandbox
 
 
@@ -40,6 +46,7 @@ class SandboxError(Exception):
         *,
         param: str | None = None,
         order: dict[str, Any] | None = None,
+        refund: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -47,6 +54,7 @@ class SandboxError(Exception):
         self.message = message
         self.param = param
         self.order = order
+        self.refund = refund
 
     def to_body(self) -> dict[str, Any]:
         """The JSON body of the error answer."""
@@ -55,6 +63,8 @@ class SandboxError(Exception):
             body["param"] = self.param
         if self.order is not None:
             body["order"] = self.order
+        if self.refund is not None:
+            body["refund"] = self.refund
         return body
 
 

@@ -19,6 +19,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from local_runtime.sandbox.app import SandboxApp
 from local_runtime.sandbox.notifications import Notifier
 from local_runtime.sandbox.orders import OrderBook
+from local_runtime.sandbox.scheduler import Scheduler
 
 DEFAULT_NOTIFY_SCHEDULE: tuple[float, ...] = (0, 1, 2, 5, 10, 30)
 _POLL_INTERVAL = 0.1  # how quickly stop() is noticed by the serving thread
@@ -34,7 +35,8 @@ class _QuietRequestHandler(WSGIRequestHandler):  # type: ignore[misc]  # werkzeu
 
 
 class SandboxServer:
-    """The sandbox channel service: order API, buyer pages and notifications.
+    """The sandbox channel service: order and refund API (per channel account), buyer pages,
+    notifications and the misbehaviour switches.
 
     ``notify_schedule`` holds the delays (seconds) before notification attempt 1, 2, ...; the
     sandbox stops retrying after the last one. ``notify_timeout`` bounds each attempt.
@@ -54,8 +56,12 @@ class SandboxServer:
         self._host = host
         self._port = port
         self._notifier = Notifier(secret, tuple(notify_schedule), timeout=notify_timeout)
+        self._timers = Scheduler("sandbox-refunds", workers=2)
+        self._stopping = threading.Event()
         self._book = OrderBook(pay_url_for=lambda token: f"{self.url}/pay/{token}")
-        self._app = SandboxApp(self._book, self._notifier, secret)
+        self._app = SandboxApp(
+            self._book, self._notifier, secret, timers=self._timers, stopping=self._stopping
+        )
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._used = False  # one start per instance: the notifier's threads cannot restart
@@ -80,6 +86,7 @@ class SandboxServer:
             request_handler=_QuietRequestHandler,
         )
         self._notifier.start()
+        self._timers.start()
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": _POLL_INTERVAL},
@@ -89,10 +96,13 @@ class SandboxServer:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop serving, cancel pending notifications and release the port (idempotent)."""
+        """Stop serving, cancel pending notifications and refund timers, cut short any
+        ``create_timeout`` stall, and release the port (idempotent)."""
         self._used = True
+        self._stopping.set()  # first: a stalled create answers now, so its thread ends
         server, self._server = self._server, None
         self._notifier.stop()
+        self._timers.stop()
         if server is None:
             return
         server.shutdown()

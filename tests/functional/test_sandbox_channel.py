@@ -10,25 +10,28 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import secrets
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 import requests
 
 from local_runtime.sandbox.server import SandboxServer
-from paycore.channels.base import ChannelPaymentStatus
+from paycore.channels.base import ChannelPaymentState, ChannelPaymentStatus
 from paycore.channels.sandbox import SandboxGateway
-
-SECRET = "sandbox-secret-for-functional-tests"
-FAST_RETRIES = (0, 0.05, 0.05, 0.05)
-
+from tests.functional.sandbox_support import (
+    ACK,
+    FAST_RETRIES,
+    SECRET,
+    CallbackReceiver,
+    create_order,
+    debug_view,
+    order_body,
+    signed_call,
+    wait_for,
+)
 
 # -- the three parties: the sandbox, the merchant's server and the merchant's callback -------
 
@@ -39,61 +42,6 @@ def sandbox() -> Iterator[SandboxServer]:
     server.start()
     yield server
     server.stop()
-
-
-@dataclass
-class Received:
-    headers: dict[str, str]
-    body: str
-
-
-class CallbackReceiver:
-    """The merchant's notification endpoint: records each request and answers from a script
-    of ``(status, body)`` replies, repeating the last one."""
-
-    def __init__(self, replies: list[tuple[int, str]]) -> None:
-        self.replies = replies
-        self.received: list[Received] = []
-        self._lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/callbacks/sandbox"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"])).decode()
-                status, reply = receiver.record(Received(dict(self.headers.items()), body))
-                payload = reply.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        return Handler
-
-    def record(self, request: Received) -> tuple[int, str]:
-        with self._lock:
-            self.received.append(request)
-            return self.replies[min(len(self.received), len(self.replies)) - 1]
-
-    def count(self) -> int:
-        with self._lock:
-            return len(self.received)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-ACK = (200, '{"code": "SUCCESS"}')
 
 
 @pytest.fixture
@@ -107,62 +55,6 @@ def receivers() -> Iterator[Callable[[list[tuple[int, str]]], CallbackReceiver]]
     yield start
     for receiver in started:
         receiver.close()
-
-
-def signed_call(
-    sandbox: SandboxServer,
-    method: str,
-    path: str,
-    body: dict[str, Any] | None = None,
-    *,
-    secret: str = SECRET,
-    at: float | None = None,
-) -> requests.Response:
-    """A merchant-server call signed as the README says."""
-    data = b"" if body is None else json.dumps(body).encode()
-    timestamp = str(int(time.time() if at is None else at))
-    message = f"{timestamp}\n{method}\n{path}\n".encode() + data
-    headers = {
-        "Content-Type": "application/json",
-        "Sandbox-Timestamp": timestamp,
-        "Sandbox-Signature": hmac.new(secret.encode(), message, hashlib.sha256).hexdigest(),
-    }
-    return requests.request(method, sandbox.url + path, data=data, headers=headers, timeout=5)
-
-
-def order_body(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "out_trade_no": f"pay_{secrets.token_hex(8)}",
-        "amount": 1234,
-        "currency": "CNY",
-        "subject": "Green tea, 250 g",
-        "notify_url": "http://127.0.0.1:9/nobody-listens",
-        "expires_at": (datetime.now(UTC) + timedelta(minutes=30)).isoformat(),
-    }
-    body.update(overrides)
-    return body
-
-
-def create_order(sandbox: SandboxServer, **overrides: Any) -> dict[str, Any]:
-    response = signed_call(sandbox, "POST", "/v1/orders", order_body(**overrides))
-    assert response.status_code == 201, response.text
-    order: dict[str, Any] = response.json()
-    return order
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
-        time.sleep(0.02)
-
-
-def debug_view(sandbox: SandboxServer, out_trade_no: str) -> dict[str, Any]:
-    view: dict[str, Any] = requests.get(
-        f"{sandbox.url}/__sandbox/orders/{out_trade_no}", timeout=5
-    ).json()
-    return view
 
 
 # -- merchant API --------------------------------------------------------------------------
@@ -200,7 +92,55 @@ def test_create_answers_201_then_replays_200_then_refuses_other_amounts(
         ({"expires_at": "2030-01-01T00:00:00"}, "expires_at"),
         ({"expires_at": "2001-01-01T00:00:00Z"}, "expires_at"),
         ({"unexpected": 1}, "unexpected"),
-        ({"sandbox_behaviour": {"decline": True}}, "sandbox_behaviour.decline"),
+        ({"sandbox_behaviour": {"explode": True}}, "sandbox_behaviour.explode"),
+        ({"sandbox_behaviour": {"decline": 1}}, "sandbox_behaviour.decline"),
+        ({"sandbox_behaviour": {"decline": "yes"}}, "sandbox_behaviour.decline"),
+        (
+            {"sandbox_behaviour": {"notify_delay_seconds": -1}},
+            "sandbox_behaviour.notify_delay_seconds",
+        ),
+        (
+            {"sandbox_behaviour": {"notify_delay_seconds": 3601}},
+            "sandbox_behaviour.notify_delay_seconds",
+        ),
+        (
+            {"sandbox_behaviour": {"notify_delay_seconds": "1"}},
+            "sandbox_behaviour.notify_delay_seconds",
+        ),
+        ({"sandbox_behaviour": {"notify_duplicate": 1}}, "sandbox_behaviour.notify_duplicate"),
+        ({"sandbox_behaviour": {"notify_duplicate": 6}}, "sandbox_behaviour.notify_duplicate"),
+        ({"sandbox_behaviour": {"notify_duplicate": 2.0}}, "sandbox_behaviour.notify_duplicate"),
+        (
+            {"sandbox_behaviour": {"create_error": {"status": 504}}},
+            "sandbox_behaviour.create_error.status",
+        ),
+        (
+            {"sandbox_behaviour": {"create_error": {"times": 0}}},
+            "sandbox_behaviour.create_error.times",
+        ),
+        (
+            {"sandbox_behaviour": {"create_error": {"after": True}}},
+            "sandbox_behaviour.create_error.after",
+        ),
+        ({"sandbox_behaviour": {"create_error": True}}, "sandbox_behaviour.create_error"),
+        (
+            {"sandbox_behaviour": {"create_timeout": {"seconds": 61}}},
+            "sandbox_behaviour.create_timeout.seconds",
+        ),
+        (
+            {"sandbox_behaviour": {"create_timeout": {"times": True}}},
+            "sandbox_behaviour.create_timeout.times",
+        ),
+        (
+            {"sandbox_behaviour": {"refund_delay_seconds": -0.5}},
+            "sandbox_behaviour.refund_delay_seconds",
+        ),
+        (
+            {"sandbox_behaviour": {"refund_error": {"times": 0}}},
+            "sandbox_behaviour.refund_error.times",
+        ),
+        ({"sandbox_behaviour": {"refund_fail": None}}, "sandbox_behaviour.refund_fail"),
+        ({"sandbox_behaviour": []}, "sandbox_behaviour"),
     ],
 )
 def test_create_refuses_invalid_input_with_400_naming_the_field(
@@ -457,6 +397,7 @@ def test_the_notification_is_retried_until_acknowledged_and_the_adapter_accepts_
     wait_for(lambda: receiver.count() >= 3)
 
     states = [gateway.verify_callback(r.headers, r.body) for r in receiver.received]
+    assert all(isinstance(state, ChannelPaymentState) for state in states)
     assert {state.notification_id for state in states} == {states[0].notification_id}
     assert all(state.status is ChannelPaymentStatus.SUCCEEDED for state in states)
     assert states[0].out_trade_no == order["out_trade_no"]
@@ -504,6 +445,7 @@ def test_a_decline_is_notified_as_a_failure(
     wait_for(lambda: receiver.count() >= 1)
 
     state = gateway.verify_callback(receiver.received[0].headers, receiver.received[0].body)
+    assert isinstance(state, ChannelPaymentState)
     assert state.status is ChannelPaymentStatus.FAILED
     assert state.failure_code == "buyer_declined"
     assert state.channel_transaction_id is None

@@ -24,9 +24,18 @@ from local_runtime.sandbox.server import SandboxServer
 from paycore.channels.base import (
     ChannelPaymentState,
     ChannelPaymentStatus,
+    ChannelRefundState,
+    ChannelRefundStatus,
     CreateChannelOrder,
+    CreateChannelRefund,
 )
-from paycore.channels.sandbox import SandboxGateway, SandboxStatus, to_payment_status
+from paycore.channels.sandbox import (
+    SandboxGateway,
+    SandboxRefundStatus,
+    SandboxStatus,
+    to_payment_status,
+    to_refund_status,
+)
 from paycore.errors import CallbackRejected, ChannelRejected, ChannelUnavailable
 
 SECRET = "sandbox-secret-for-adapter-tests"
@@ -152,6 +161,7 @@ def test_query_of_a_new_order_is_pending(gateway: SandboxGateway) -> None:
         amount=1234,
         currency="CNY",
         channel_order_id=created.channel_order_id,
+        redirect_url=created.redirect_url,
     )
 
 
@@ -510,3 +520,378 @@ def wait_for(condition: object, timeout: float = 5.0) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"condition not met within {timeout} s")
         time.sleep(0.02)
+
+
+# -- accounts, behaviour switches and the pay link -------------------------------------------
+
+
+def test_a_gateway_speaks_for_its_account_only(sandbox: SandboxServer) -> None:
+    in_b = SandboxGateway(f"{sandbox.url}/accounts/acct-b", SECRET, timeout=2.0, account_id="b")
+    default = SandboxGateway(sandbox.url, SECRET, timeout=2.0)
+    request = order_request()
+
+    order = in_b.create_order(request)
+
+    assert (in_b.account_id, default.account_id) == ("b", "default")
+    assert in_b.query_order(request.out_trade_no).channel_order_id == order.channel_order_id
+    assert default.query_order(request.out_trade_no).status is ChannelPaymentStatus.NOT_FOUND
+    assert default.create_order(request).channel_order_id != order.channel_order_id
+    assert "account_id='b'" in repr(in_b)
+
+
+def test_the_positional_constructor_still_works(sandbox: SandboxServer) -> None:
+    gateway = SandboxGateway(sandbox.url, SECRET, 2.0)
+
+    assert gateway.account_id == "default"
+    assert gateway.name == "sandbox"
+
+
+def test_create_passes_the_sandbox_behaviour_option(
+    gateway: SandboxGateway, sandbox: SandboxServer
+) -> None:
+    request = order_request(options={"sandbox_behaviour": {"decline": True}})
+
+    order = gateway.create_order(request)
+    buyer_chooses(order.redirect_url, "pay")
+
+    state = gateway.query_order(request.out_trade_no)
+    assert state.status is ChannelPaymentStatus.FAILED
+    assert state.failure_code == "buyer_declined"
+    shown = requests.get(
+        f"{sandbox.url}/__sandbox/orders/{request.out_trade_no}", timeout=5
+    ).json()["sandbox_behaviour"]
+    assert shown == {"decline": True}
+
+
+def test_create_without_options_sends_no_behaviour(
+    gateway: SandboxGateway, sandbox: SandboxServer
+) -> None:
+    request = order_request(options={"something_else": 1})
+
+    gateway.create_order(request)
+
+    shown = requests.get(
+        f"{sandbox.url}/__sandbox/orders/{request.out_trade_no}", timeout=5
+    ).json()["sandbox_behaviour"]
+    assert shown == {}
+
+
+def test_an_unknown_sandbox_switch_is_rejected(gateway: SandboxGateway) -> None:
+    request = order_request(options={"sandbox_behaviour": {"explode": True}})
+
+    with pytest.raises(ChannelRejected, match="INVALID_PARAMETER"):
+        gateway.create_order(request)
+
+
+def test_query_and_close_answers_carry_the_pay_link(gateway: SandboxGateway) -> None:
+    request = order_request()
+    order = gateway.create_order(request)
+
+    assert gateway.query_order(request.out_trade_no).redirect_url == order.redirect_url
+    assert gateway.close_order(request.out_trade_no).redirect_url == order.redirect_url
+
+
+def test_a_create_error_is_unavailable_and_a_retry_creates(gateway: SandboxGateway) -> None:
+    request = order_request(options={"sandbox_behaviour": {"create_error": {"times": 1}}})
+
+    with pytest.raises(ChannelUnavailable, match="503"):
+        gateway.create_order(request)
+    assert gateway.query_order(request.out_trade_no).status is ChannelPaymentStatus.NOT_FOUND
+    assert gateway.create_order(request).out_trade_no == request.out_trade_no
+
+
+def test_a_timed_out_create_can_be_adopted_from_the_query(sandbox: SandboxServer) -> None:
+    impatient = SandboxGateway(sandbox.url, SECRET, timeout=0.3)
+    request = order_request(
+        options={"sandbox_behaviour": {"create_timeout": {"times": 1, "seconds": 1.0}}}
+    )
+
+    with pytest.raises(ChannelUnavailable, match="timed out"):
+        impatient.create_order(request)
+    state = impatient.query_order(request.out_trade_no)
+
+    assert state.status is ChannelPaymentStatus.PENDING
+    assert state.redirect_url is not None
+    assert state.redirect_url.startswith(f"{sandbox.url}/pay/")
+    assert buyer_chooses(state.redirect_url, "pay").json()["status"] == "SUCCESS"
+    assert impatient.create_order(request).redirect_url == state.redirect_url  # call 2: prompt
+
+
+# -- refunds -----------------------------------------------------------------------------------
+
+
+def paid(gateway: SandboxGateway, **overrides: object) -> CreateChannelOrder:
+    request = order_request(**overrides)
+    order = gateway.create_order(request)
+    assert buyer_chooses(order.redirect_url, "pay").json()["status"] == "SUCCESS"
+    return request
+
+
+def refund_request(
+    order: CreateChannelOrder, amount: int, **overrides: object
+) -> CreateChannelRefund:
+    fields: dict[str, object] = {
+        "out_trade_no": order.out_trade_no,
+        "out_refund_no": f"rfd_{secrets.token_hex(8)}",
+        "amount": amount,
+        "currency": order.currency,
+        "notify_url": DEAD_URL,
+    }
+    fields.update(overrides)
+    return CreateChannelRefund(**fields)  # type: ignore[arg-type]
+
+
+def test_a_refund_succeeds_and_queries_the_same(gateway: SandboxGateway) -> None:
+    order = paid(gateway)
+    request = refund_request(order, 234, reason="one cup broken")
+
+    state = gateway.refund(request)
+
+    assert state.status is ChannelRefundStatus.SUCCEEDED
+    assert (state.out_refund_no, state.out_trade_no) == (request.out_refund_no, order.out_trade_no)
+    assert (state.amount, state.currency) == (234, "CNY")
+    assert state.channel_refund_id is not None
+    assert state.channel_refund_id.startswith("sbxr_")
+    assert (state.failure_code, state.failure_message, state.notification_id) == (None, None, None)
+    assert gateway.query_refund(order.out_trade_no, request.out_refund_no) == state
+    assert gateway.refund(request) == state  # idempotent
+
+
+def test_partial_refunds_up_to_the_paid_amount(gateway: SandboxGateway) -> None:
+    order = paid(gateway)
+
+    assert gateway.refund(refund_request(order, 1000)).status is ChannelRefundStatus.SUCCEEDED
+    assert gateway.refund(refund_request(order, 234)).status is ChannelRefundStatus.SUCCEEDED
+    with pytest.raises(ChannelRejected, match="REFUND_EXCEEDS_PAID"):
+        gateway.refund(refund_request(order, 1))
+
+
+def test_a_reused_out_refund_no_with_another_amount_is_rejected(gateway: SandboxGateway) -> None:
+    order = paid(gateway)
+    first = refund_request(order, 100)
+    gateway.refund(first)
+
+    with pytest.raises(ChannelRejected, match="REFUND_PARAMS_MISMATCH"):
+        gateway.refund(refund_request(order, 101, out_refund_no=first.out_refund_no))
+
+
+def test_refunding_an_unpaid_or_unknown_order_is_rejected(gateway: SandboxGateway) -> None:
+    unpaid = order_request()
+    gateway.create_order(unpaid)
+
+    with pytest.raises(ChannelRejected, match="ORDER_NOT_PAID"):
+        gateway.refund(refund_request(unpaid, 1))
+    with pytest.raises(ChannelRejected, match="ORDER_NOT_FOUND"):
+        gateway.refund(refund_request(order_request(), 1))
+    with pytest.raises(ChannelRejected, match="INVALID_PARAMETER"):
+        gateway.refund(refund_request(unpaid, 1, out_refund_no="not valid"))
+
+
+def test_query_of_an_unknown_refund_is_not_found(gateway: SandboxGateway) -> None:
+    state = gateway.query_refund("pay_x", "rfd_never")
+
+    assert state == ChannelRefundState("rfd_never", "pay_x", ChannelRefundStatus.NOT_FOUND)
+
+
+def test_a_refund_the_channel_fails_is_failed_with_our_code(gateway: SandboxGateway) -> None:
+    order = paid(gateway, options={"sandbox_behaviour": {"refund_fail": True}})
+
+    state = gateway.refund(refund_request(order, 100))
+
+    assert state.status is ChannelRefundStatus.FAILED
+    assert state.failure_code == "refund_rejected"
+    assert state.failure_message
+
+
+def test_a_delayed_refund_is_pending_then_succeeded(gateway: SandboxGateway) -> None:
+    order = paid(gateway, options={"sandbox_behaviour": {"refund_delay_seconds": 0.2}})
+    request = refund_request(order, 100)
+
+    assert gateway.refund(request).status is ChannelRefundStatus.PENDING
+    wait_for(
+        lambda: (
+            gateway.query_refund(order.out_trade_no, request.out_refund_no).status
+            is ChannelRefundStatus.SUCCEEDED
+        )
+    )
+
+
+def test_a_refund_error_is_unavailable_and_a_retry_refunds_once(gateway: SandboxGateway) -> None:
+    order = paid(gateway, options={"sandbox_behaviour": {"refund_error": {"times": 1}}})
+    request = refund_request(order, 100)
+
+    with pytest.raises(ChannelUnavailable, match="503"):
+        gateway.refund(request)
+    missing = gateway.query_refund(order.out_trade_no, request.out_refund_no)
+    assert missing.status is ChannelRefundStatus.NOT_FOUND
+    assert gateway.refund(request).status is ChannelRefundStatus.SUCCEEDED
+
+
+@pytest.mark.parametrize(
+    ("sandbox_status", "ours"),
+    [
+        (SandboxRefundStatus.PROCESSING, ChannelRefundStatus.PENDING),
+        (SandboxRefundStatus.SUCCESS, ChannelRefundStatus.SUCCEEDED),
+        (SandboxRefundStatus.FAILED, ChannelRefundStatus.FAILED),
+    ],
+)
+def test_every_sandbox_refund_status_maps_to_ours(
+    sandbox_status: SandboxRefundStatus, ours: ChannelRefundStatus
+) -> None:
+    assert to_refund_status(sandbox_status) is ours
+
+
+def test_every_sandbox_refund_status_is_mapped() -> None:
+    assert {to_refund_status(s) for s in SandboxRefundStatus} == {
+        ChannelRefundStatus.PENDING,
+        ChannelRefundStatus.SUCCEEDED,
+        ChannelRefundStatus.FAILED,
+    }
+
+
+REFUND_ANSWER = {
+    "out_refund_no": "rfd_1",
+    "out_trade_no": "pay_1",
+    "refund_id": "sbxr_1",
+    "amount": 100,
+    "currency": "CNY",
+    "status": "SUCCESS",
+    "failure_code": None,
+    "failure_message": None,
+}
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (500, '{"code": "INTERNAL_ERROR", "message": "boom"}'),
+        (503, '{"code": "SYSTEM_ERROR", "message": "simulated"}'),
+        (404, "<html>Not Found</html>"),
+        (200, "not JSON"),
+        (200, json.dumps({**REFUND_ANSWER, "status": "REFUNDED"})),
+        (200, json.dumps({**REFUND_ANSWER, "refund_id": None})),
+        (200, json.dumps({**REFUND_ANSWER, "out_refund_no": "rfd_other"})),
+        (200, json.dumps({**REFUND_ANSWER, "out_trade_no": "pay_other"})),
+    ],
+)
+def test_refund_answers_that_leave_the_outcome_unknown_are_unavailable(
+    misbehaving: list[MisbehavingChannel], status: int, body: str
+) -> None:
+    channel = MisbehavingChannel(status, body)
+    misbehaving.append(channel)
+    gateway = SandboxGateway(channel.url, SECRET, timeout=2.0)
+    request = CreateChannelRefund("pay_1", "rfd_1", 100, "CNY", DEAD_URL)
+
+    with pytest.raises(ChannelUnavailable):
+        gateway.refund(request)
+    with pytest.raises(ChannelUnavailable):
+        gateway.query_refund("pay_1", "rfd_1")
+
+
+def test_a_well_formed_refund_answer_is_read(misbehaving: list[MisbehavingChannel]) -> None:
+    channel = MisbehavingChannel(200, json.dumps(REFUND_ANSWER))
+    misbehaving.append(channel)
+    gateway = SandboxGateway(channel.url, SECRET, timeout=2.0)
+
+    state = gateway.query_refund("pay_1", "rfd_1")
+
+    assert state == ChannelRefundState(
+        "rfd_1", "pay_1", ChannelRefundStatus.SUCCEEDED, 100, "CNY", "sbxr_1"
+    )
+
+
+# -- refund notifications ----------------------------------------------------------------------
+
+
+def refund_notification(**overrides: object) -> str:
+    body: dict[str, object] = {
+        "notify_id": "ntf_r1",
+        "notify_type": "refund.status_changed",
+        "out_refund_no": "rfd_1",
+        "out_trade_no": "pay_1",
+        "refund_id": "sbxr_1",
+        "status": "SUCCESS",
+        "amount": 100,
+        "currency": "CNY",
+        "failure_code": None,
+        "failure_message": None,
+        "sent_at": "2030-01-01T00:00:00.000Z",
+    }
+    body.update(overrides)
+    return json.dumps(body)
+
+
+def test_a_signed_refund_notification_is_read_into_the_refund_state(
+    gateway: SandboxGateway,
+) -> None:
+    body = refund_notification()
+
+    state = gateway.verify_callback(signed(body), body)
+
+    assert state == ChannelRefundState(
+        out_refund_no="rfd_1",
+        out_trade_no="pay_1",
+        status=ChannelRefundStatus.SUCCEEDED,
+        amount=100,
+        currency="CNY",
+        channel_refund_id="sbxr_1",
+        notification_id="ntf_r1",
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "ours"),
+    [("PROCESSING", ChannelRefundStatus.PENDING), ("FAILED", ChannelRefundStatus.FAILED)],
+)
+def test_refund_notifications_of_each_status_are_read(
+    gateway: SandboxGateway, status: str, ours: ChannelRefundStatus
+) -> None:
+    failed = status == "FAILED"
+    body = refund_notification(
+        status=status,
+        failure_code="REFUND_REJECTED" if failed else None,
+        failure_message="The channel rejected the refund." if failed else None,
+    )
+
+    state = gateway.verify_callback(signed(body), body)
+
+    assert isinstance(state, ChannelRefundState)
+    assert state.status is ours
+    assert state.failure_code == ("refund_rejected" if failed else None)
+
+
+def test_an_unknown_refund_failure_code_is_kept_in_the_message(gateway: SandboxGateway) -> None:
+    body = refund_notification(status="FAILED", failure_code="BANK_CLOSED", failure_message="no")
+
+    state = gateway.verify_callback(signed(body), body)
+
+    assert isinstance(state, ChannelRefundState)
+    assert state.failure_code == "refund_failed"
+    assert state.failure_message is not None
+    assert "BANK_CLOSED" in state.failure_message
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        refund_notification(status="REFUNDED"),
+        refund_notification(status="WAIT_BUYER_PAY"),
+        refund_notification(out_refund_no=None),
+        refund_notification(refund_id=""),
+        refund_notification(amount="100"),
+        refund_notification(notify_id=None),
+        refund_notification(notify_type="refund.created"),
+    ],
+)
+def test_a_correctly_signed_but_malformed_refund_notification_is_rejected(
+    gateway: SandboxGateway, body: str
+) -> None:
+    with pytest.raises(CallbackRejected, match="malformed"):
+        gateway.verify_callback(signed(body), body)
+
+
+def test_a_forged_refund_notification_is_rejected(gateway: SandboxGateway) -> None:
+    body = refund_notification()
+
+    with pytest.raises(CallbackRejected, match="signature"):
+        gateway.verify_callback(signed(body, secret="attacker"), body)

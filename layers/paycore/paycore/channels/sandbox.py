@@ -2,8 +2,10 @@
 
 The sandbox behaves like a redirect channel (Alipay, WeChat Pay, Stripe Checkout): the merchant
 creates an order, sends the buyer to ``pay_url``, then learns the outcome from a signed
-notification or a status query. This module speaks that protocol with the standard library
-only (it runs in Lambda with no extra dependencies):
+notification or a status query; a paid order can be refunded, in parts, and each refund's
+outcome arrives the same two ways. One gateway speaks for one merchant account at the sandbox
+(``account_id``); its base URL already carries the account's path prefix. This module speaks
+that protocol with the standard library only (it runs in Lambda with no extra dependencies):
 
 - merchant requests carry ``Sandbox-Timestamp`` (unix seconds) and ``Sandbox-Signature``, the hex
   HMAC-SHA256 of ``f"{timestamp}\\n{METHOD}\\n{path}\\n{body}"`` with the shared secret;
@@ -36,7 +38,10 @@ from paycore.channels.base import (
     ChannelOrder,
     ChannelPaymentState,
     ChannelPaymentStatus,
+    ChannelRefundState,
+    ChannelRefundStatus,
     CreateChannelOrder,
+    CreateChannelRefund,
 )
 from paycore.errors import CallbackRejected, ChannelRejected, ChannelUnavailable
 
@@ -47,10 +52,14 @@ TIMESTAMP_HEADER = "Sandbox-Timestamp"
 SIGNATURE_HEADER = "Sandbox-Signature"
 TOLERANCE_SECONDS = 300
 NOTIFY_TYPE = "trade.status_changed"
+REFUND_NOTIFY_TYPE = "refund.status_changed"
+DEFAULT_ACCOUNT = "default"
 _MAX_RESPONSE_BYTES = 1024 * 1024
 # The sandbox's decline reasons and the payment failure codes they become; an unknown reason
 # is a generic decline that keeps the sandbox's code in the message.
 _FAILURE_CODES = {"BUYER_DECLINED": "buyer_declined"}
+# The same for refunds.
+_REFUND_FAILURE_CODES = {"REFUND_REJECTED": "refund_rejected"}
 # Statuses that mean "not processed, try again later" even though they are 4xx.
 _RETRYABLE_4XX = frozenset({408, 425, 429})
 
@@ -79,6 +88,27 @@ def to_payment_status(status: SandboxStatus) -> ChannelPaymentStatus:
             assert_never(status)
 
 
+class SandboxRefundStatus(StrEnum):
+    """The sandbox's own refund statuses, as it writes them."""
+
+    PROCESSING = "PROCESSING"
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"
+
+
+def to_refund_status(status: SandboxRefundStatus) -> ChannelRefundStatus:
+    """Map a sandbox refund status into ours; mypy proves the match covers every status."""
+    match status:
+        case SandboxRefundStatus.PROCESSING:
+            return ChannelRefundStatus.PENDING
+        case SandboxRefundStatus.SUCCESS:
+            return ChannelRefundStatus.SUCCEEDED
+        case SandboxRefundStatus.FAILED:
+            return ChannelRefundStatus.FAILED
+        case _:
+            assert_never(status)
+
+
 def sign_request(secret: str, timestamp: str, method: str, path: str, body: bytes) -> str:
     """The hex signature of a merchant request (``path`` as sent, with any ``?query``)."""
     message = f"{timestamp}\n{method.upper()}\n{path}\n".encode() + body
@@ -103,11 +133,19 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 
 
 class SandboxGateway:
-    """``ChannelGateway`` for the sandbox channel at ``base_url``, signing with ``secret``."""
+    """``ChannelGateway`` for the sandbox channel account ``account_id`` at ``base_url``
+    (which already includes the account's ``/accounts/<id>`` prefix, except for ``default``),
+    signing with ``secret``."""
 
     name: str = "sandbox"
 
-    def __init__(self, base_url: str, secret: str, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        secret: str,
+        timeout: float = 5.0,
+        account_id: str = DEFAULT_ACCOUNT,
+    ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("the sandbox base URL must be an absolute http(s) URL")
@@ -115,6 +153,9 @@ class SandboxGateway:
             raise ValueError("the sandbox secret must not be empty")
         if timeout <= 0:
             raise ValueError("the HTTP timeout must be positive")
+        if not account_id:
+            raise ValueError("the sandbox account id must not be empty")
+        self.account_id = account_id
         self._base_url = base_url.rstrip("/")
         self._path_prefix = parts.path.rstrip("/")
         self._secret = secret
@@ -122,7 +163,10 @@ class SandboxGateway:
         self._opener = urllib.request.build_opener(_NoRedirects)
 
     def __repr__(self) -> str:  # never shows the secret
-        return f"SandboxGateway(base_url={self._base_url!r}, timeout={self._timeout})"
+        return (
+            f"SandboxGateway(base_url={self._base_url!r}, account_id={self.account_id!r}, "
+            f"timeout={self._timeout})"
+        )
 
     # -- the ChannelGateway verbs ------------------------------------------------------------
 
@@ -138,6 +182,11 @@ class SandboxGateway:
         }
         if request.return_url is not None:
             payload["return_url"] = request.return_url
+        behaviour = request.options.get("sandbox_behaviour")
+        if behaviour is not None:  # the sandbox checks it: a bad switch is a 400 refusal
+            payload["sandbox_behaviour"] = (
+                dict(behaviour) if isinstance(behaviour, Mapping) else behaviour
+            )
         status, body = self._call("POST", "/v1/orders", payload, request.out_trade_no)
         if status not in (200, 201):
             self._refuse(status, body, request.out_trade_no)
@@ -165,8 +214,43 @@ class SandboxGateway:
             status, body = 200, paid_order
         return self._state_answer(status, body, out_trade_no)
 
-    def verify_callback(self, headers: Mapping[str, str], body: str) -> ChannelPaymentState:
-        """Check a notification's signature and freshness, then read it. Raises
+    def refund(self, request: CreateChannelRefund) -> ChannelRefundState:
+        """Refund ``amount`` of a paid order (the sandbox deduplicates on out_refund_no, so a
+        retry never refunds twice). ``ChannelRejected`` when the sandbox refuses it (order not
+        paid or unknown, more than paid, out_refund_no reused for another amount);
+        ``ChannelUnavailable`` when the outcome is unknown: query the refund."""
+        payload: dict[str, Any] = {
+            "out_refund_no": request.out_refund_no,
+            "amount": request.amount,
+            "notify_url": request.notify_url,
+        }
+        if request.reason is not None:
+            payload["reason"] = request.reason
+        path = f"/v1/orders/{_segment(request.out_trade_no)}/refunds"
+        status, body = self._call("POST", path, payload, request.out_refund_no)
+        if status != 200:
+            self._refuse(status, body, request.out_refund_no)
+        state = self._readable(_refund_state, body, request.out_refund_no)
+        self._check_same_refund(request.out_trade_no, request.out_refund_no, state)
+        return state
+
+    def query_refund(self, out_trade_no: str, out_refund_no: str) -> ChannelRefundState:
+        """The channel's current view of a refund; NOT_FOUND when it never got it."""
+        path = f"/v1/refunds/{_segment(out_refund_no)}"
+        status, body = self._call("GET", path, None, out_refund_no)
+        if status == 404 and body.get("code") == "REFUND_NOT_FOUND":
+            return ChannelRefundState(out_refund_no, out_trade_no, ChannelRefundStatus.NOT_FOUND)
+        if status != 200:
+            self._refuse(status, body, out_refund_no)
+        state = self._readable(_refund_state, body, out_refund_no)
+        self._check_same_refund(out_trade_no, out_refund_no, state)
+        return state
+
+    def verify_callback(
+        self, headers: Mapping[str, str], body: str
+    ) -> ChannelPaymentState | ChannelRefundState:
+        """Check a notification's signature and freshness, then read it: a payment's state
+        for ``trade.status_changed``, a refund's for ``refund.status_changed``. Raises
         ``CallbackRejected`` for anything unsigned, forged, stale or malformed."""
         lowered = {key.lower(): value for key, value in headers.items()}
         timestamp = lowered.get(TIMESTAMP_HEADER.lower(), "")
@@ -260,6 +344,16 @@ class SandboxGateway:
         if answered != asked:
             self._unavailable(asked, f"the answer is about another order ({answered})")
 
+    def _check_same_refund(
+        self, out_trade_no: str, out_refund_no: str, state: ChannelRefundState
+    ) -> None:
+        if (state.out_trade_no, state.out_refund_no) != (out_trade_no, out_refund_no):
+            self._unavailable(
+                out_refund_no,
+                f"the answer is about another refund ({state.out_refund_no} of "
+                f"{state.out_trade_no})",
+            )
+
     def _refuse(self, status: int, body: dict[str, Any], out_trade_no: str) -> NoReturn:
         """A 4xx with the sandbox's ``{"code", "message"}`` is a refusal; any other 4xx body
         does not prove the sandbox saw the request, so the outcome stays unknown."""
@@ -349,6 +443,35 @@ def _payment_state(
         failure_code=_failure_code(channel_code) if failed else None,
         failure_message=_failure_message(channel_code, body) if failed else None,
         notification_id=notification_id,
+        redirect_url=_optional_text(body, "pay_url"),
+    )
+
+
+def _refund_state(
+    body: Mapping[str, Any], notification_id: str | None = None
+) -> ChannelRefundState:
+    """A refund as a refund call, a query or a notification describes it."""
+    try:
+        status = to_refund_status(SandboxRefundStatus(_text(body, "status")))
+    except ValueError:
+        raise _Unreadable(f"unknown refund status {body.get('status')!r}") from None
+    channel_code = _optional_text(body, "failure_code")
+    code = message = None
+    if status is ChannelRefundStatus.FAILED:
+        code = _REFUND_FAILURE_CODES.get(channel_code or "", "refund_failed")
+        message = _optional_text(body, "failure_message") or "the sandbox rejected the refund"
+        if channel_code is not None and channel_code not in _REFUND_FAILURE_CODES:
+            message = f"{message} (sandbox code {channel_code})"
+    return ChannelRefundState(
+        out_refund_no=_text(body, "out_refund_no"),
+        out_trade_no=_text(body, "out_trade_no"),
+        status=status,
+        amount=_amount(body),
+        currency=_text(body, "currency"),
+        channel_refund_id=_text(body, "refund_id"),
+        failure_code=code,
+        failure_message=message,
+        notification_id=notification_id,
     )
 
 
@@ -364,10 +487,13 @@ def _failure_message(channel_code: str | None, body: Mapping[str, Any]) -> str:
     return message
 
 
-def _read_notification(body: Mapping[str, Any]) -> ChannelPaymentState:
-    if body.get("notify_type") != NOTIFY_TYPE:
-        raise _Unreadable(f"notify_type must be {NOTIFY_TYPE!r}")
-    return _payment_state(body, notification_id=_text(body, "notify_id"))
+def _read_notification(body: Mapping[str, Any]) -> ChannelPaymentState | ChannelRefundState:
+    notify_type = body.get("notify_type")
+    if notify_type == NOTIFY_TYPE:
+        return _payment_state(body, notification_id=_text(body, "notify_id"))
+    if notify_type == REFUND_NOTIFY_TYPE:
+        return _refund_state(body, notification_id=_text(body, "notify_id"))
+    raise _Unreadable(f"notify_type must be {NOTIFY_TYPE!r} or {REFUND_NOTIFY_TYPE!r}")
 
 
 def _segment(value: str) -> str:
