@@ -68,6 +68,8 @@ class LocalProfile:
     webhook_max_attempts: int = 6
     function_log_level: str | None = None
     sandbox_notify_schedule: tuple[float, ...] = (0.2, 1.0, 2.0, 4.0)
+    channel_timeout_seconds: float = 5.0
+    channel_accounts: str | None = None  # None: the template's default accounts
     # Runtime knobs (not template parameters).
     sqs_pollers_per_source: int = 2
     instances_per_function: int = 8
@@ -123,7 +125,10 @@ class LocalProfile:
             "WebhookMaxAttempts": str(self.webhook_max_attempts),
             # Local merchants' webhook receivers live on loopback.
             "AllowPrivateWebhookTargets": "true",
+            "ChannelTimeoutSeconds": f"{self.channel_timeout_seconds:g}",
         }
+        if self.channel_accounts is not None:
+            overrides["ChannelAccounts"] = self.channel_accounts
         if self.function_log_level:
             overrides["LogLevel"] = self.function_log_level
         return overrides

@@ -20,6 +20,7 @@ __all__ = ["eventually"]
 # Short waits so that the late-callback and webhook-retry paths run in seconds.
 CALLBACK_WAIT_SECONDS = 4
 WEBHOOK_MAX_ATTEMPTS = 4
+CHANNEL_TIMEOUT_SECONDS = 2
 
 
 # One runtime per process at a time (moto and the hooks are process-wide): scoped to this
@@ -36,6 +37,10 @@ def runtime() -> Iterator[LocalRuntime]:
         webhook_retry_schedule="1,1,1",
         webhook_max_attempts=WEBHOOK_MAX_ATTEMPTS,
         sandbox_notify_schedule=(0.0, 0.5, 1.0, 2.0),
+        # A create that stalls longer than this has an unknown outcome (then queried).
+        channel_timeout_seconds=CHANNEL_TIMEOUT_SECONDS,
+        # The expiry sweep (rate(1 minute)) runs every 2 s.
+        schedule_time_scale=30.0,
     )
     with LocalRuntime(profile=profile) as started:
         yield started
@@ -74,13 +79,51 @@ class Merchant:
         assert answer.status_code == 201, answer.text
         return answer.json()  # type: ignore[no-any-return]
 
-    def pay(self, order_id: str, **kwargs: Any) -> requests.Response:
+    def pay(
+        self,
+        order_id: str,
+        instruments: list[dict[str, Any]] | None = None,
+        behaviour: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
+        """Pay with ``instruments`` (default: the sandbox channel, misbehaving as
+        ``behaviour`` says)."""
+        if instruments is None:
+            channel: dict[str, Any] = {"type": "channel", "channel": "sandbox"}
+            if behaviour is not None:
+                channel["sandbox_behaviour"] = behaviour
+            instruments = [channel]
         return self.request(
-            "POST",
-            f"/v1/orders/{order_id}/payments",
-            json={"instruments": [{"type": "channel", "channel": "sandbox"}]},
-            **kwargs,
+            "POST", f"/v1/orders/{order_id}/payments", json={"instruments": instruments}, **kwargs
         )
+
+    def credit(self, buyer_id: str, amount: int, currency: str = "CNY") -> dict[str, Any]:
+        answer = self.request(
+            "POST",
+            f"/v1/buyers/{buyer_id}/balance/credits",
+            json={"amount": amount, "currency": currency},
+        )
+        assert answer.status_code == 201, answer.text
+        return answer.json()  # type: ignore[no-any-return]
+
+    def balance(self, buyer_id: str, currency: str = "CNY") -> dict[str, Any]:
+        answer = self.request(
+            "GET", f"/v1/buyers/{buyer_id}/balance", params={"currency": currency}
+        )
+        assert answer.status_code == 200, answer.text
+        return answer.json()  # type: ignore[no-any-return]
+
+    def coupon(self, buyer_id: str, amount: int, currency: str = "CNY") -> dict[str, Any]:
+        answer = self.request(
+            "POST",
+            "/v1/coupons",
+            json={"buyer_id": buyer_id, "amount": amount, "currency": currency},
+        )
+        assert answer.status_code == 201, answer.text
+        return answer.json()  # type: ignore[no-any-return]
+
+    def get_coupon(self, coupon_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/v1/coupons/{coupon_id}").json()  # type: ignore[no-any-return]
 
     def order(self, order_id: str) -> dict[str, Any]:
         return self.request("GET", f"/v1/orders/{order_id}").json()  # type: ignore[no-any-return]

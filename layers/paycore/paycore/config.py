@@ -20,6 +20,7 @@ _NAMES = (
     "NOTIFICATION_QUEUE_URL",
     "DEAD_LETTER_QUEUE_URL",
     "PAYMENT_STATE_MACHINE_ARN",
+    "REFUND_STATE_MACHINE_ARN",
     "ADMIN_TOKEN_SECRET_ID",
     "SANDBOX_CHANNEL_URL",
     "SANDBOX_CHANNEL_SECRET_ID",
@@ -31,6 +32,8 @@ _NAMES = (
     "WEBHOOK_TIMEOUT_SECONDS",
     "WEBHOOK_ALLOW_PRIVATE_TARGETS",
     "IDEMPOTENCY_TTL_SECONDS",
+    "CHANNEL_ACCOUNTS",
+    "CHANNEL_TIMEOUT_SECONDS",
 )
 
 
@@ -45,6 +48,7 @@ class Settings(BaseModel):
     # The notification queue's dead-letter queue; only the redrive function needs it.
     dead_letter_queue_url: str = Field(default="", alias="DEAD_LETTER_QUEUE_URL")
     payment_state_machine_arn: str = Field(default="", alias="PAYMENT_STATE_MACHINE_ARN")
+    refund_state_machine_arn: str = Field(default="", alias="REFUND_STATE_MACHINE_ARN")
     admin_token_secret_id: str = Field(default="", alias="ADMIN_TOKEN_SECRET_ID")
     sandbox_channel_url: str = Field(default="", alias="SANDBOX_CHANNEL_URL")
     sandbox_channel_secret_id: str = Field(default="", alias="SANDBOX_CHANNEL_SECRET_ID")
@@ -71,6 +75,11 @@ class Settings(BaseModel):
         default=False, alias="WEBHOOK_ALLOW_PRIVATE_TARGETS"
     )
     idempotency_ttl_seconds: int = Field(default=86400, ge=86400, alias="IDEMPOTENCY_TTL_SECONDS")
+    # The channel accounts payments are routed to, in priority order (JSON list; see
+    # paycore.channels.routing). Empty: one account per configured channel, named "default".
+    channel_accounts: str = Field(default="", alias="CHANNEL_ACCOUNTS")
+    # Per HTTP request to a channel. A timeout only makes the outcome unknown, never wrong.
+    channel_timeout_seconds: float = Field(default=5.0, gt=0, alias="CHANNEL_TIMEOUT_SECONDS")
 
     @field_validator("webhook_retry_schedule", mode="before")
     @classmethod

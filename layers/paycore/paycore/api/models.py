@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import re
+from typing import Annotated, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
+from paycore.clock import parse_rfc3339, rfc3339
 from paycore.money import MAX_AMOUNT, is_supported_currency
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
+_I = TypeVar("_I", bound=BaseModel)
 
 Amount = Annotated[int, Field(gt=0, le=MAX_AMOUNT, description="Minor units of the currency")]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})$")
 
 
 def _check_url(value: str | None) -> str | None:
@@ -66,19 +77,145 @@ class CloseOrderRequest(BaseModel):
     model_config = _STRICT
 
 
+class CreditBalanceRequest(BaseModel):
+    model_config = _STRICT
+
+    amount: Amount
+    currency: Currency
+
+    _currency = field_validator("currency")(_check_currency)
+
+
+class CreateCouponRequest(BaseModel):
+    """``expires_at``: RFC 3339 with a zone (kept as UTC, milliseconds); absent or null: the
+    coupon never expires. That it lies in the future is checked when the coupon is issued."""
+
+    model_config = _STRICT
+
+    buyer_id: Identifier
+    amount: Amount
+    currency: Currency
+    expires_at: str | None = None
+
+    _currency = field_validator("currency")(_check_currency)
+
+    @field_validator("expires_at")
+    @classmethod
+    def _rfc3339_with_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not _RFC3339.match(value):
+            raise ValueError("must be an RFC 3339 timestamp with a time zone")
+        try:
+            return rfc3339(parse_rfc3339(value.upper()))
+        except (ValueError, OverflowError) as exc:
+            raise ValueError("must be an RFC 3339 timestamp with a time zone") from exc
+
+
+class CreateError(BaseModel):
+    model_config = _STRICT
+
+    times: Annotated[int, Field(ge=1, le=100)] = 1
+    status: Literal[500, 502, 503] = 503
+    after_create: bool = False
+
+
+class CreateTimeout(BaseModel):
+    model_config = _STRICT
+
+    times: Annotated[int, Field(ge=1, le=100)] = 1
+    seconds: Annotated[float, Field(ge=0, le=60)] = 8.0
+
+
+class RefundError(BaseModel):
+    model_config = _STRICT
+
+    times: Annotated[int, Field(ge=1, le=100)] = 1
+
+
+class SandboxBehaviour(BaseModel):
+    """How the sandbox channel should misbehave for this payment (sandbox only; see
+    local_runtime/sandbox/README.md, "Misbehaviour switches")."""
+
+    model_config = _STRICT
+
+    decline: bool | None = None
+    notify_delay_seconds: Annotated[float, Field(ge=0, le=3600)] | None = None
+    notify_drop: bool | None = None
+    notify_duplicate: Annotated[int, Field(ge=2, le=5)] | None = None
+    notify_reorder: bool | None = None
+    query_only: bool | None = None
+    create_error: CreateError | None = None
+    create_timeout: CreateTimeout | None = None
+    refund_fail: bool | None = None
+    refund_delay_seconds: Annotated[float, Field(ge=0, le=3600)] | None = None
+    refund_error: RefundError | None = None
+    close_ignored: bool | None = None
+
+
 class ChannelInstrument(BaseModel):
     model_config = _STRICT
 
     type: Literal["channel"]
     channel: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+    sandbox_behaviour: SandboxBehaviour | None = None
+
+    @model_validator(mode="after")
+    def _behaviour_only_for_sandbox(self) -> ChannelInstrument:
+        if self.sandbox_behaviour is not None and self.channel != "sandbox":
+            raise ValueError("sandbox_behaviour is only accepted for the sandbox channel")
+        return self
+
+
+class BalanceInstrument(BaseModel):
+    model_config = _STRICT
+
+    type: Literal["balance"]
+    amount: Amount
+
+
+class CouponInstrument(BaseModel):
+    model_config = _STRICT
+
+    type: Literal["coupon"]
+    coupon_id: Annotated[str, StringConstraints(pattern=r"^cpn_[A-Za-z0-9]{1,60}$")]
+
+
+Instrument = Annotated[
+    ChannelInstrument | BalanceInstrument | CouponInstrument, Field(discriminator="type")
+]
 
 
 class CreatePaymentRequest(BaseModel):
+    """At most one instrument of each type. Internal instruments (a coupon, a balance amount)
+    are used first; a channel instrument takes the rest of the order amount."""
+
     model_config = _STRICT
 
-    # Combined payments (balance, coupon) arrive with the orchestration work; until then the
-    # only instrument accepted is one channel, which takes the whole order amount.
-    instruments: Annotated[list[ChannelInstrument], Field(min_length=1, max_length=1)]
+    instruments: Annotated[list[Instrument], Field(min_length=1, max_length=3)]
     return_url: str | None = None
 
     _url = field_validator("return_url")(_check_url)
+
+    @field_validator("instruments")
+    @classmethod
+    def _one_of_each_type(cls, value: list[Instrument]) -> list[Instrument]:
+        types = [instrument.type for instrument in value]
+        if len(types) != len(set(types)):
+            raise ValueError("at most one instrument of each type (channel, balance, coupon)")
+        return value
+
+    def instrument(self, kind: type[_I]) -> _I | None:
+        for instrument in self.instruments:
+            if isinstance(instrument, kind):
+                return instrument
+        return None
+
+
+class CreateRefundRequest(BaseModel):
+    """Give back part or all of what an order was paid."""
+
+    model_config = _STRICT
+
+    amount: Amount
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None

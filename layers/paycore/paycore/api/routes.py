@@ -8,6 +8,7 @@ request models, run the command through ``IdempotentCommands`` and shape the ans
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -19,26 +20,34 @@ from aws_lambda_powertools.event_handler.openapi.models import (
     HTTPBearer,
     Server,
 )
-from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from paycore.api import problem
 from paycore.api.idempotency import HEADER, IdempotentCommands
 from paycore.api.models import (
     CloseOrderRequest,
+    CreateCouponRequest,
     CreateMerchantRequest,
     CreateOrderRequest,
     CreatePaymentRequest,
+    CreateRefundRequest,
+    CreditBalanceRequest,
 )
 from paycore.config import get_settings
+from paycore.dal.instruments import InstrumentStore
 from paycore.dal.trade_store import TradeStore
 from paycore.errors import PaycoreError, Unauthenticated
-from paycore.services import events, merchants, orders, payments
+from paycore.services import closing, events, instruments, merchants, orders, payments, refunds
 
 JSON = "application/json"
 Limit = Annotated[int, Query(ge=1, le=100, description="Page size")]
 StartingAfter = Annotated[
     str | None, Query(max_length=64, description="Last id of the page before")
 ]
+BuyerId = Annotated[
+    str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="The merchant's id of the buyer")
+]
+BalanceCurrency = Annotated[str, Query(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
 
 
 def _listing(items: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
@@ -67,6 +76,73 @@ def _register_error_handlers(app: APIGatewayRestResolver) -> None:
     @app.not_found
     def handle_not_found(_: Exception) -> Response[str]:
         return problem.problem(404, "route_not_found", "No such route.")
+
+
+def _register_refund_routes(
+    app: APIGatewayRestResolver,
+    *,
+    store: Callable[[], TradeStore],
+    merchant_id: Callable[[], str],
+    callback_base_url: Callable[[], str],
+    idempotent: Callable[[str, Any, Callable[[], tuple[int, dict[str, Any]]]], Response[str]],
+    ok: Callable[[dict[str, Any]], Response[str]],
+) -> None:
+    """Refunds (merchant routes; see services/refunds.py)."""
+
+    @app.post("/v1/orders/<order_id>/refunds", summary="Refund part or all of a paid order")
+    def create_refund(order_id: str, body: Annotated[CreateRefundRequest, Body()]) -> Response[str]:
+        mid = merchant_id()
+        base_url = callback_base_url()
+
+        def command() -> tuple[int, dict[str, Any]]:
+            refund = refunds.create_refund(store(), mid, order_id, body, base_url)
+            return 202, refund.resource()
+
+        return idempotent(mid, body.model_dump(), command)
+
+    @app.get("/v1/refunds/<refund_id>", summary="Retrieve a refund")
+    def get_refund(refund_id: str) -> Response[str]:
+        return ok(refunds.get_refund(store(), merchant_id(), refund_id).resource())
+
+
+def _register_instrument_routes(
+    app: APIGatewayRestResolver,
+    merchant_id: Callable[[], str],
+    idempotent: Callable[[str, Any, Callable[[], tuple[int, dict[str, Any]]]], Response[str]],
+    ok: Callable[[dict[str, Any]], Response[str]],
+) -> None:
+    """Stored balance and coupons (merchant routes; see services/instruments.py)."""
+
+    @app.post("/v1/buyers/<buyer_id>/balance/credits", summary="Credit a buyer's balance")
+    def credit_balance(
+        buyer_id: BuyerId, body: Annotated[CreditBalanceRequest, Body()]
+    ) -> Response[str]:
+        mid = merchant_id()
+
+        def command() -> tuple[int, dict[str, Any]]:
+            balance = instruments.credit_balance(InstrumentStore(), mid, buyer_id, body)
+            return 201, balance.resource()
+
+        return idempotent(mid, body.model_dump(), command)
+
+    @app.get("/v1/buyers/<buyer_id>/balance", summary="Retrieve a buyer's balance")
+    def get_balance(buyer_id: BuyerId, currency: BalanceCurrency) -> Response[str]:
+        mid = merchant_id()
+        return ok(instruments.get_balance(InstrumentStore(), mid, buyer_id, currency).resource())
+
+    @app.post("/v1/coupons", summary="Issue a coupon to a buyer")
+    def create_coupon(body: Annotated[CreateCouponRequest, Body()]) -> Response[str]:
+        mid = merchant_id()
+
+        def command() -> tuple[int, dict[str, Any]]:
+            return 201, instruments.issue_coupon(InstrumentStore(), mid, body).resource()
+
+        return idempotent(mid, body.model_dump(), command)
+
+    @app.get("/v1/coupons/<coupon_id>", summary="Retrieve a coupon")
+    def get_coupon(coupon_id: str) -> Response[str]:
+        mid = merchant_id()
+        return ok(instruments.get_coupon(InstrumentStore(), mid, coupon_id).resource())
 
 
 def build_app(
@@ -173,14 +249,14 @@ def build_app(
     def get_order(order_id: str) -> Response[str]:
         return ok(orders.get_order(store(), merchant_id(), order_id).resource())
 
-    @app.post("/v1/orders/<order_id>/close", summary="Close an unpaid order")
+    @app.post("/v1/orders/<order_id>/close", summary="Close an unpaid order (also one being paid)")
     def close_order(
         order_id: str, body: Annotated[CloseOrderRequest | None, Body()] = None
     ) -> Response[str]:
         mid = merchant_id()
 
         def command() -> tuple[int, dict[str, Any]]:
-            return 200, orders.close_order(store(), mid, order_id).resource()
+            return 200, closing.close_order(store(), mid, order_id).resource()
 
         return idempotent(mid, None, command)
 
@@ -202,6 +278,21 @@ def build_app(
     @app.get("/v1/payments/<payment_id>", summary="Retrieve a payment")
     def get_payment(payment_id: str) -> Response[str]:
         return ok(payments.get_payment(store(), merchant_id(), payment_id).resource())
+
+    # -- refunds -------------------------------------------------------------------------
+
+    _register_refund_routes(
+        app,
+        store=store,
+        merchant_id=merchant_id,
+        callback_base_url=callback_base_url,
+        idempotent=idempotent,
+        ok=ok,
+    )
+
+    # -- internal instruments: stored balance and coupons ----------------------------------
+
+    _register_instrument_routes(app, merchant_id, idempotent, ok)
 
     # -- events --------------------------------------------------------------------------
 

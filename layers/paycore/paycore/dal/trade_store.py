@@ -8,6 +8,9 @@ Item layout (pk / sk):
 - ``PAYMENT#<pay>`` / ``PAYMENT``: the payment; ``PAYMENT#<pay>`` / ``TASKTOKEN`` holds the
   state machine's task token apart, so it never travels with the payment.
 - ``EVENT#<evt>`` / ``EVENT``: the event; gsi1 ``MERCHANT#<mch>#EVENTS`` by creation time.
+- Open orders (``created`` or ``paying``) are also in the sparse index gsi2, partition
+  ``OPEN#<shard>`` (one of ``OPEN_SHARDS``, so no hot key) sorted by ``expires_at``: the expiry
+  sweeper finds the orders due without a scan. A paid or closed order leaves the index.
 
 Every change of an order or payment is a conditional write on the version it was read at;
 a state change and its event are written in one transaction.
@@ -15,6 +18,7 @@ a state change and its event are written in one transaction.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, replace
 from typing import Any
@@ -29,6 +33,8 @@ from paycore.domain.status import OrderStatus, PaymentStatus
 from paycore.errors import ConcurrentUpdate, Conflict, NotFound, ServiceUnavailable
 
 GSI = "gsi1"
+EXPIRY_INDEX = "gsi2"
+OPEN_SHARDS = 8
 _THROTTLES = {
     "ProvisionedThroughputExceededException",
     "ThrottlingException",
@@ -59,6 +65,10 @@ def _event_pk(event_id: str) -> str:
 
 def _mono_pk(merchant_id: str, merchant_order_no: str) -> str:
     return f"MONO#{merchant_id}#{merchant_order_no}"
+
+
+def _open_shard(order_id: str) -> str:
+    return f"OPEN#{int(hashlib.sha256(order_id.encode()).hexdigest(), 16) % OPEN_SHARDS}"
 
 
 def _cancellation_codes(exc: ClientError) -> list[str]:
@@ -247,20 +257,57 @@ class TradeStore:
             gsi1pk=f"{_merchant_pk(order.merchant_id)}#ORDERS",
             gsi1sk=f"{order.created_at}#{order.id}",
         )
+        if order.is_open:
+            values.update(gsi2pk=_open_shard(order.id), gsi2sk=f"{order.expires_at}#{order.id}")
         return values
+
+    def expired_order_ids(self, now_rfc3339: str, limit: int = 100) -> list[str]:
+        """Ids of open orders whose ``expires_at`` is at or before ``now_rfc3339``."""
+        found: list[str] = []
+        for shard in range(OPEN_SHARDS):
+            query: dict[str, Any] = {
+                "TableName": self.table,
+                "IndexName": EXPIRY_INDEX,
+                "KeyConditionExpression": "gsi2pk = :pk AND gsi2sk <= :now",
+                "ExpressionAttributeValues": to_values(
+                    {":pk": f"OPEN#{shard}", ":now": f"{now_rfc3339}#~"}
+                ),
+                "Limit": limit,
+            }
+            answer = self._ddb.query(**query)
+            found.extend(
+                str(from_item(item)["pk"]).removeprefix("ORDER#")
+                for item in answer.get("Items", [])
+            )
+        return found[: limit * OPEN_SHARDS]
 
     # -- payments ----------------------------------------------------------------------------
 
-    def start_payment(self, order: Order, payment: Payment) -> tuple[Order, Payment]:
-        """Create ``payment`` and move ``order`` (already transitioned) in one transaction."""
+    def start_payment(
+        self,
+        order: Order,
+        payment: Payment,
+        reservations: tuple[tuple[dict[str, Any], Conflict], ...] = (),
+        event: Event | None = None,
+    ) -> tuple[Order, Payment]:
+        """Create ``payment``, move ``order`` (already transitioned) and make the internal
+        instruments' reservations in one transaction: all of it happens, or nothing.
+
+        ``reservations`` pairs each instrument write with the conflict to raise when its
+        condition fails (not enough balance, a coupon no longer available)."""
         saved_order = replace(order, version=order.version + 1)
-        codes = self._transact(
-            [
-                self._put_new(self._payment_values(payment)),
-                self._put_versioned(self._order_values(saved_order), order.version),
-            ]
-        )
+        items = [
+            self._put_new(self._payment_values(payment)),
+            self._put_versioned(self._order_values(saved_order), order.version),
+            *(item for item, _ in reservations),
+        ]
+        if event is not None:
+            items.append(self._put_new(self._event_values(event)))
+        codes = self._transact(items)
         if codes is not None:
+            for code, (_, conflict) in zip(codes[2:], reservations, strict=False):
+                if code == "ConditionalCheckFailed":
+                    raise conflict
             raise Conflict(
                 "the order changed while the payment was being started; retry",
                 code="order_not_payable",
@@ -288,8 +335,17 @@ class TradeStore:
         item = self._get(_payment_pk(payment_id), "TASKTOKEN")
         return str(item["token"]) if item else None
 
-    def finish_payment(self, payment: Payment, order: Order, event: Event | None) -> bool:
-        """Write a final payment, its order and its event together.
+    def finish_payment(
+        self,
+        payment: Payment,
+        order: Order,
+        event: Event | None,
+        *,
+        more_events: tuple[Event, ...] = (),
+        instrument_items: tuple[dict[str, Any], ...] = (),
+    ) -> bool:
+        """Write a final payment, its order, its events and the confirmation or release of
+        its internal instruments together.
 
         Both aggregates were read and transitioned by the caller; False when either changed
         meanwhile (the caller re-reads: a retry of the same settlement finds it done).
@@ -299,14 +355,27 @@ class TradeStore:
         items = [
             self._put_versioned(self._payment_values(saved_payment), payment.version),
             self._put_versioned(self._order_values(saved_order), order.version),
+            *instrument_items,
         ]
-        if event is not None:
-            items.append(self._put_new(self._event_values(event)))
-        return self._transact(items) is None
+        for each in (event, *more_events):
+            if each is not None:
+                items.append(self._put_new(self._event_values(each)))
+        codes = self._transact(items)
+        if codes is not None and any(
+            code == "ConditionalCheckFailed" for code in codes[2 : 2 + len(instrument_items)]
+        ):
+            # The aggregates were current but an instrument was not as reserved: a bug or a
+            # hand edit, never a race to retry away. Fail loudly (the alarm pages someone).
+            raise RuntimeError(f"payment {payment.id}: instrument reservation not found")
+        return codes is None
 
     def _payment_values(self, payment: Payment) -> dict[str, Any]:
         values = asdict(payment)
         values["status"] = payment.status.value
+        # Channel options may hold fractions (a sandbox delay of 0.5 s); DynamoDB numbers
+        # here are money only, so these two travel as JSON text.
+        for name in _PAYMENT_JSON_FIELDS:
+            values[name] = json.dumps(values[name], separators=(",", ":"))
         values.update(pk=_payment_pk(payment.id), sk="PAYMENT")
         return values
 
@@ -382,9 +451,16 @@ def _order(item: dict[str, Any]) -> Order:
     return Order(**values)
 
 
+_PAYMENT_JSON_FIELDS = ("instruments", "channel_options")
+
+
 def _payment(item: dict[str, Any]) -> Payment:
     values = _fields(item, _PAYMENT_FIELDS)
     values["status"] = PaymentStatus(values["status"])
+    values.setdefault("channel", None)  # None values are not stored
+    for name in _PAYMENT_JSON_FIELDS:
+        if isinstance(values.get(name), str):
+            values[name] = json.loads(values[name])
     return Payment(**values)
 
 

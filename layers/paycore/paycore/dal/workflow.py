@@ -1,4 +1,4 @@
-"""Step Functions: start a payment's execution and resume it from a callback."""
+"""Step Functions: start a payment's or a refund's execution and resume it from a callback."""
 
 from __future__ import annotations
 
@@ -29,6 +29,23 @@ def start_payment_execution(payment_id: str, execution_input: dict[str, Any]) ->
         if exc.response["Error"]["Code"] == "ExecutionAlreadyExists":
             return f"{get_settings().payment_state_machine_arn}:{payment_id}"
         raise ServiceUnavailable("the payment workflow could not be started") from exc
+    return str(answer["executionArn"])
+
+
+def start_refund_execution(refund_id: str, execution_input: dict[str, Any]) -> str:
+    """Start the refund's execution, named after the refund (a retry cannot start a twin;
+    an execution that already ran under that name is left as it is)."""
+    arn = get_settings().refund_state_machine_arn
+    try:
+        answer = client("stepfunctions").start_execution(
+            stateMachineArn=arn,
+            name=refund_id,
+            input=json.dumps(execution_input, separators=(",", ":")),
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ExecutionAlreadyExists":
+            return f"{arn.replace(':stateMachine:', ':execution:')}:{refund_id}"
+        raise ServiceUnavailable("the refund workflow could not be started") from exc
     return str(answer["executionArn"])
 
 

@@ -15,6 +15,8 @@ from paycore.ids import derived_id, has_prefix
 ORDER_PAID = "order.paid"
 ORDER_CLOSED = "order.closed"
 PAYMENT_FAILED = "payment.failed"
+REFUND_SUCCEEDED = "refund.succeeded"
+REFUND_FAILED = "refund.failed"
 
 
 def event_id(cause_id: str, event_type: str) -> str:

@@ -12,15 +12,21 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any
 
-from paycore.channels.base import ChannelPaymentState, ChannelPaymentStatus, CreateChannelOrder
-from paycore.channels.registry import get_gateway
+from paycore.channels.base import (
+    ChannelGateway,
+    ChannelPaymentState,
+    ChannelPaymentStatus,
+    CreateChannelOrder,
+)
+from paycore.channels.registry import get_gateway, route
 from paycore.clock import now, now_rfc3339, parse_rfc3339
 from paycore.dal.trade_store import TradeStore
 from paycore.dal.workflow import resume_with_outcome
-from paycore.domain.models import Event, Payment
+from paycore.domain.models import Event, Order, Payment
 from paycore.domain.status import PaymentStatus
-from paycore.errors import ConcurrentUpdate, NotFound
+from paycore.errors import ChannelRejected, ChannelUnavailable, ConcurrentUpdate, Conflict, NotFound
 from paycore.services import events
+from paycore.services.payments import settlement_items
 
 SUCCEEDED = "succeeded"
 FAILED = "failed"
@@ -36,6 +42,10 @@ class Outcome:
     failure_code: str | None = None
     failure_message: str | None = None
     source: str = "query"
+    # Money the channel took (it reported success), even when we cannot accept it (an amount
+    # mismatch) or the payment is already final: such money is refunded automatically.
+    paid_amount: int | None = None
+    paid_currency: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +54,8 @@ class Outcome:
             "failure_code": self.failure_code,
             "failure_message": self.failure_message,
             "source": self.source,
+            "paid_amount": self.paid_amount,
+            "paid_currency": self.paid_currency,
         }
 
 
@@ -52,17 +64,21 @@ def outcome_from_channel(payment: Payment, state: ChannelPaymentState, source: s
     currency is not the payment's."""
     match state.status:
         case ChannelPaymentStatus.SUCCEEDED:
-            if (state.amount, state.currency) != (payment.amount, payment.currency):
-                return Outcome(
-                    FAILED,
-                    failure_code="amount_mismatch",
-                    failure_message=(
-                        f"channel reported {state.amount} {state.currency}, "
-                        f"expected {payment.amount} {payment.currency}"
-                    ),
-                    source=source,
-                )
-            return Outcome(SUCCEEDED, state.channel_transaction_id, source=source)
+            accepted = (state.amount, state.currency) == (payment.channel_amount, payment.currency)
+            return Outcome(
+                SUCCEEDED if accepted else FAILED,
+                state.channel_transaction_id,
+                failure_code=None if accepted else "amount_mismatch",
+                failure_message=None
+                if accepted
+                else (
+                    f"channel reported {state.amount} {state.currency}, "
+                    f"expected {payment.channel_amount} {payment.currency}"
+                ),
+                source=source,
+                paid_amount=state.amount,
+                paid_currency=state.currency,
+            )
         case ChannelPaymentStatus.FAILED:
             return Outcome(
                 FAILED,
@@ -98,40 +114,172 @@ class PaymentSteps:
             raise NotFound(f"no payment {payment_id}", code="payment_not_found")
         return payment
 
+    def _order(self, order_id: str) -> Order:
+        order = self.store.get_order(order_id)
+        if order is None:
+            raise NotFound(f"no order {order_id}", code="order_not_found")
+        return order
+
+    # -- CreateChannelOrder ------------------------------------------------------------------
+
     def create_channel_order(
         self, payment_id: str, callback_base_url: str, task_token: str
     ) -> dict[str, Any]:
-        """Create the channel order and record where the buyer goes. The execution then
-        waits until the callback (or this step, for a payment already final) resumes it."""
+        """Route the payment to a channel account and create the channel order there, failing
+        over to the next account only when the channel proves nothing was created. Records
+        the redirect URL, the account and every attempt on the payment. The execution then
+        waits until the callback (or this step, for an outcome already known) resumes it."""
         self.store.put_task_token(payment_id, task_token)
         payment = self._payment(payment_id)
         if payment.is_final:
             resume_with_outcome(task_token, {"status": payment.status.value, "source": "replay"})
             return {"payment_id": payment_id, "status": payment.status.value}
-        order = self.store.get_order(payment.order_id)
-        if order is None:
-            raise NotFound(f"no order {payment.order_id}", code="order_not_found")
-        gateway = get_gateway(payment.channel)
-        channel_order = gateway.create_order(
-            CreateChannelOrder(
-                out_trade_no=payment.id,
-                amount=payment.amount,
-                currency=payment.currency,
-                subject=order.subject,
-                notify_url=f"{callback_base_url.rstrip('/')}/callbacks/{payment.channel}",
-                expires_at=order.expires_at,
-                return_url=payment.return_url,
-            )
+        order = self._order(payment.order_id)
+        channel = str(payment.channel)
+        request = CreateChannelOrder(
+            out_trade_no=payment.id,
+            amount=payment.channel_amount,
+            currency=payment.currency,
+            subject=order.subject,
+            notify_url=f"{callback_base_url.rstrip('/')}/callbacks/{channel}",
+            expires_at=order.expires_at,
+            return_url=payment.return_url,
+            options=payment.channel_options,
         )
-        self.store.save_payment(
-            replace(
+        for account in self._accounts_to_try(payment):
+            gateway = get_gateway(channel, account)
+            try:
+                created = gateway.create_order(request)
+            except ChannelRejected as exc:
+                self._record_attempt(payment.id, account, "rejected", str(exc))
+                raise
+            except ChannelUnavailable as exc:
+                # The outcome is unknown: only the same account can say whether the order
+                # exists. Never move on while it might (that could charge the buyer twice).
+                state = self._ask_after_unknown_create(payment.id, account, gateway, exc)
+                if state.status is ChannelPaymentStatus.NOT_FOUND:
+                    payment = self._record_attempt(payment.id, account, "not_created", str(exc))
+                    continue
+                return self._adopt(payment.id, account, state, task_token, str(exc))
+            return self._created(
+                payment.id,
+                account,
+                channel_order_id=created.channel_order_id,
+                redirect_url=created.redirect_url,
+                result="created",
+            )
+        raise ChannelUnavailable(f"no {channel} account could create the order")
+
+    def _accounts_to_try(self, payment: Payment) -> list[str]:
+        """The routed accounts, minus those that proved they did not create the order; only
+        the chosen account once one may hold the order."""
+        if payment.channel_account is not None:
+            return [payment.channel_account]
+        refused = {a["account"] for a in payment.channel_attempts if a["result"] == "not_created"}
+        routed = route(str(payment.channel), payment.currency, payment.channel_amount)
+        remaining = [account for account in routed if account not in refused]
+        # Every account refused once (all were down): start the round again.
+        return remaining or routed
+
+    def _ask_after_unknown_create(
+        self, payment_id: str, account: str, gateway: ChannelGateway, error: ChannelUnavailable
+    ) -> ChannelPaymentState:
+        try:
+            return gateway.query_order(payment_id)
+        except ChannelUnavailable:
+            # Still unknown: pin the payment to this account and let the state machine retry
+            # the create (the same out_trade_no finds the same order) or query it later.
+            self._record_attempt(payment_id, account, "unknown", str(error), choose=True)
+            raise error from None
+
+    def _adopt(
+        self,
+        payment_id: str,
+        account: str,
+        state: ChannelPaymentState,
+        task_token: str,
+        detail: str,
+    ) -> dict[str, Any]:
+        """The create did reach the channel (its answer was lost): use that order."""
+        payment = self._payment(payment_id)
+        result = self._created(
+            payment_id,
+            account,
+            channel_order_id=state.channel_order_id,
+            redirect_url=state.redirect_url,
+            result="created_answer_lost",
+            detail=detail,
+        )
+        outcome = outcome_from_channel(payment, state, "query")
+        if outcome.status != PENDING:
+            resume_with_outcome(task_token, outcome.as_dict())
+        return result
+
+    def _created(
+        self,
+        payment_id: str,
+        account: str,
+        *,
+        channel_order_id: str | None,
+        redirect_url: str | None,
+        result: str,
+        detail: str | None = None,
+    ) -> dict[str, Any]:
+        payment = self._record_attempt(
+            payment_id,
+            account,
+            result,
+            detail,
+            choose=True,
+            channel_order_id=channel_order_id,
+            next_action={"type": "redirect", "url": redirect_url} if redirect_url else None,
+        )
+        if payment.is_final:
+            # Closed (or expired) while the create was in flight: the new channel order must
+            # not stay payable. Money already taken is refunded.
+            self._close_after_final(payment)
+        return {"payment_id": payment_id, "channel_order_id": channel_order_id}
+
+    def _record_attempt(
+        self,
+        payment_id: str,
+        account: str,
+        result: str,
+        detail: str | None,
+        *,
+        choose: bool = False,
+        channel_order_id: str | None = None,
+        next_action: dict[str, str] | None = None,
+    ) -> Payment:
+        """Append one create attempt (and, ``choose``, pin the account) to the payment."""
+        for _ in range(5):
+            payment = self._payment(payment_id)
+            attempt = {"account": account, "result": result, "detail": detail, "at": now_rfc3339()}
+            changed = replace(
                 payment,
-                channel_order_id=channel_order.channel_order_id,
-                next_action={"type": "redirect", "url": channel_order.redirect_url},
+                channel_attempts=[*payment.channel_attempts, attempt],
                 updated_at=now_rfc3339(),
             )
-        )
-        return {"payment_id": payment_id, "channel_order_id": channel_order.channel_order_id}
+            if choose:
+                changed = replace(changed, channel_account=account)
+            if channel_order_id is not None:
+                changed = replace(changed, channel_order_id=channel_order_id)
+            if next_action is not None and not payment.is_final:
+                changed = replace(changed, next_action=next_action)
+            try:
+                return self.store.save_payment(changed)
+            except ConcurrentUpdate:
+                continue
+        raise ConcurrentUpdate(f"payment {payment_id} keeps changing; retrying the step")
+
+    def _close_after_final(self, payment: Payment) -> None:
+        gateway = get_gateway(str(payment.channel), payment.channel_account)
+        state = gateway.close_order(payment.id)
+        outcome = outcome_from_channel(payment, state, "close")
+        if outcome.paid_amount is not None:
+            refund_late_payment(self.store, payment, outcome)
+
+    # -- QueryChannel ------------------------------------------------------------------------
 
     def query_channel(self, payment_id: str) -> dict[str, Any]:
         """Ask the channel when the callback is late. Past the order's deadline the channel
@@ -139,68 +287,148 @@ class PaymentSteps:
         payment = self._payment(payment_id)
         if payment.is_final:
             return Outcome(payment.status.value).as_dict()
-        gateway = get_gateway(payment.channel)
+        if payment.channel_account is None:
+            # No account ever took the order (each proved it created nothing).
+            return Outcome(
+                FAILED,
+                failure_code="channel_unavailable",
+                failure_message="no channel account could create the order",
+            ).as_dict()
+        gateway = get_gateway(str(payment.channel), payment.channel_account)
         outcome = outcome_from_channel(payment, gateway.query_order(payment.id), "query")
+        if outcome.status == SUCCEEDED:
+            return outcome.as_dict()
+        order = self._order(payment.order_id)
+        if parse_rfc3339(order.expires_at) > now():
+            return outcome.as_dict()
         if outcome.status == PENDING:
-            order = self.store.get_order(payment.order_id)
-            if order is not None and parse_rfc3339(order.expires_at) <= now():
-                closed = outcome_from_channel(payment, gateway.close_order(payment.id), "close")
-                if closed.status == FAILED and closed.failure_code == "channel_order_closed":
-                    closed = replace(
-                        closed,
-                        failure_code="order_expired",
-                        failure_message="the buyer did not pay before the order expired",
-                    )
-                outcome = closed
+            outcome = outcome_from_channel(payment, gateway.close_order(payment.id), "close")
+        if outcome.failure_code == "channel_order_closed":
+            outcome = replace(
+                outcome,
+                failure_code="order_expired",
+                failure_message="the buyer did not pay before the order expired",
+            )
         return outcome.as_dict()
+
+    # -- Settle ------------------------------------------------------------------------------
 
     def settle(self, payment_id: str, raw_outcome: dict[str, Any]) -> dict[str, Any]:
         """Write the final state: payment succeeded and order paid, or payment failed and the
-        order payable again; the event in the same transaction; then queue the event."""
+        order payable again; the internal instruments confirmed or released and the event,
+        all in the same transaction; then queue the event. Money the channel took for a
+        payment that could not accept it is refunded."""
         outcome = _parse_outcome(raw_outcome)
         payment = self._payment(payment_id)
         newly_settled = False
         if not payment.is_final:
-            order = self.store.get_order(payment.order_id)
-            if order is None:
-                raise NotFound(f"no order {payment.order_id}", code="order_not_found")
-            at = now_rfc3339()
-            event: Event
-            if outcome.status == SUCCEEDED:
-                payment = payment.succeed(outcome.channel_transaction_id, at)
-                order = order.mark_paid(payment.id, payment.amount, at)
-                event = events.event_for(
-                    events.ORDER_PAID, order.merchant_id, payment.id, order.resource()
-                )
-            else:
-                payment = payment.fail(
-                    outcome.failure_code or "payment_failed",
-                    outcome.failure_message or "the payment failed",
-                    at,
-                )
-                order = order.reopen(payment.id, at)
-                event = events.event_for(
-                    events.PAYMENT_FAILED, order.merchant_id, payment.id, payment.resource()
-                )
-            if not self.store.finish_payment(payment, order, event):
-                raise ConcurrentUpdate(f"payment {payment_id} changed while settling; retrying")
+            payment = self._settle(payment, outcome)
             newly_settled = True
+        if outcome.paid_amount is not None and payment.status is not PaymentStatus.SUCCEEDED:
+            refund_late_payment(self.store, payment, outcome)
         # Queue the event even when an earlier try already wrote it: that try may have
         # stopped before reaching the queue. Receivers dedupe on the event id.
-        event_type = (
-            events.ORDER_PAID
-            if payment.status is PaymentStatus.SUCCEEDED
-            else events.PAYMENT_FAILED
-        )
-        stored = self.store.get_event(events.event_id(payment.id, event_type))
-        if stored is not None:
-            events.publish(stored)
+        republish(self.store, payment)
         return {
             "payment_id": payment.id,
             "status": payment.status.value,
             "failure_code": payment.failure_code,
             "newly_settled": newly_settled,
         }
+
+    def _settle(self, payment: Payment, outcome: Outcome) -> Payment:
+        order = self._order(payment.order_id)
+        at = now_rfc3339()
+        event: Event
+        if outcome.status == SUCCEEDED:
+            payment = payment.succeed(outcome.channel_transaction_id, at)
+            order = order.mark_paid(payment.id, payment.amount, at)
+            event = events.event_for(
+                events.ORDER_PAID, order.merchant_id, payment.id, order.resource()
+            )
+        else:
+            payment = payment.fail(
+                outcome.failure_code or "payment_failed",
+                outcome.failure_message or "the payment failed",
+                at,
+            )
+            order = order.reopen(payment.id, at)
+            event = events.event_for(
+                events.PAYMENT_FAILED, order.merchant_id, payment.id, payment.resource()
+            )
+        items = settlement_items(self.store.table, payment, at)
+        if not self.store.finish_payment(payment, order, event, instrument_items=items):
+            raise ConcurrentUpdate(f"payment {payment.id} changed while settling; retrying")
+        return payment
+
+    # -- close while paying (merchant close, expiry) -------------------------------------------
+
+    def close_paying_order(self, order: Order, code: str, message: str) -> Order:
+        """Close an order whose payment is in flight, consistently with the channel: close
+        the channel order first; if the buyer paid before that, the payment succeeds and the
+        order cannot be closed (409); otherwise the payment fails (releasing what it reserved)
+        and the order closes, in one transaction."""
+        payment = self._payment(str(order.current_payment_id))
+        if payment.channel is not None:
+            if payment.channel_account is None:
+                raise Conflict(
+                    "the payment is still reaching its channel; retry the close shortly",
+                    code="payment_starting",
+                )
+            gateway = get_gateway(payment.channel, payment.channel_account)
+            outcome = outcome_from_channel(payment, gateway.close_order(payment.id), "close")
+            if outcome.status == SUCCEEDED:
+                self.settle(payment.id, outcome.as_dict())
+                raise Conflict(
+                    "the order was paid before it could be closed", code="order_not_closable"
+                )
+            if outcome.paid_amount is not None:
+                refund_late_payment(self.store, payment, outcome)
+        at = now_rfc3339()
+        failed = payment.fail(code, message, at)
+        closed = order.reopen(payment.id, at).close(at)
+        payment_event = events.event_for(
+            events.PAYMENT_FAILED, order.merchant_id, payment.id, failed.resource()
+        )
+        order_event = events.event_for(
+            events.ORDER_CLOSED, order.merchant_id, order.id, closed.resource()
+        )
+        items = settlement_items(self.store.table, failed, at)
+        if not self.store.finish_payment(
+            failed, closed, payment_event, more_events=(order_event,), instrument_items=items
+        ):
+            raise ConcurrentUpdate(f"order {order.id} changed while closing; retry")
+        events.publish(payment_event)
+        events.publish(order_event)
+        token = self.store.get_task_token(payment.id)
+        if token is not None:  # let the waiting execution finish now
+            resume_with_outcome(token, {"status": FAILED, "source": "close"})
+        return replace(closed, version=order.version + 1)
+
+
+def republish(store: TradeStore, payment: Payment) -> None:
+    """Queue the settlement's event again (at least once; receivers dedupe on its id)."""
+    event_type = (
+        events.ORDER_PAID if payment.status is PaymentStatus.SUCCEEDED else events.PAYMENT_FAILED
+    )
+    stored = store.get_event(events.event_id(payment.id, event_type))
+    if stored is not None:
+        events.publish(stored)
+
+
+def refund_late_payment(store: TradeStore, payment: Payment, outcome: Outcome) -> None:
+    """The channel took money for a payment that is final without it (closed, expired, or an
+    amount we could not accept): give it back (a ``late_payment`` refund, started once)."""
+    # Imported here: the refund service builds on this module.
+    from paycore.services.refunds import start_late_payment_refund  # noqa: PLC0415
+
+    start_late_payment_refund(
+        store,
+        payment,
+        int(outcome.paid_amount or 0),
+        outcome.paid_currency or payment.currency,
+        payment.callback_base_url or "",
+    )
 
 
 def _parse_outcome(raw: dict[str, Any]) -> Outcome:
@@ -220,4 +448,6 @@ def _parse_outcome(raw: dict[str, Any]) -> Outcome:
         failure_code=raw.get("failure_code"),
         failure_message=raw.get("failure_message"),
         source=str(raw.get("source") or "callback"),
+        paid_amount=raw.get("paid_amount"),
+        paid_currency=raw.get("paid_currency"),
     )

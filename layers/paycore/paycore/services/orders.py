@@ -1,4 +1,4 @@
-"""Orders (the trade): create, read, list, close."""
+"""Orders (the trade): create, read, list. Closing is in ``paycore.services.closing``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from paycore.domain.models import Order
 from paycore.domain.status import OrderStatus
 from paycore.errors import NotFound
 from paycore.ids import has_prefix, new_id
-from paycore.services import events
 
 
 def create_order(store: TradeStore, merchant_id: str, request: CreateOrderRequest) -> Order:
@@ -54,20 +53,3 @@ def list_orders(
     if starting_after is not None:
         get_order(store, merchant_id, starting_after)
     return store.list_orders(merchant_id, limit, starting_after)
-
-
-def close_order(store: TradeStore, merchant_id: str, order_id: str) -> Order:
-    """Close an unpaid order. Closing twice is fine; a paid or paying order is a 409."""
-    order = get_order(store, merchant_id, order_id)
-    if order.status is OrderStatus.CLOSED:
-        # A retried close: queue its event again in case the first try stopped between the
-        # write and the queue (delivery is at least once; receivers dedupe on webhook-id).
-        earlier = store.get_event(events.event_id(order.id, events.ORDER_CLOSED))
-        if earlier is not None:
-            events.publish(earlier)
-        return order
-    closed = order.close(now_rfc3339())
-    event = events.event_for(events.ORDER_CLOSED, merchant_id, order.id, closed.resource())
-    saved = store.save_order(closed, event)
-    events.publish(event)
-    return saved

@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import Any
 
-from paycore.api.models import CreatePaymentRequest
-from paycore.channels.registry import get_gateway
+from paycore.api.models import (
+    BalanceInstrument,
+    ChannelInstrument,
+    CouponInstrument,
+    CreatePaymentRequest,
+)
+from paycore.channels.registry import route
 from paycore.clock import now, now_rfc3339, parse_rfc3339
 from paycore.config import get_settings
+from paycore.dal import instruments
+from paycore.dal.instruments import InstrumentStore
 from paycore.dal.trade_store import TradeStore
 from paycore.dal.workflow import start_payment_execution
-from paycore.domain.models import Payment
+from paycore.domain.models import Order, Payment
 from paycore.domain.status import OrderStatus, PaymentStatus
-from paycore.errors import Conflict, NotFound, PaycoreError, ServiceUnavailable
+from paycore.errors import Conflict, NotFound, PaycoreError, ServiceUnavailable, ValidationFailed
 from paycore.ids import has_prefix, new_id
+from paycore.services import events
 from paycore.services.orders import get_order
 
 
@@ -25,6 +34,71 @@ def get_payment(store: TradeStore, merchant_id: str, payment_id: str) -> Payment
     return payment
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """How a payment splits the order amount over its instruments."""
+
+    coupon_id: str | None
+    coupon_amount: int
+    balance_amount: int
+    channel: ChannelInstrument | None
+    channel_amount: int
+
+
+def _plan(store: TradeStore, order: Order, request: CreatePaymentRequest) -> _Plan:
+    """Check that the instruments add up to the order amount and can be used by its buyer;
+    every refusal here is a 4xx and nothing has been written yet."""
+    coupon = request.instrument(CouponInstrument)
+    balance = request.instrument(BalanceInstrument)
+    channel = request.instrument(ChannelInstrument)
+    if (coupon or balance) and order.buyer_id is None:
+        raise ValidationFailed(
+            "balance and coupon instruments need an order with a buyer_id",
+            code="buyer_required",
+            param="instruments",
+        )
+    coupon_amount = 0
+    if coupon is not None:
+        found = InstrumentStore(store.table).get_coupon(coupon.coupon_id)
+        if found is None or found.merchant_id != order.merchant_id:
+            raise ValidationFailed(
+                f"no coupon {coupon.coupon_id}", code="coupon_not_found", param="instruments"
+            )
+        if not found.usable_by(order.merchant_id, str(order.buyer_id), order.currency):
+            raise Conflict(
+                f"coupon {found.id} is {found.effective_status().value} or not for this "
+                "buyer and currency",
+                code="coupon_unavailable",
+                param="instruments",
+            )
+        # A coupon is used whole; one worth more than the order pays the order, no more.
+        coupon_amount = min(found.amount, order.amount)
+    balance_amount = balance.amount if balance is not None else 0
+    rest = order.amount - coupon_amount - balance_amount
+    if rest < 0:
+        raise ValidationFailed(
+            f"the instruments add up to more than the order amount {order.amount}",
+            code="instrument_amounts_mismatch",
+            param="instruments",
+        )
+    if rest > 0 and channel is None:
+        raise ValidationFailed(
+            f"the instruments leave {rest} of {order.amount} {order.currency} unpaid; "
+            "add a channel instrument",
+            code="instrument_amounts_mismatch",
+            param="instruments",
+        )
+    if rest == 0 and channel is not None:
+        raise ValidationFailed(
+            "the internal instruments pay the whole order; the channel would take nothing",
+            code="instrument_amounts_mismatch",
+            param="instruments",
+        )
+    if channel is not None:
+        route(channel.channel, order.currency, rest)  # refuses before any write
+    return _Plan(coupon.coupon_id if coupon else None, coupon_amount, balance_amount, channel, rest)
+
+
 def start_payment(
     store: TradeStore,
     merchant_id: str,
@@ -32,16 +106,18 @@ def start_payment(
     request: CreatePaymentRequest,
     callback_base_url: str,
 ) -> Payment:
-    """Record a payment for the whole order, move the order to ``paying`` and start the
-    payment's state machine; then wait briefly for the channel's redirect URL so the
-    answer can carry ``next_action``."""
+    """Record a payment for the whole order, reserve its internal instruments and move the
+    order to ``paying`` in one transaction, then start the payment's state machine and wait
+    briefly for the channel's redirect URL so the answer can carry ``next_action``.
+
+    A payment that internal instruments cover entirely completes in that one transaction:
+    no channel, no state machine."""
     order = get_order(store, merchant_id, order_id)
     if order.status is not OrderStatus.CREATED:
         raise Conflict(f"order is {order.status.value}", code="order_not_payable")
     if parse_rfc3339(order.expires_at) <= now():
         raise Conflict("order has expired", code="order_expired")
-    instrument = request.instruments[0]
-    get_gateway(instrument.channel)  # refuses an unknown or disabled channel before any write
+    plan = _plan(store, order, request)
     at = now_rfc3339()
     payment = Payment(
         id=new_id("pay"),
@@ -50,13 +126,25 @@ def start_payment(
         status=PaymentStatus.PROCESSING,
         amount=order.amount,
         currency=order.currency,
-        instruments=[{"type": "channel", "channel": instrument.channel, "amount": order.amount}],
-        channel=instrument.channel,
+        instruments=_instruments(plan),
+        channel=plan.channel.channel if plan.channel else None,
         return_url=request.return_url,
         created_at=at,
         updated_at=at,
+        buyer_id=order.buyer_id,
+        channel_amount=plan.channel_amount,
+        balance_amount=plan.balance_amount,
+        coupon_id=plan.coupon_id,
+        coupon_amount=plan.coupon_amount,
+        channel_options=_channel_options(plan.channel),
+        callback_base_url=callback_base_url,
     )
-    paying, payment = store.start_payment(order.start_paying(payment.id, at), payment)
+    paying = order.start_paying(payment.id, at)
+    if plan.channel is None:
+        return _pay_at_once(store, paying, payment, at)
+    paying, payment = store.start_payment(
+        paying, payment, reservations(store.table, payment, at, at_once=False)
+    )
     settings = get_settings()
     try:
         start_payment_execution(
@@ -69,11 +157,114 @@ def start_payment(
             },
         )
     except PaycoreError:
-        # Nothing reached a channel: give the order back so the merchant can retry.
+        # Nothing reached a channel: release what was reserved, give the order back.
         failed = payment.fail("workflow_unavailable", "the payment could not be started", at)
-        store.finish_payment(failed, paying.reopen(payment.id, at), None)
+        store.finish_payment(
+            failed,
+            paying.reopen(payment.id, at),
+            None,
+            instrument_items=settlement_items(store.table, failed, at),
+        )
         raise ServiceUnavailable("the payment could not be started; retry") from None
     return _await_next_action(store, payment, settings.payment_action_wait_seconds)
+
+
+def _pay_at_once(store: TradeStore, paying: Order, payment: Payment, at: str) -> Payment:
+    """Coupon and balance cover the order: spend them, pay the order, record the event."""
+    succeeded = payment.succeed(None, at)
+    paid = paying.mark_paid(payment.id, payment.amount, at)
+    event = events.event_for(events.ORDER_PAID, paid.merchant_id, payment.id, paid.resource())
+    store.start_payment(
+        paid, succeeded, reservations(store.table, payment, at, at_once=True), event
+    )
+    events.publish(event)
+    return succeeded
+
+
+def reservations(
+    table: str, payment: Payment, at: str, *, at_once: bool
+) -> tuple[tuple[dict[str, Any], Conflict], ...]:
+    """The writes that reserve (or, ``at_once``, spend) the payment's internal instruments,
+    each with the refusal to give when its condition fails."""
+    items: list[tuple[dict[str, Any], Conflict]] = []
+    buyer = str(payment.buyer_id)
+    if payment.balance_amount:
+        take = instruments.debit_balance if at_once else instruments.freeze_balance
+        items.append(
+            (
+                take(table, payment.merchant_id, buyer, payment.currency, payment.balance_amount),
+                Conflict(
+                    f"the buyer's available {payment.currency} balance is less than "
+                    f"{payment.balance_amount}",
+                    code="insufficient_balance",
+                    param="instruments",
+                ),
+            )
+        )
+    if payment.coupon_id:
+        lock = instruments.use_coupon_now if at_once else instruments.lock_coupon
+        items.append(
+            (
+                lock(
+                    table,
+                    payment.coupon_id,
+                    payment.merchant_id,
+                    buyer,
+                    payment.currency,
+                    payment.id,
+                    at,
+                ),
+                Conflict(
+                    f"coupon {payment.coupon_id} is no longer available",
+                    code="coupon_unavailable",
+                    param="instruments",
+                ),
+            )
+        )
+    return tuple(items)
+
+
+def settlement_items(table: str, payment: Payment, at: str) -> tuple[dict[str, Any], ...]:
+    """The writes that confirm (payment succeeded) or release (failed) what the payment
+    reserved: they go in the settlement's transaction, so nothing stays frozen or locked."""
+    succeeded = payment.status is PaymentStatus.SUCCEEDED
+    items: list[dict[str, Any]] = []
+    buyer = str(payment.buyer_id)
+    if payment.balance_amount:
+        settle = (
+            instruments.settle_frozen_balance if succeeded else instruments.release_frozen_balance
+        )
+        items.append(
+            settle(table, payment.merchant_id, buyer, payment.currency, payment.balance_amount)
+        )
+    if payment.coupon_id:
+        finish = instruments.use_coupon if succeeded else instruments.release_coupon
+        items.append(finish(table, payment.coupon_id, payment.id, at=at))
+    return tuple(items)
+
+
+def _instruments(plan: _Plan) -> list[dict[str, Any]]:
+    shown: list[dict[str, Any]] = []
+    if plan.coupon_id:
+        shown.append({"type": "coupon", "coupon_id": plan.coupon_id, "amount": plan.coupon_amount})
+    if plan.balance_amount:
+        shown.append({"type": "balance", "amount": plan.balance_amount})
+    if plan.channel is not None:
+        shown.append(
+            {
+                "type": "channel",
+                "channel": plan.channel.channel,
+                "amount": plan.channel_amount,
+                **_channel_options(plan.channel),
+            }
+        )
+    return shown
+
+
+def _channel_options(channel: ChannelInstrument | None) -> dict[str, Any]:
+    if channel is None or channel.sandbox_behaviour is None:
+        return {}
+    return {"sandbox_behaviour": channel.sandbox_behaviour.model_dump(exclude_none=True)}
 
 
 def _await_next_action(store: TradeStore, payment: Payment, wait_seconds: float) -> Payment:

@@ -1,0 +1,71 @@
+"""Channel accounts and the rules that pick one for a payment (configuration, not code).
+
+A channel can have several merchant accounts (a primary and a backup, one per currency, one
+for large amounts...). ``CHANNEL_ACCOUNTS`` lists them in priority order as JSON::
+
+    [{"id": "sandbox-primary", "channel": "sandbox", "enabled": true,
+      "currencies": ["CNY", "USD"], "min_amount": 1, "max_amount": 10000000},
+     {"id": "sandbox-backup", "channel": "sandbox"}]
+
+``currencies``, ``min_amount`` and ``max_amount`` are optional (null = no limit); ``enabled``
+defaults to true. ``candidates`` returns, in order, the accounts whose rules accept a payment;
+the payment tries them one after the other when creating the channel order fails with an
+error that proves nothing was created (failover). Without configuration every enabled channel
+has one account, ``default``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
+
+DEFAULT_ACCOUNT = "default"
+
+
+class ChannelAccount(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    channel: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+    enabled: bool = True
+    currencies: tuple[str, ...] | None = None
+    min_amount: Annotated[int, Field(ge=1)] | None = None
+    max_amount: Annotated[int, Field(ge=1)] | None = None
+
+    def accepts(self, currency: str, amount: int) -> bool:
+        return (
+            self.enabled
+            and (self.currencies is None or currency in self.currencies)
+            and (self.min_amount is None or amount >= self.min_amount)
+            and (self.max_amount is None or amount <= self.max_amount)
+        )
+
+
+_ACCOUNTS = TypeAdapter(tuple[ChannelAccount, ...])
+
+
+@lru_cache(maxsize=8)
+def parse_accounts(raw: str) -> tuple[ChannelAccount, ...]:
+    """The configured accounts; a configuration error fails loudly (at the first payment)."""
+    if not raw.strip():
+        return ()
+    accounts = _ACCOUNTS.validate_json(raw)
+    ids = [account.id for account in accounts]
+    if len(ids) != len(set(ids)):
+        raise ValueError("CHANNEL_ACCOUNTS: account ids must be unique")
+    return accounts
+
+
+def accounts_of(raw: str, channel: str) -> tuple[ChannelAccount, ...]:
+    """Every account of ``channel`` in priority order (a default one when none is configured)."""
+    configured = tuple(account for account in parse_accounts(raw) if account.channel == channel)
+    if configured or any(account.channel == channel for account in parse_accounts(raw)):
+        return configured
+    return (ChannelAccount(id=DEFAULT_ACCOUNT, channel=channel),)
+
+
+def candidates(raw: str, channel: str, currency: str, amount: int) -> list[ChannelAccount]:
+    """The accounts that may take this payment, in the order they are tried."""
+    return [account for account in accounts_of(raw, channel) if account.accepts(currency, amount)]

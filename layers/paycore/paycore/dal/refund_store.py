@@ -1,0 +1,141 @@
+"""Refunds in the trade table, written together with their order, event and instrument moves.
+
+Item layout (pk / sk), beside what ``TradeStore`` documents:
+- ``REFUND#<rfd>`` / ``REFUND``: the refund (``paycore.domain.refunds.Refund``).
+- ``REFUND#<rfd>`` / ``TASKTOKEN``: the refund state machine's task token, kept apart.
+
+Per-instrument refund totals live on the order (``Order.refund_allocated`` and
+``Order.refunded_by_instrument``), not in a list of the order's refunds: every refund write
+is a conditional write on the order's version, so the next refund's allocation is computed
+from exactly the totals it is written against, and two racing refunds cannot both take the
+same money. A late-payment refund does not touch the order (it never counted against it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, replace
+from typing import Any
+
+from paycore.dal.codec import to_item
+from paycore.dal.trade_store import TradeStore
+from paycore.domain.models import Event, Order
+from paycore.domain.refunds import Refund, RefundKind, RefundStatus
+from paycore.errors import ConcurrentUpdate, Conflict
+
+REFUND_SK = "REFUND"
+TASK_TOKEN_SK = "TASKTOKEN"  # noqa: S105 - a sort key, not a secret
+
+
+def _refund_pk(refund_id: str) -> str:
+    return f"REFUND#{refund_id}"
+
+
+class RefundStore(TradeStore):
+    """DynamoDB access for refunds (and everything a refund changes in one transaction)."""
+
+    @classmethod
+    def of(cls, store: TradeStore) -> RefundStore:
+        """The refund store on the same table as ``store``."""
+        return store if isinstance(store, RefundStore) else cls(store.table)
+
+    def create_refund(
+        self,
+        order: Order | None,
+        refund: Refund,
+        event: Event | None = None,
+        extra_items: Sequence[dict[str, Any]] = (),
+    ) -> Order | None:
+        """Record a new refund and its order (already changed by the caller: the amount
+        reserved, or for a refund that completes at once, refunded) in one transaction, with
+        the event and instrument moves of a refund that completes at once.
+
+        Raises ``Conflict`` (``refund_exists``) when the refund id is taken (a repeated
+        late-payment refund) and ``ConcurrentUpdate`` when the order changed since it was read.
+        Returns the order as stored."""
+        items = [self._put_new(self._refund_values(refund))]
+        saved_order = None
+        if order is not None:
+            saved_order = replace(order, version=order.version + 1)
+            items.append(self._put_versioned(self._order_values(saved_order), order.version))
+        items.extend(extra_items)
+        if event is not None:
+            items.append(self._put_new(self._event_values(event)))
+        codes = self._transact(items)
+        if codes is None:
+            return saved_order
+        if codes[0] == "ConditionalCheckFailed":
+            raise Conflict(f"refund {refund.id} already exists", code="refund_exists")
+        _check_instruments(refund.id, codes, 1 if order is None else 2, len(extra_items))
+        raise ConcurrentUpdate(f"order {refund.order_id} changed while the refund was recorded")
+
+    def get_refund(self, refund_id: str) -> Refund | None:
+        item = self._get(_refund_pk(refund_id), REFUND_SK)
+        return _refund(item) if item else None
+
+    def save_refund(self, refund: Refund) -> Refund:
+        """Write a change of ``refund`` alone (no status change), on its version."""
+        saved = replace(refund, version=refund.version + 1)
+        if self._transact([self._put_versioned(self._refund_values(saved), refund.version)]):
+            raise ConcurrentUpdate(f"refund {refund.id} changed while it was being updated")
+        return saved
+
+    def finish_refund(
+        self,
+        refund: Refund,
+        order: Order | None,
+        event: Event | None,
+        extra_items: Sequence[dict[str, Any]] = (),
+    ) -> bool:
+        """Write a final refund, its order's amounts (merchant refunds), its event and the
+        instrument credits together. False when the refund or the order changed since they
+        were read (the caller re-reads: a retried settlement then finds the refund final).
+        An instrument whose condition fails is a bug or a hand edit, never a race: it raises
+        (the settlement's alarm pages a person)."""
+        saved_refund = replace(refund, version=refund.version + 1)
+        items = [self._put_versioned(self._refund_values(saved_refund), refund.version)]
+        if order is not None:
+            saved_order = replace(order, version=order.version + 1)
+            items.append(self._put_versioned(self._order_values(saved_order), order.version))
+        items.extend(extra_items)
+        if event is not None:
+            items.append(self._put_new(self._event_values(event)))
+        codes = self._transact(items)
+        if codes is None:
+            return True
+        _check_instruments(refund.id, codes, 1 if order is None else 2, len(extra_items))
+        return False
+
+    def put_refund_task_token(self, refund_id: str, task_token: str) -> None:
+        """Keep the state machine's task token apart from the refund (it is a credential)."""
+        self._ddb.put_item(
+            TableName=self.table,
+            Item=to_item({"pk": _refund_pk(refund_id), "sk": TASK_TOKEN_SK, "token": task_token}),
+        )
+
+    def get_refund_task_token(self, refund_id: str) -> str | None:
+        item = self._get(_refund_pk(refund_id), TASK_TOKEN_SK)
+        return str(item["token"]) if item else None
+
+    def _refund_values(self, refund: Refund) -> dict[str, Any]:
+        values = asdict(refund)
+        values["status"] = refund.status.value
+        values["kind"] = refund.kind.value
+        values.update(pk=_refund_pk(refund.id), sk=REFUND_SK)
+        return values
+
+
+def _check_instruments(refund_id: str, codes: list[str], start: int, count: int) -> None:
+    """Raise when an instrument move (not the refund or the order) failed its condition."""
+    if any(code == "ConditionalCheckFailed" for code in codes[start : start + count]):
+        raise RuntimeError(f"refund {refund_id}: an instrument is not as the payment left it")
+
+
+_REFUND_FIELDS = tuple(Refund.__dataclass_fields__)
+
+
+def _refund(item: dict[str, Any]) -> Refund:
+    values = {name: item[name] for name in _REFUND_FIELDS if name in item}
+    values["status"] = RefundStatus(values["status"])
+    values["kind"] = RefundKind(values["kind"])
+    return Refund(**values)

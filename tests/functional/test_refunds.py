@@ -1,0 +1,565 @@
+"""Refunds against moto: creating them (internal-only, channel, racing), the refund state
+machine's steps against a real sandbox channel over HTTP, refund notifications and
+late-payment refunds. (The state machine itself runs in the e2e suite.)"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+import requests
+
+from local_runtime import dynamodb_transactions
+from local_runtime.sandbox.server import SandboxServer
+from paycore.api.models import (
+    CreateCouponRequest,
+    CreateOrderRequest,
+    CreatePaymentRequest,
+    CreateRefundRequest,
+)
+from paycore.channels.sandbox import sign_notification
+from paycore.dal.instruments import InstrumentStore
+from paycore.dal.refund_store import RefundStore
+from paycore.dal.trade_store import TradeStore
+from paycore.domain.instruments import CouponStatus
+from paycore.domain.refunds import RefundKind, RefundStatus
+from paycore.domain.status import PaymentStatus
+from paycore.errors import ChannelUnavailable, Conflict, NotFound
+from paycore.services import events, instruments, merchants, orders, payments, refunds
+from paycore.services.orchestration import PaymentSteps
+from paycore.services.refunds import RefundSteps
+from tests.functional.conftest import MotoStack
+from tests.support import ROOT, FakeContext, load_function, rest_event
+
+SECRET = "sandbox-secret-for-tests"
+BASE_URL = "http://127.0.0.1:9"
+BUYER = "buyer-1"
+
+
+@dataclass
+class Paid:
+    merchant_id: str
+    order_id: str
+    payment_id: str
+
+
+@pytest.fixture
+def refund_machine(moto_stack: MotoStack, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The refund state machine in moto (not executed here: the steps are called directly)."""
+    role = boto3.client("iam").create_role(
+        RoleName="sfn-refund", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17"})
+    )["Role"]["Arn"]
+    definition = (ROOT / "statemachines" / "refund.asl.json").read_text()
+    definition = definition.replace(
+        "${RefundWorkerFunctionArn}",
+        "arn:aws:lambda:us-east-1:123456789012:function:refund-worker",
+    )
+    arn: str = boto3.client("stepfunctions").create_state_machine(
+        name="refund", definition=definition, roleArn=role
+    )["stateMachineArn"]
+    monkeypatch.setenv("REFUND_STATE_MACHINE_ARN", arn)
+    return arn
+
+
+@pytest.fixture
+def sandbox(refund_machine: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxServer]:
+    # notify_url points nowhere: these tests drive notifications by hand.
+    server = SandboxServer("127.0.0.1", 0, secret=SECRET, notify_schedule=(3600,))
+    server.start()
+    monkeypatch.setenv("SANDBOX_CHANNEL_URL", server.url)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def resumed(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
+    """What the steps hand to waiting executions (Step Functions' SendTaskSuccess)."""
+    calls: list[tuple[str, dict[str, Any]]] = []
+
+    def record(token: str, outcome: dict[str, Any]) -> bool:
+        calls.append((token, outcome))
+        return True
+
+    monkeypatch.setattr("paycore.services.refunds.resume_with_outcome", record)
+    return calls
+
+
+def _order(store: TradeStore, merchant_id: str, amount: int = 1999) -> str:
+    request = CreateOrderRequest(
+        merchant_order_no=f"A-{time.monotonic_ns()}",
+        amount=amount,
+        currency="CNY",
+        subject="Tea",
+        buyer_id=BUYER,
+    )
+    return orders.create_order(store, merchant_id, request).id
+
+
+def _pay(store: TradeStore, merchant_id: str, order_id: str, *instrument: dict[str, Any]) -> str:
+    request = CreatePaymentRequest.model_validate({"instruments": list(instrument)})
+    return payments.start_payment(store, merchant_id, order_id, request, BASE_URL).id
+
+
+def paid_internally(store: TradeStore, coupon: int = 0, amount: int = 1999) -> Paid:
+    """An order paid at once with the buyer's balance (and a coupon worth ``coupon``)."""
+    merchant_id = merchants.onboard_merchant(store, "Shop", None).merchant.id
+    order_id = _order(store, merchant_id, amount)
+    wallet = InstrumentStore(store.table)
+    used: list[dict[str, Any]] = []
+    if coupon:
+        issued = instruments.issue_coupon(
+            wallet,
+            merchant_id,
+            CreateCouponRequest(buyer_id=BUYER, amount=coupon, currency="CNY"),
+        )
+        used.append({"type": "coupon", "coupon_id": issued.id})
+    wallet.credit_balance(merchant_id, BUYER, "CNY", amount - coupon)
+    used.append({"type": "balance", "amount": amount - coupon})
+    payment_id = _pay(store, merchant_id, order_id, *used)
+    payment = store.get_payment(payment_id)
+    assert payment is not None and payment.status is PaymentStatus.SUCCEEDED
+    assert balance(store, merchant_id) == 0
+    return Paid(merchant_id, order_id, payment_id)
+
+
+def paid_by_channel(store: TradeStore) -> Paid:
+    """An order whose sandbox payment we recorded as succeeded (no channel involved)."""
+    merchant_id = merchants.onboard_merchant(store, "Shop", None).merchant.id
+    order_id = _order(store, merchant_id)
+    payment_id = _pay(store, merchant_id, order_id, {"type": "channel", "channel": "sandbox"})
+    PaymentSteps(store).settle(payment_id, {"status": "succeeded", "source": "query"})
+    return Paid(merchant_id, order_id, payment_id)
+
+
+def paid_at_sandbox(store: TradeStore, behaviour: dict[str, Any] | None = None) -> Paid:
+    """An order the buyer really paid at the sandbox channel, then settled."""
+    merchant_id = merchants.onboard_merchant(store, "Shop", None).merchant.id
+    order_id = _order(store, merchant_id)
+    channel: dict[str, Any] = {"type": "channel", "channel": "sandbox"}
+    if behaviour:
+        channel["sandbox_behaviour"] = behaviour
+    payment_id = _pay(store, merchant_id, order_id, channel)
+    steps = PaymentSteps(store)
+    steps.create_channel_order(payment_id, BASE_URL, "token-pay")
+    payment = store.get_payment(payment_id)
+    assert payment is not None and payment.next_action is not None
+    answer = requests.post(payment.next_action["url"], json={"action": "pay"}, timeout=5)
+    assert answer.status_code == 200, answer.text
+    assert steps.settle(payment_id, steps.query_channel(payment_id))["status"] == "succeeded"
+    return Paid(merchant_id, order_id, payment_id)
+
+
+def refund(store: TradeStore, paid: Paid, amount: int, reason: str | None = None) -> Any:
+    return refunds.create_refund(
+        store,
+        paid.merchant_id,
+        paid.order_id,
+        CreateRefundRequest(amount=amount, reason=reason),
+        BASE_URL,
+    )
+
+
+def balance(store: TradeStore, merchant_id: str) -> int:
+    found = InstrumentStore(store.table).get_balance(merchant_id, BUYER, "CNY")
+    return found.available if found is not None else 0
+
+
+def order_amounts(store: TradeStore, order_id: str) -> tuple[str, int, int]:
+    order = store.get_order(order_id)
+    assert order is not None
+    return order.status.value, order.amount_refunded, order.refund_pending
+
+
+def queued_event_ids(stack: MotoStack) -> list[str]:
+    sqs = boto3.client("sqs")
+    found: list[str] = []
+    while answer := sqs.receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=10).get(
+        "Messages"
+    ):
+        found.extend(json.loads(m["Body"])["event_id"] for m in answer)
+        for message in answer:
+            sqs.delete_message(QueueUrl=stack.queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return found
+
+
+def executions(machine: str) -> list[dict[str, Any]]:
+    return boto3.client("stepfunctions").list_executions(stateMachineArn=machine)["executions"]  # type: ignore[no-any-return]
+
+
+# -- creating refunds ---------------------------------------------------------------------------
+
+
+def test_an_internal_only_refund_succeeds_at_once_and_credits_the_balance(
+    moto_stack: MotoStack, refund_machine: str
+) -> None:
+    store = TradeStore()
+    paid = paid_internally(store)
+    queued_event_ids(moto_stack)
+
+    done = refund(store, paid, 500, "too sweet")
+
+    assert done.status is RefundStatus.SUCCEEDED
+    assert done.allocations == [{"type": "balance", "amount": 500}]
+    assert done.resource()["reason"] == "too sweet"
+    assert balance(store, paid.merchant_id) == 500
+    assert order_amounts(store, paid.order_id) == ("partially_refunded", 500, 0)
+    event_id = events.event_id(done.id, "refund.succeeded")
+    stored = store.get_event(event_id)
+    assert stored is not None and stored.data_object["status"] == "succeeded"
+    assert queued_event_ids(moto_stack) == [event_id]
+    assert executions(refund_machine) == []  # no channel part: no state machine
+    assert refunds.get_refund(store, paid.merchant_id, done.id) == done
+
+
+def test_a_coupon_comes_back_only_once_its_whole_part_is_refunded(
+    moto_stack: MotoStack, refund_machine: str
+) -> None:
+    store = TradeStore()
+    paid = paid_internally(store, coupon=1000)
+    payment = store.get_payment(paid.payment_id)
+    assert payment is not None and payment.coupon_id is not None
+    wallet = InstrumentStore(store.table)
+
+    def coupon_status() -> CouponStatus:
+        coupon = wallet.get_coupon(str(payment.coupon_id))
+        assert coupon is not None
+        return coupon.status
+
+    assert coupon_status() is CouponStatus.USED
+    first = refund(store, paid, 999)  # the balance part
+    assert first.allocations == [{"type": "balance", "amount": 999}]
+    assert balance(store, paid.merchant_id) == 999
+    second = refund(store, paid, 600)
+    assert second.allocations == [{"type": "coupon", "coupon_id": payment.coupon_id, "amount": 600}]
+    assert coupon_status() is CouponStatus.USED
+    third = refund(store, paid, 400)
+    assert third.status is RefundStatus.SUCCEEDED
+    assert coupon_status() is CouponStatus.AVAILABLE
+    assert order_amounts(store, paid.order_id) == ("refunded", 1999, 0)
+    with pytest.raises(Conflict) as refused:
+        refund(store, paid, 1)
+    assert refused.value.code == "refund_exceeds_paid"
+
+
+def test_a_channel_refund_reserves_its_amount_and_starts_the_state_machine(
+    moto_stack: MotoStack, refund_machine: str
+) -> None:
+    store = TradeStore()
+    paid = paid_by_channel(store)
+
+    started = refund(store, paid, 500, "damaged")
+
+    assert started.status is RefundStatus.PROCESSING
+    assert started.allocations == [{"type": "channel", "amount": 500}]
+    assert started.channel == "sandbox" and started.kind is RefundKind.MERCHANT
+    assert order_amounts(store, paid.order_id) == ("paid", 0, 500)
+    [execution] = executions(refund_machine)
+    assert execution["name"] == started.id
+    described = boto3.client("stepfunctions").describe_execution(
+        executionArn=execution["executionArn"]
+    )
+    assert json.loads(described["input"])["refund_id"] == started.id
+    # What is in flight counts: 500 + 1500 > 1999.
+    with pytest.raises(Conflict) as refused:
+        refund(store, paid, 1500)
+    assert refused.value.code == "refund_exceeds_paid"
+    assert refund(store, paid, 1499).status is RefundStatus.PROCESSING
+    assert order_amounts(store, paid.order_id) == ("paid", 0, 1999)
+
+
+def test_unpaid_orders_and_other_merchants_refunds_are_refused(
+    moto_stack: MotoStack, refund_machine: str
+) -> None:
+    store = TradeStore()
+    paid = paid_internally(store)
+    unpaid = _order(store, paid.merchant_id)
+    with pytest.raises(Conflict) as refused:
+        refunds.create_refund(
+            store, paid.merchant_id, unpaid, CreateRefundRequest(amount=1), BASE_URL
+        )
+    assert refused.value.code == "order_not_refundable"
+    done = refund(store, paid, 100)
+    other = merchants.onboard_merchant(store, "Other", None).merchant.id
+    for merchant_id, refund_id in ((other, done.id), (paid.merchant_id, "rfd_unknown")):
+        with pytest.raises(NotFound) as missing:
+            refunds.get_refund(store, merchant_id, refund_id)
+        assert missing.value.code == "refund_not_found"
+    with pytest.raises(NotFound):
+        refunds.create_refund(store, other, paid.order_id, CreateRefundRequest(amount=1), "")
+
+
+@pytest.fixture
+def atomic_transactions() -> Iterator[None]:
+    """moto's transactions, made atomic under concurrency as DynamoDB's are."""
+    dynamodb_transactions.install()
+    try:
+        yield
+    finally:
+        dynamodb_transactions.uninstall()
+
+
+def race_refunds(store: TradeStore, paid: Paid, amount: int, racers: int) -> list[Any]:
+    """``racers`` refunds of ``amount`` at once; each one's refund or error."""
+    start = threading.Barrier(racers)
+    results: list[Any] = []
+    guard = threading.Lock()
+
+    def run() -> None:
+        start.wait()
+        try:
+            result: Any = refund(store, paid, amount)
+        except Exception as error:  # every outcome is asserted below
+            result = error
+        with guard:
+            results.append(result)
+
+    threads = [threading.Thread(target=run) for _ in range(racers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def _split(results: list[Any]) -> tuple[list[Any], list[str]]:
+    made = [r for r in results if not isinstance(r, Exception)]
+    errors = [getattr(r, "code", repr(r)) for r in results if isinstance(r, Exception)]
+    return made, errors
+
+
+def test_racing_channel_refunds_never_reserve_more_than_was_paid(
+    moto_stack: MotoStack, refund_machine: str, atomic_transactions: None
+) -> None:
+    store = TradeStore()
+    paid = paid_by_channel(store)
+    made, errors = _split(race_refunds(store, paid, 500, racers=8))
+    assert len(made) == 3 and errors == ["refund_exceeds_paid"] * 5
+    assert order_amounts(store, paid.order_id) == ("paid", 0, 1500)
+    assert len(executions(refund_machine)) == 3
+
+
+def test_racing_internal_refunds_never_refund_more_than_was_paid(
+    moto_stack: MotoStack, refund_machine: str, atomic_transactions: None
+) -> None:
+    store = TradeStore()
+    paid = paid_internally(store)
+    made, errors = _split(race_refunds(store, paid, 300, racers=8))
+    assert len(made) == 6 and errors == ["refund_exceeds_paid"] * 2
+    assert all(r.status is RefundStatus.SUCCEEDED for r in made)
+    assert order_amounts(store, paid.order_id) == ("partially_refunded", 1800, 0)
+    assert balance(store, paid.merchant_id) == 1800
+
+
+# -- the refund state machine's steps, against the sandbox channel -------------------------------
+
+
+def test_a_channel_refund_succeeds_and_settles_once(
+    moto_stack: MotoStack, sandbox: SandboxServer, resumed: list[tuple[str, dict[str, Any]]]
+) -> None:
+    store = TradeStore()
+    paid = paid_at_sandbox(store)
+    started = refund(store, paid, 500)
+    steps = RefundSteps(store)
+
+    steps.request_channel_refund(started.id, BASE_URL, "token-r")
+
+    assert RefundStore().get_refund_task_token(started.id) == "token-r"
+    [(token, outcome)] = resumed
+    assert token == "token-r" and outcome["status"] == "succeeded"
+    assert outcome["channel_refund_id"]
+    queued_event_ids(moto_stack)
+    result = steps.settle_refund(started.id, outcome)
+    assert result == {
+        "refund_id": started.id,
+        "status": "succeeded",
+        "failure_code": None,
+        "newly_settled": True,
+    }
+    assert order_amounts(store, paid.order_id) == ("partially_refunded", 500, 0)
+    settled = RefundStore().get_refund(started.id)
+    assert settled is not None and settled.channel_refund_id == outcome["channel_refund_id"]
+    # A retried settlement changes nothing and queues the same event again.
+    assert steps.settle_refund(started.id, outcome)["newly_settled"] is False
+    event_id = events.event_id(started.id, "refund.succeeded")
+    assert queued_event_ids(moto_stack) == [event_id, event_id]
+    assert order_amounts(store, paid.order_id) == ("partially_refunded", 500, 0)
+    # Asking again (a retried step) finds the same channel refund and settles nothing twice.
+    steps.request_channel_refund(started.id, BASE_URL, "token-r2")
+    assert resumed[-1] == ("token-r2", {"status": "succeeded", "source": "replay"})
+
+
+def test_a_refused_refund_fails_and_gives_its_amount_back(
+    moto_stack: MotoStack, sandbox: SandboxServer, resumed: list[tuple[str, dict[str, Any]]]
+) -> None:
+    store = TradeStore()
+    paid = paid_at_sandbox(store, {"refund_fail": True})
+    started = refund(store, paid, 1999)
+    steps = RefundSteps(store)
+    steps.request_channel_refund(started.id, BASE_URL, "token-r")
+    [(_, outcome)] = resumed
+    assert outcome["status"] == "failed" and outcome["failure_code"]
+
+    result = steps.settle_refund(started.id, outcome)
+
+    assert result["status"] == "failed" and result["newly_settled"] is True
+    assert order_amounts(store, paid.order_id) == ("paid", 0, 0)
+    failed_event = store.get_event(events.event_id(started.id, "refund.failed"))
+    assert failed_event is not None and failed_event.data_object["status"] == "failed"
+    # The whole amount can be asked for again.
+    assert refund(store, paid, 1999).status is RefundStatus.PROCESSING
+
+
+def test_a_rejected_request_settles_as_failed(moto_stack: MotoStack, refund_machine: str) -> None:
+    store = TradeStore()
+    paid = paid_by_channel(store)
+    started = refund(store, paid, 700)
+    caught = {
+        "Error": "ChannelRejected",
+        "Cause": json.dumps({"errorMessage": "sandbox refused (REFUND_EXCEEDS_PAID)"}),
+    }
+    result = RefundSteps(store).settle_refund(started.id, caught)
+    assert result["status"] == "failed" and result["failure_code"] == "channel_rejected"
+    assert order_amounts(store, paid.order_id) == ("paid", 0, 0)
+
+
+def test_a_slow_refund_is_found_by_querying(
+    moto_stack: MotoStack, sandbox: SandboxServer, resumed: list[tuple[str, dict[str, Any]]]
+) -> None:
+    store = TradeStore()
+    paid = paid_at_sandbox(store, {"refund_delay_seconds": 1})
+    started = refund(store, paid, 300)
+    steps = RefundSteps(store)
+    steps.request_channel_refund(started.id, BASE_URL, "token-r")
+    assert resumed == []  # still processing at the channel: wait for its notification
+    assert steps.query_refund(started.id, BASE_URL)["status"] == "pending"
+    time.sleep(1.3)
+    outcome = steps.query_refund(started.id, BASE_URL)
+    assert outcome["status"] == "succeeded" and outcome["source"] == "query"
+    assert set(outcome) == {
+        "status",
+        "channel_refund_id",
+        "failure_code",
+        "failure_message",
+        "source",
+    }
+
+
+def test_a_refund_the_channel_never_got_is_asked_for_again(
+    moto_stack: MotoStack, sandbox: SandboxServer, resumed: list[tuple[str, dict[str, Any]]]
+) -> None:
+    store = TradeStore()
+    paid = paid_at_sandbox(store, {"refund_error": {"times": 1}})
+    started = refund(store, paid, 300)
+    steps = RefundSteps(store)
+    with pytest.raises(ChannelUnavailable):
+        steps.request_channel_refund(started.id, BASE_URL, "token-r")
+    # The query finds nothing at the channel and asks again (same out_refund_no).
+    outcome = steps.query_refund(started.id, BASE_URL)
+    assert outcome["status"] == "succeeded"
+    again = steps.query_refund(started.id, BASE_URL)
+    assert again["channel_refund_id"] == outcome["channel_refund_id"]
+
+
+# -- notifications ------------------------------------------------------------------------------
+
+
+def _refund_notification(refund_id: str, payment_id: str, status: str = "SUCCESS") -> str:
+    return json.dumps(
+        {
+            "notify_id": "ntf_r1",
+            "notify_type": "refund.status_changed",
+            "out_refund_no": refund_id,
+            "out_trade_no": payment_id,
+            "refund_id": "sbxr_1",
+            "status": status,
+            "amount": 500,
+            "currency": "CNY",
+            "failure_code": None,
+            "failure_message": None,
+            "sent_at": "2026-11-25T10:00:00Z",
+        }
+    )
+
+
+def _notify(handler: Any, body: str, secret: str = SECRET) -> dict[str, Any]:
+    stamp = str(int(time.time()))
+    event = rest_event(
+        "POST",
+        "/callbacks/sandbox",
+        resource="/callbacks/{channel}",
+        path_parameters={"channel": "sandbox"},
+        raw_body=body,
+        headers={
+            "Sandbox-Timestamp": stamp,
+            "Sandbox-Signature": sign_notification(secret, stamp, body.encode()),
+        },
+    )
+    return handler.lambda_handler(event, FakeContext())  # type: ignore[no-any-return]
+
+
+def test_a_refund_notification_resumes_the_waiting_refund(
+    moto_stack: MotoStack, sandbox: SandboxServer, resumed: list[tuple[str, dict[str, Any]]]
+) -> None:
+    store = TradeStore()
+    paid = paid_by_channel(store)
+    started = refund(store, paid, 500)
+    RefundStore().put_refund_task_token(started.id, "token-n")
+    handler = load_function("channel_callback")
+
+    answer = _notify(handler, _refund_notification(started.id, paid.payment_id))
+
+    assert answer["statusCode"] == 200
+    assert json.loads(answer["body"]) == {"code": "SUCCESS"}
+    [(token, outcome)] = resumed
+    assert token == "token-n"
+    assert outcome["status"] == "succeeded" and outcome["channel_refund_id"] == "sbxr_1"
+    assert outcome["source"] == "callback"
+    # A notification about a refund that is not ours, or of another payment, is refused.
+    for body in (
+        _refund_notification("rfd_unknown", paid.payment_id),
+        _refund_notification(started.id, "pay_other"),
+    ):
+        refused = _notify(handler, body)
+        assert refused["statusCode"] == 401
+        assert json.loads(refused["body"])["code"] == "callback_rejected"
+    forged = _notify(handler, _refund_notification(started.id, paid.payment_id), "guess")
+    assert forged["statusCode"] == 401
+    assert len(resumed) == 1
+
+
+# -- late payments ------------------------------------------------------------------------------
+
+
+def test_a_late_payment_refund_is_made_once_and_leaves_the_order_alone(
+    moto_stack: MotoStack, sandbox: SandboxServer, resumed: list[tuple[str, dict[str, Any]]]
+) -> None:
+    store = TradeStore()
+    paid = paid_at_sandbox(store)
+    payment = store.get_payment(paid.payment_id)
+    assert payment is not None
+    machine = boto3.client("stepfunctions").list_state_machines()["stateMachines"]
+    refund_arn = next(m["stateMachineArn"] for m in machine if m["name"] == "refund")
+
+    first = refunds.start_late_payment_refund(store, payment, 1999, "CNY", BASE_URL)
+    again = refunds.start_late_payment_refund(store, payment, 1999, "CNY", BASE_URL)
+
+    assert again.id == first.id and first.id.startswith("rfd_")
+    assert first.kind is RefundKind.LATE_PAYMENT
+    assert first.allocations == [{"type": "channel", "amount": 1999}]
+    assert [e["name"] for e in executions(refund_arn)] == [first.id]
+    steps = RefundSteps(store)
+    steps.request_channel_refund(first.id, BASE_URL, "token-l")
+    [(_, outcome)] = resumed
+    assert steps.settle_refund(first.id, outcome)["status"] == "succeeded"
+    # The order never counted this money: its amounts are untouched.
+    assert order_amounts(store, paid.order_id) == ("paid", 0, 0)
+    assert store.get_event(events.event_id(first.id, "refund.succeeded")) is not None
+    # Once final, starting it again is a no-op.
+    assert refunds.start_late_payment_refund(store, payment, 1999, "CNY", BASE_URL).is_final
+    assert len(executions(refund_arn)) == 1
