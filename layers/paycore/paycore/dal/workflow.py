@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -60,3 +61,16 @@ def resume_with_outcome(task_token: str, outcome: dict[str, Any]) -> bool:
             return False
         raise
     return True
+
+
+def caught_channel_error(raw: dict[str, Any]) -> tuple[str, str] | None:
+    """A ``Catch`` result (``{"Error", "Cause"}``) as a failure code and message: the channel
+    refused (``channel_rejected``) or failed otherwise (``channel_error``). None when ``raw``
+    is not a caught error."""
+    if "Error" not in raw:
+        return None
+    message = str(raw.get("Cause") or "")
+    with contextlib.suppress(ValueError, AttributeError):
+        message = str(json.loads(message).get("errorMessage", message))
+    code = "channel_rejected" if raw["Error"] == "ChannelRejected" else "channel_error"
+    return code, message or str(raw["Error"])

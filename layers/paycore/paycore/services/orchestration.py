@@ -7,8 +7,6 @@ the payment, so a retried step finds its own earlier work instead of repeating i
 
 from __future__ import annotations
 
-import contextlib
-import json
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -21,7 +19,7 @@ from paycore.channels.base import (
 from paycore.channels.registry import get_gateway, route
 from paycore.clock import now, now_rfc3339, parse_rfc3339
 from paycore.dal.trade_store import TradeStore
-from paycore.dal.workflow import resume_with_outcome
+from paycore.dal.workflow import caught_channel_error, resume_with_outcome
 from paycore.domain.models import Event, Order, Payment
 from paycore.domain.status import PaymentStatus
 from paycore.errors import ChannelRejected, ChannelUnavailable, ConcurrentUpdate, Conflict, NotFound
@@ -433,12 +431,9 @@ def refund_late_payment(store: TradeStore, payment: Payment, outcome: Outcome) -
 
 def _parse_outcome(raw: dict[str, Any]) -> Outcome:
     """The Settle step's input: a channel outcome, or a caught error from creating the order."""
-    if "Error" in raw:
-        message = str(raw.get("Cause") or "")
-        with contextlib.suppress(ValueError, AttributeError):
-            message = str(json.loads(message).get("errorMessage", message))
-        code = "channel_rejected" if raw["Error"] == "ChannelRejected" else "channel_error"
-        return Outcome(FAILED, failure_code=code, failure_message=message or raw["Error"])
+    caught = caught_channel_error(raw)
+    if caught is not None:
+        return Outcome(FAILED, failure_code=caught[0], failure_message=caught[1])
     status = raw.get("status")
     if status not in (SUCCEEDED, FAILED):
         raise ValueError(f"settle needs a final outcome, got {status!r}")

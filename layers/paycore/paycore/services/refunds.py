@@ -15,8 +15,6 @@ Money rules, each enforced by a conditional write:
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import secrets
 import time
@@ -36,7 +34,11 @@ from paycore.config import get_settings
 from paycore.dal import instruments
 from paycore.dal.refund_store import RefundStore
 from paycore.dal.trade_store import TradeStore
-from paycore.dal.workflow import resume_with_outcome, start_refund_execution
+from paycore.dal.workflow import (
+    caught_channel_error,
+    resume_with_outcome,
+    start_refund_execution,
+)
 from paycore.domain.models import Event, Order, Payment
 from paycore.domain.refunds import (
     CHANNEL,
@@ -469,12 +471,9 @@ def _event(refund: Refund) -> Event:
 
 def _parse_outcome(raw: dict[str, Any]) -> RefundOutcome:
     """The SettleRefund step's input: a channel outcome, or a caught error of the request."""
-    if "Error" in raw:
-        message = str(raw.get("Cause") or "")
-        with contextlib.suppress(ValueError, AttributeError):
-            message = str(json.loads(message).get("errorMessage", message))
-        code = "channel_rejected" if raw["Error"] == "ChannelRejected" else "channel_error"
-        return RefundOutcome(FAILED, failure_code=code, failure_message=message or raw["Error"])
+    caught = caught_channel_error(raw)
+    if caught is not None:
+        return RefundOutcome(FAILED, failure_code=caught[0], failure_message=caught[1])
     status = raw.get("status")
     if status not in (SUCCEEDED, FAILED):
         raise ValueError(f"settling a refund needs a final outcome, got {status!r}")
