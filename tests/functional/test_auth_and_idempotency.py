@@ -118,3 +118,29 @@ def test_overlong_key_is_422(moto_stack: MotoStack) -> None:
             command=lambda: (201, {}),
         )
     assert raised.value.param == "Idempotency-Key"
+
+
+def test_a_try_again_refusal_is_not_replayed_for_the_same_key(moto_stack: MotoStack) -> None:
+    """'Retry shortly' (e.g. closing while the payment is reaching its channel) is not an
+    answer to keep: the same key runs the command again, and its result is then kept."""
+    from paycore.errors import Conflict, TryAgain
+
+    commands = IdempotentCommands()
+    commands.register_context(FakeContext())  # type: ignore[arg-type]
+    runs: list[int] = []
+
+    def close(fail_with: Exception | None) -> Any:
+        def command() -> tuple[int, dict[str, Any]]:
+            runs.append(1)
+            if fail_with is not None:
+                raise fail_with
+            return 200, {"status": "closed"}
+
+        return command
+
+    call = {"scope": "mch_1", "key": "k", "method": "POST", "path": "/c", "body": None}
+    with pytest.raises(TryAgain):
+        commands.execute(**call, command=close(TryAgain("later", code="payment_starting")))
+    assert commands.execute(**call, command=close(None)) == (200, {"status": "closed"})
+    assert commands.execute(**call, command=close(Conflict("no"))) == (200, {"status": "closed"})
+    assert len(runs) == 2

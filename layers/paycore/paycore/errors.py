@@ -70,6 +70,13 @@ class ConcurrentUpdate(PaycoreError):
     code = "concurrent_update"
 
 
+class TryAgain(PaycoreError):
+    """Valid, but not possible yet: the same request works shortly (never replayed for an
+    Idempotency-Key, unlike a refusal)."""
+
+    code = "try_again"
+
+
 # Raised by channel adapters. Their class names are matched by the state machine's Catch
 # clauses, so they are part of the orchestration contract: do not rename them lightly.
 class ChannelError(PaycoreError):

@@ -32,6 +32,7 @@ from paycore.errors import (
     IdempotencyKeyReused,
     PaycoreError,
     Throttled,
+    TryAgain,
     ValidationFailed,
 )
 
@@ -39,7 +40,7 @@ HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
 
 # Refusals that say "try again" rather than "no": never replayed.
-_TRANSIENT = (ConcurrentUpdate, Throttled)
+_TRANSIENT = (ConcurrentUpdate, Throttled, TryAgain)
 
 Command = Callable[[], tuple[int, dict[str, Any]]]
 

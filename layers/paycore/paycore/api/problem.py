@@ -19,6 +19,7 @@ _STATUS: dict[type[errors.PaycoreError], int] = {
     errors.Conflict: 409,
     errors.IdempotencyInProgress: 409,
     errors.ConcurrentUpdate: 409,
+    errors.TryAgain: 409,
     errors.ValidationFailed: 422,
     errors.IdempotencyKeyReused: 422,
     errors.Throttled: 429,

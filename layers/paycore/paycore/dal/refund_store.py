@@ -18,7 +18,7 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from paycore.dal.codec import to_item
-from paycore.dal.trade_store import TradeStore
+from paycore.dal.trade_store import TradeStore, instruments_not_as_read
 from paycore.domain.models import Event, Order
 from paycore.domain.refunds import Refund, RefundKind, RefundStatus
 from paycore.errors import ConcurrentUpdate, Conflict
@@ -126,8 +126,9 @@ class RefundStore(TradeStore):
 
 
 def _check_instruments(refund_id: str, codes: list[str], start: int, count: int) -> None:
-    """Raise when an instrument move (not the refund or the order) failed its condition."""
-    if any(code == "ConditionalCheckFailed" for code in codes[start : start + count]):
+    """Raise when an instrument move failed its condition although the refund and the order
+    were current (see ``instruments_not_as_read``); a lost race only re-reads."""
+    if instruments_not_as_read(codes, start, count):
         raise RuntimeError(f"refund {refund_id}: an instrument is not as the payment left it")
 
 

@@ -67,6 +67,21 @@ def _mono_pk(merchant_id: str, merchant_order_no: str) -> str:
     return f"MONO#{merchant_id}#{merchant_order_no}"
 
 
+def instruments_not_as_read(codes: list[str], aggregates: int, instruments: int) -> bool:
+    """Whether a cancelled transaction failed on an instrument move although its first
+    ``aggregates`` items (the versioned payment/refund and order) were current.
+
+    A lost race fails the aggregates (and often the instruments too: the winner already
+    moved them), so the caller re-reads. Aggregates current but an instrument not as reserved
+    is a bug or a hand edit, never a race to retry away: the caller fails loudly (the
+    alarm pages someone)."""
+    if any(code == "ConditionalCheckFailed" for code in codes[:aggregates]):
+        return False
+    return any(
+        code == "ConditionalCheckFailed" for code in codes[aggregates : aggregates + instruments]
+    )
+
+
 def _open_shard(order_id: str) -> str:
     return f"OPEN#{int(hashlib.sha256(order_id.encode()).hexdigest(), 16) % OPEN_SHARDS}"
 
@@ -361,11 +376,7 @@ class TradeStore:
             if each is not None:
                 items.append(self._put_new(self._event_values(each)))
         codes = self._transact(items)
-        if codes is not None and any(
-            code == "ConditionalCheckFailed" for code in codes[2 : 2 + len(instrument_items)]
-        ):
-            # The aggregates were current but an instrument was not as reserved: a bug or a
-            # hand edit, never a race to retry away. Fail loudly (the alarm pages someone).
+        if codes is not None and instruments_not_as_read(codes, 2, len(instrument_items)):
             raise RuntimeError(f"payment {payment.id}: instrument reservation not found")
         return codes is None
 

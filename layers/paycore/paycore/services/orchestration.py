@@ -7,6 +7,7 @@ the payment, so a retried step finds its own earlier work instead of repeating i
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -21,12 +22,21 @@ from paycore.clock import now, now_rfc3339, parse_rfc3339
 from paycore.dal.trade_store import TradeStore
 from paycore.dal.workflow import caught_channel_error, resume_with_outcome
 from paycore.domain.models import Event, Order, Payment
-from paycore.domain.status import PaymentStatus
-from paycore.errors import ChannelRejected, ChannelUnavailable, ConcurrentUpdate, Conflict, NotFound
+from paycore.domain.status import OrderStatus, PaymentStatus
+from paycore.errors import (
+    ChannelRejected,
+    ChannelUnavailable,
+    ConcurrentUpdate,
+    NotFound,
+    TryAgain,
+)
 from paycore.services import events
 from paycore.services.payments import settlement_items
 
 SUCCEEDED = "succeeded"
+_SETTLE_ATTEMPTS = 5
+# How long a close waits for a payment's channel order to be created before "try again".
+_ACCOUNT_WAIT_SECONDS = 3.0
 FAILED = "failed"
 PENDING = "pending"
 
@@ -286,12 +296,7 @@ class PaymentSteps:
         if payment.is_final:
             return Outcome(payment.status.value).as_dict()
         if payment.channel_account is None:
-            # No account ever took the order (each proved it created nothing).
-            return Outcome(
-                FAILED,
-                failure_code="channel_unavailable",
-                failure_message="no channel account could create the order",
-            ).as_dict()
+            return self._outcome_without_account(payment).as_dict()
         gateway = get_gateway(str(payment.channel), payment.channel_account)
         outcome = outcome_from_channel(payment, gateway.query_order(payment.id), "query")
         if outcome.status == SUCCEEDED:
@@ -309,6 +314,27 @@ class PaymentSteps:
             )
         return outcome.as_dict()
 
+    def _outcome_without_account(self, payment: Payment) -> Outcome:
+        """No account holds the channel order yet: the create may still be running (its
+        answer is slow). Failed only when every routed account proved it created nothing,
+        or when the order expired (a create that lands after that finds the payment final
+        and closes its channel order)."""
+        if parse_rfc3339(self._order(payment.order_id).expires_at) <= now():
+            return Outcome(
+                FAILED,
+                failure_code="order_expired",
+                failure_message="the order expired before a channel order was created",
+            )
+        refused = {a["account"] for a in payment.channel_attempts if a["result"] == "not_created"}
+        routed = route(str(payment.channel), payment.currency, payment.channel_amount)
+        if set(routed) <= refused:
+            return Outcome(
+                FAILED,
+                failure_code="channel_unavailable",
+                failure_message="no channel account could create the order",
+            )
+        return Outcome(PENDING)
+
     # -- Settle ------------------------------------------------------------------------------
 
     def settle(self, payment_id: str, raw_outcome: dict[str, Any]) -> dict[str, Any]:
@@ -317,11 +343,19 @@ class PaymentSteps:
         all in the same transaction; then queue the event. Money the channel took for a
         payment that could not accept it is refunded."""
         outcome = _parse_outcome(raw_outcome)
-        payment = self._payment(payment_id)
         newly_settled = False
-        if not payment.is_final:
-            payment = self._settle(payment, outcome)
+        for _ in range(_SETTLE_ATTEMPTS):
+            payment = self._payment(payment_id)
+            if payment.is_final:
+                break
+            try:
+                payment = self._settle(payment, outcome)
+            except ConcurrentUpdate:
+                continue  # settled (or closed) meanwhile: read it again
             newly_settled = True
+            break
+        else:
+            raise ConcurrentUpdate(f"payment {payment_id} keeps changing while settling")
         if outcome.paid_amount is not None and payment.status is not PaymentStatus.SUCCEEDED:
             refund_late_payment(self.store, payment, outcome)
         # Queue the event even when an earlier try already wrote it: that try may have
@@ -336,6 +370,9 @@ class PaymentSteps:
 
     def _settle(self, payment: Payment, outcome: Outcome) -> Payment:
         order = self._order(payment.order_id)
+        if order.status is not OrderStatus.PAYING or order.current_payment_id != payment.id:
+            # Read between another settlement's commit and our read of the payment.
+            raise ConcurrentUpdate(f"order {order.id} moved on while {payment.id} was settling")
         at = now_rfc3339()
         event: Event
         if outcome.status == SUCCEEDED:
@@ -361,6 +398,22 @@ class PaymentSteps:
 
     # -- close while paying (merchant close, expiry) -------------------------------------------
 
+    def _wait_for_account(self, payment: Payment) -> Payment:
+        """The payment once its channel order has an account (the create is in flight
+        for a moment after the payment starts); TryAgain when that takes too long."""
+        deadline = time.monotonic() + _ACCOUNT_WAIT_SECONDS
+        while payment.channel_account is None and not payment.is_final:
+            if time.monotonic() >= deadline:
+                raise TryAgain(
+                    "the payment is still reaching its channel; retry the close shortly",
+                    code="payment_starting",
+                )
+            time.sleep(0.2)
+            payment = self._payment(payment.id)
+        if payment.is_final:
+            raise ConcurrentUpdate(f"payment {payment.id} settled while closing")
+        return payment
+
     def close_paying_order(self, order: Order, code: str, message: str) -> Order:
         """Close an order whose payment is in flight, consistently with the channel: close
         the channel order first; if the buyer paid before that, the payment succeeds and the
@@ -368,18 +421,14 @@ class PaymentSteps:
         and the order closes, in one transaction."""
         payment = self._payment(str(order.current_payment_id))
         if payment.channel is not None:
-            if payment.channel_account is None:
-                raise Conflict(
-                    "the payment is still reaching its channel; retry the close shortly",
-                    code="payment_starting",
-                )
-            gateway = get_gateway(payment.channel, payment.channel_account)
+            payment = self._wait_for_account(payment)
+            gateway = get_gateway(str(payment.channel), payment.channel_account)
             outcome = outcome_from_channel(payment, gateway.close_order(payment.id), "close")
             if outcome.status == SUCCEEDED:
+                # The buyer paid first: settle that, then the caller reads the order again
+                # (now paid: the close is refused with order_not_closable).
                 self.settle(payment.id, outcome.as_dict())
-                raise Conflict(
-                    "the order was paid before it could be closed", code="order_not_closable"
-                )
+                raise ConcurrentUpdate(f"order {order.id} was paid while closing")
             if outcome.paid_amount is not None:
                 refund_late_payment(self.store, payment, outcome)
         at = now_rfc3339()
