@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SRC := layers/paycore/paycore functions local_runtime bench tests
 export PYTHONPATH := $(CURDIR)/layers/paycore:$(CURDIR)
 
-.PHONY: run test lint typecheck unit functional e2e infra bench lock clean
+.PHONY: run test lint typecheck unit functional e2e infra bench chaos lock clean
 
 $(STAMP): requirements/dev.lock
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ unit functional e2e infra: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+# Randomized concurrent journeys, then every money invariant (replay one: --seed <printed seed>).
+chaos: $(STAMP)
+	$(PY) -m bench.chaos --payments 200 --concurrency 8
 
 # Re-pin every transitive dependency after editing requirements/dev.in.
 lock:

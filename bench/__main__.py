@@ -7,6 +7,13 @@ merchant's receiver. The benchmark prints payments per second, end-to-end latenc
 percentiles, the AWS API calls per payment counted at the SDK (by caller, service and
 operation) and Step Functions state transitions per payment.
 
+Three more journeys follow, each measured on its own (same figures):
+- a combined payment: coupon + stored balance + the sandbox channel for the rest;
+- a refund of a paid order through the channel: create the refund, the refund state
+  machine asks the channel, the signed ``refund.succeeded`` webhook arrives (its transitions
+  are the refund state machine's);
+- an internal-only payment, coupon + balance: settled in the API call, no state machine.
+
     python -m bench [--payments N] [--concurrency C]
 """
 
@@ -18,7 +25,10 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
 
 import requests
 
@@ -27,6 +37,10 @@ from local_runtime.runtime import LocalRuntime
 from tests.webhook_receiver import WebhookReceiver
 
 SANDBOX = [{"type": "channel", "channel": "sandbox"}]
+AMOUNT = 1999
+COUPON = 300  # the combined and internal journeys: a coupon, the balance, (the channel)
+BALANCE_WITH_CHANNEL = 700
+REFUND = 500
 
 
 class Journey:
@@ -57,40 +71,98 @@ class Journey:
             self._counter += 1
             return f"BENCH-{self._counter}"
 
-    def pay_once(self) -> tuple[float, str]:
-        """One complete payment; (seconds from create to webhook received, payment id)."""
-        session = self._session()
-        started = time.perf_counter()
-        order = session.post(
-            f"{self.api}/v1/orders",
-            json={
-                "merchant_order_no": self._next_no(),
-                "amount": 1999,
-                "currency": "CNY",
-                "subject": "Green tea",
-            },
-            headers=self.headers,
-            timeout=30,
-        ).json()
-        payment = session.post(
-            f"{self.api}/v1/orders/{order['id']}/payments",
-            json={"instruments": SANDBOX},
-            headers=self.headers,
-            timeout=30,
-        ).json()
-        action = payment.get("next_action")
-        if not action:
-            raise RuntimeError(f"payment {payment.get('id')} had no next_action: {payment}")
-        session.post(action["url"], json={"action": "pay"}, timeout=30).raise_for_status()
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        answer = self._session().post(
+            f"{self.api}{path}", json=body, headers=self.headers, timeout=30
+        )
+        if answer.status_code >= 300:
+            raise RuntimeError(f"POST {path} answered {answer.status_code}: {answer.text}")
+        return answer.json()  # type: ignore[no-any-return]
 
-        def webhook_arrived(receiver: WebhookReceiver) -> bool:
+    def _wait_webhook(self, event_type: str, object_id: str) -> None:
+        def arrived(receiver: WebhookReceiver) -> bool:
             return any(
-                e["data"]["object"]["id"] == order["id"] for e in receiver.accepted("order.paid")
+                e["data"]["object"]["id"] == object_id for e in receiver.accepted(event_type)
             )
 
-        if not self.receiver.wait_for(webhook_arrived, timeout=60):
-            raise RuntimeError(f"no order.paid webhook for {order['id']}")
-        return time.perf_counter() - started, str(payment["id"])
+        if not self.receiver.wait_for(arrived, timeout=60):
+            raise RuntimeError(f"no {event_type} webhook for {object_id}")
+
+    def _pay(self, instruments: list[dict[str, Any]], buyer_id: str | None = None) -> str:
+        """Create an order and pay it (the buyer pays at the channel when there is one) until
+        the ``order.paid`` webhook arrives; the payment id."""
+        order_body: dict[str, Any] = {
+            "merchant_order_no": self._next_no(),
+            "amount": AMOUNT,
+            "currency": "CNY",
+            "subject": "Green tea",
+        }
+        if buyer_id is not None:
+            order_body["buyer_id"] = buyer_id
+        order = self._post("/v1/orders", order_body)
+        payment = self._post(f"/v1/orders/{order['id']}/payments", {"instruments": instruments})
+        if any(instrument["type"] == "channel" for instrument in instruments):
+            action = payment.get("next_action")
+            if not action:
+                raise RuntimeError(f"payment {payment.get('id')} had no next_action: {payment}")
+            session = self._session()
+            session.post(action["url"], json={"action": "pay"}, timeout=30).raise_for_status()
+        elif payment["status"] != "succeeded":
+            raise RuntimeError(f"internal payment {payment['id']} is {payment['status']}")
+        self._wait_webhook("order.paid", str(order["id"]))
+        return str(payment["id"])
+
+    def pay_once(self) -> tuple[float, str]:
+        """One complete payment; (seconds from create to webhook received, payment id)."""
+        started = time.perf_counter()
+        payment_id = self._pay(SANDBOX)
+        return time.perf_counter() - started, payment_id
+
+    def prepare_buyer(self, buyer_id: str, balance: int) -> str:
+        """Credit ``buyer_id`` and issue a coupon (setup, not measured); the coupon id."""
+        self._post(f"/v1/buyers/{buyer_id}/balance/credits", {"amount": balance, "currency": "CNY"})
+        coupon = self._post(
+            "/v1/coupons", {"buyer_id": buyer_id, "amount": COUPON, "currency": "CNY"}
+        )
+        return str(coupon["id"])
+
+    def pay_combined_once(self, buyer_id: str, coupon_id: str) -> tuple[float, str]:
+        """Coupon + balance + the channel for the rest, through to the webhook."""
+        started = time.perf_counter()
+        payment_id = self._pay(
+            [
+                {"type": "coupon", "coupon_id": coupon_id},
+                {"type": "balance", "amount": BALANCE_WITH_CHANNEL},
+                *SANDBOX,
+            ],
+            buyer_id,
+        )
+        return time.perf_counter() - started, payment_id
+
+    def pay_internal_once(self, buyer_id: str, coupon_id: str) -> tuple[float, str]:
+        """Coupon + balance for the whole amount: settled by the API call itself."""
+        started = time.perf_counter()
+        payment_id = self._pay(
+            [
+                {"type": "coupon", "coupon_id": coupon_id},
+                {"type": "balance", "amount": AMOUNT - COUPON},
+            ],
+            buyer_id,
+        )
+        return time.perf_counter() - started, payment_id
+
+    def refund_once(self, order_id: str) -> tuple[float, str]:
+        """Refund part of a paid order through the channel, through to the webhook."""
+        started = time.perf_counter()
+        refund = self._post(f"/v1/orders/{order_id}/refunds", {"amount": REFUND})
+        self._wait_webhook("refund.succeeded", str(refund["id"]))
+        return time.perf_counter() - started, str(refund["id"])
+
+    def order_of(self, payment_id: str) -> str:
+        answer = self._session().get(
+            f"{self.api}/v1/payments/{payment_id}", headers=self.headers, timeout=30
+        )
+        return str(answer.json()["order_id"])
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -99,8 +171,8 @@ def _percentile(values: list[float], share: float) -> float:
     return ordered[index]
 
 
-def _print_calls(snapshot: dict[str, dict[str, int]], payments: int) -> None:
-    print("\nAWS API calls per payment, counted at the SDK (caller / service:Operation):")
+def _print_calls(snapshot: dict[str, dict[str, int]], payments: int, unit: str = "payment") -> None:
+    print(f"\nAWS API calls per {unit}, counted at the SDK (caller / service:Operation):")
     total = 0
     for caller, operations in snapshot.items():
         subtotal = sum(operations.values())
@@ -115,6 +187,71 @@ def _print_calls(snapshot: dict[str, dict[str, int]], payments: int) -> None:
     )
 
 
+@dataclass
+class Section:
+    """One measured journey, ``count`` times at ``concurrency``."""
+
+    title: str
+    unit: str
+    results: list[tuple[float, str]]
+    elapsed: float
+    snapshot: dict[str, dict[str, int]]
+    transitions: list[int]
+    note: str = ""
+
+
+def _transitions(runtime: LocalRuntime, machine_output: str, name: str) -> int:
+    """Billed transitions of the execution ``name`` (0 when none was started)."""
+    machine = str(runtime.outputs()[machine_output])
+    arn = machine.replace(":stateMachine:", ":execution:") + ":" + name
+    try:
+        return runtime.state_transitions(arn)
+    except Exception as exc:  # ExecutionDoesNotExist: the journey started no execution
+        if "ExecutionDoesNotExist" in repr(exc) or "does not exist" in str(exc).lower():
+            return 0
+        raise
+
+
+def _measure(
+    runtime: LocalRuntime,
+    title: str,
+    journey: Callable[[int], tuple[float, str]],
+    *,
+    unit: str,
+    count: int,
+    concurrency: int,
+    machine_output: str,
+    note: str = "",
+) -> Section:
+    time.sleep(0.5)  # let the setup's webhooks and SQS deletes land before counting
+    runtime.reset_sdk_calls()
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        results = list(pool.map(journey, range(count)))
+    elapsed = time.perf_counter() - started
+    time.sleep(1.0)  # let the last SQS deletes land in the counts
+    snapshot = runtime.sdk_call_snapshot()
+    transitions = [_transitions(runtime, machine_output, name) for _, name in results]
+    return Section(title, unit, results, elapsed, snapshot, transitions, note)
+
+
+def _print_section(section: Section, concurrency: int, header: str | None = None) -> None:
+    count = len(section.results)
+    unit = section.unit
+    latencies = [seconds * 1000 for seconds, _ in section.results]
+    print(header or f"\n== {section.title}: {count} {unit}s, concurrency {concurrency} ==")
+    print(f"  {unit + 's/s':<24}{count / section.elapsed:8.2f}")
+    print(f"  end-to-end latency p50  {_percentile(latencies, 0.50):8.1f} ms")
+    print(f"  end-to-end latency p95  {_percentile(latencies, 0.95):8.1f} ms")
+    print(f"  end-to-end latency p99  {_percentile(latencies, 0.99):8.1f} ms")
+    transitions = section.transitions
+    print(
+        f"  state transitions/{unit} {statistics.mean(transitions):6.2f} "
+        f"(min {min(transitions)}, max {max(transitions)}){section.note}"
+    )
+    _print_calls(section.snapshot, count, unit)
+
+
 def run(payments: int, concurrency: int) -> int:
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("aws_lambda_powertools").setLevel(logging.ERROR)
@@ -126,30 +263,73 @@ def run(payments: int, concurrency: int) -> int:
         journey = Journey(runtime, receiver)
         for _ in range(min(3, payments)):  # warm every function's first container
             journey.pay_once()
-        time.sleep(0.5)
-        runtime.reset_sdk_calls()
-        started = time.perf_counter()
+        channel = _measure(
+            runtime,
+            "channel payment",
+            lambda _: journey.pay_once(),
+            unit="payment",
+            count=payments,
+            concurrency=concurrency,
+            machine_output="PaymentStateMachineArn",
+        )
+
+        # Setup, not measured: a coupon and a balance per buyer, then one warm-up each.
+        combined_buyers = [
+            (f"bench-mix-{n}", journey.prepare_buyer(f"bench-mix-{n}", BALANCE_WITH_CHANNEL))
+            for n in range(payments + 1)
+        ]
+        internal_buyers = [
+            (f"bench-int-{n}", journey.prepare_buyer(f"bench-int-{n}", AMOUNT - COUPON))
+            for n in range(payments + 1)
+        ]
+        journey.pay_combined_once(*combined_buyers.pop())
+        journey.pay_internal_once(*internal_buyers.pop())
+        combined = _measure(
+            runtime,
+            "combined payment: coupon + balance + channel",
+            lambda n: journey.pay_combined_once(*combined_buyers[n]),
+            unit="payment",
+            count=payments,
+            concurrency=concurrency,
+            machine_output="PaymentStateMachineArn",
+        )
+
+        # Setup, not measured: paid orders to refund (two of them warm the refund worker).
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
-            results = list(pool.map(lambda _: journey.pay_once(), range(payments)))
-        elapsed = time.perf_counter() - started
-        time.sleep(1.0)  # let the last SQS deletes land in the counts
-        snapshot = runtime.sdk_call_snapshot()
-        machine = runtime.outputs()["PaymentStateMachineArn"]
-        execution_prefix = machine.replace(":stateMachine:", ":execution:")
-        transitions = [runtime.state_transitions(f"{execution_prefix}:{pid}") for _, pid in results]
+            paid = list(pool.map(lambda _: journey.pay_once(), range(payments + 2)))
+        orders = [journey.order_of(payment_id) for _, payment_id in paid]
+        for order_id in orders[payments:]:
+            journey.refund_once(order_id)
+        refund = _measure(
+            runtime,
+            f"refund of a paid order through the channel ({REFUND} of {AMOUNT})",
+            lambda n: journey.refund_once(orders[n]),
+            unit="refund",
+            count=payments,
+            concurrency=concurrency,
+            machine_output="RefundStateMachineArn",
+            note="  (refund state machine)",
+        )
+
+        internal = _measure(
+            runtime,
+            "internal-only payment: coupon + balance",
+            lambda n: journey.pay_internal_once(*internal_buyers[n]),
+            unit="payment",
+            count=payments,
+            concurrency=concurrency,
+            machine_output="PaymentStateMachineArn",
+            note="  (no execution is started)",
+        )
     receiver.stop()
 
-    latencies = [seconds * 1000 for seconds, _ in results]
-    print(f"paycore bench: {payments} complete payments, concurrency {concurrency}")
-    print(f"  payments/s              {payments / elapsed:8.2f}")
-    print(f"  end-to-end latency p50  {_percentile(latencies, 0.50):8.1f} ms")
-    print(f"  end-to-end latency p95  {_percentile(latencies, 0.95):8.1f} ms")
-    print(f"  end-to-end latency p99  {_percentile(latencies, 0.99):8.1f} ms")
-    print(
-        f"  state transitions/payment {statistics.mean(transitions):6.2f} "
-        f"(min {min(transitions)}, max {max(transitions)})"
+    _print_section(
+        channel,
+        concurrency,
+        header=f"paycore bench: {payments} complete payments, concurrency {concurrency}",
     )
-    _print_calls(snapshot, payments)
+    for section in (combined, refund, internal):
+        _print_section(section, concurrency)
     return 0
 
 
