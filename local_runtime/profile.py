@@ -20,6 +20,8 @@ Environment variables (all optional):
 ``PAYCORE_WEBHOOK_MAX_ATTEMPTS``        ``WebhookMaxAttempts`` (6)
 ``PAYCORE_LOG_LEVEL``                   ``LogLevel`` of the functions (template default)
 ``PAYCORE_SANDBOX_NOTIFY_SCHEDULE``     sandbox notification delays, seconds (0.2,1,2,4)
+``PAYCORE_CHANNEL_TIMEOUT_SECONDS``     ``ChannelTimeoutSeconds`` (5)
+``PAYCORE_CHANNEL_ACCOUNTS``            ``ChannelAccounts`` JSON (template default)
 =====================================  ===================================================
 """
 
@@ -94,6 +96,9 @@ class LocalProfile:
         number("PAYCORE_CALLBACK_WAIT_SECONDS", "callback_wait_seconds")
         number("PAYCORE_CHANNEL_QUERY_INTERVAL_SECONDS", "channel_query_interval_seconds")
         number("PAYCORE_WEBHOOK_MAX_ATTEMPTS", "webhook_max_attempts")
+        number("PAYCORE_CHANNEL_TIMEOUT_SECONDS", "channel_timeout_seconds", float)
+        if env.get("PAYCORE_CHANNEL_ACCOUNTS"):
+            values["channel_accounts"] = env["PAYCORE_CHANNEL_ACCOUNTS"]
         if env.get("PAYCORE_ADMIN_TOKEN"):
             values["admin_token"] = env["PAYCORE_ADMIN_TOKEN"]
             values["admin_token_generated"] = False

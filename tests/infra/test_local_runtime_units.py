@@ -254,3 +254,17 @@ def test_each_thread_sees_its_own_scope_over_the_process_environment() -> None:
         os.environ.pop("PAYCORE_TEST_BASE", None)
         scope.uninstall_environ_overlay()
     assert os.environ is environ_before
+
+
+def test_channel_settings_of_the_profile_become_template_parameters() -> None:
+    from local_runtime.profile import LocalProfile
+
+    accounts = '[{"id": "only", "channel": "sandbox"}]'
+    profile = LocalProfile.from_env(
+        {"PAYCORE_CHANNEL_TIMEOUT_SECONDS": "1.5", "PAYCORE_CHANNEL_ACCOUNTS": accounts}
+    )
+    overrides = profile.parameter_overrides("http://api", "http://sandbox")
+
+    assert overrides["ChannelTimeoutSeconds"] == "1.5"
+    assert overrides["ChannelAccounts"] == accounts
+    assert "ChannelAccounts" not in LocalProfile.from_env({}).parameter_overrides("a", "b")
