@@ -15,10 +15,12 @@ import requests
 from local_runtime.sandbox.server import SandboxServer
 from paycore.api.models import CreateOrderRequest, CreatePaymentRequest
 from paycore.channels.sandbox import sign_notification
+from paycore.dal.instruments import InstrumentStore
 from paycore.dal.trade_store import TradeStore
 from paycore.domain.status import OrderStatus, PaymentStatus
+from paycore.errors import ChannelUnavailable, ConcurrentUpdate
 from paycore.services import merchants, orders, payments
-from paycore.services.orchestration import PaymentSteps
+from paycore.services.orchestration import PaymentSteps, _parse_outcome
 from tests.functional.conftest import MotoStack
 from tests.support import FakeContext, load_function, rest_event
 
@@ -144,6 +146,100 @@ def test_channel_rejection_settles_as_failed(moto_stack: MotoStack, sandbox: San
     }
     result = PaymentSteps(store).settle(payment_id, caught)
     assert result["status"] == "failed" and result["failure_code"] == "channel_rejected"
+
+
+def test_a_query_while_the_create_is_still_running_waits(
+    moto_stack: MotoStack, sandbox: SandboxServer
+) -> None:
+    """The callback wait can run out while a slow create is still at the channel: no
+    account holds the order yet, which is not a failure."""
+    store = TradeStore()
+    _, payment_id = _paying_order(store)
+
+    assert PaymentSteps(store).query_channel(payment_id)["status"] == "pending"
+
+
+def test_a_payment_fails_only_once_every_account_proved_it_created_nothing(
+    moto_stack: MotoStack, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "CHANNEL_ACCOUNTS",
+        json.dumps([{"id": "a", "channel": "sandbox"}, {"id": "b", "channel": "sandbox"}]),
+    )
+    store = TradeStore()
+    merchant = merchants.onboard_merchant(store, "Shop", None).merchant
+    order = orders.create_order(
+        store,
+        merchant.id,
+        CreateOrderRequest(merchant_order_no="F-1", amount=500, currency="CNY", subject="Tea"),
+    )
+    down = {"create_error": {"times": 2}}  # both accounts answer 503 without creating
+    payment = payments.start_payment(
+        store,
+        merchant.id,
+        order.id,
+        CreatePaymentRequest.model_validate(
+            {"instruments": [{"type": "channel", "channel": "sandbox", "sandbox_behaviour": down}]}
+        ),
+        "http://127.0.0.1:9",
+    )
+    steps = PaymentSteps(store)
+
+    with pytest.raises(ChannelUnavailable):
+        steps.create_channel_order(payment.id, "http://127.0.0.1:9", "token-1")
+
+    attempts = store.get_payment(payment.id).channel_attempts  # type: ignore[union-attr]
+    assert [(a["account"], a["result"]) for a in attempts] == [
+        ("a", "not_created"),
+        ("b", "not_created"),
+    ]
+    outcome = steps.query_channel(payment.id)
+    assert outcome["status"] == "failed" and outcome["failure_code"] == "channel_unavailable"
+
+
+def test_a_settlement_that_lost_the_race_reads_again_instead_of_failing(
+    moto_stack: MotoStack, sandbox: SandboxServer
+) -> None:
+    """Two settlements of one payment with a balance part (the callback's and a close that
+    found the channel order paid): the loser's transaction fails on the stale versions and
+    on the already-spent reservation; that is a lost race, not corruption."""
+    store = TradeStore()
+    merchant = merchants.onboard_merchant(store, "Shop", None).merchant
+    InstrumentStore().credit_balance(merchant.id, "b-1", "CNY", 300)
+    order = orders.create_order(
+        store,
+        merchant.id,
+        CreateOrderRequest(
+            merchant_order_no="R-1", amount=1000, currency="CNY", subject="Tea", buyer_id="b-1"
+        ),
+    )
+    payment = payments.start_payment(
+        store,
+        merchant.id,
+        order.id,
+        CreatePaymentRequest.model_validate(
+            {
+                "instruments": [
+                    {"type": "balance", "amount": 300},
+                    {"type": "channel", "channel": "sandbox"},
+                ]
+            }
+        ),
+        "http://127.0.0.1:9",
+    )
+    steps = PaymentSteps(store)
+    stale = store.get_payment(payment.id)
+    assert stale is not None
+    paid = {"status": "succeeded", "paid_amount": 700, "paid_currency": "CNY"}
+    assert steps.settle(payment.id, paid)["newly_settled"] is True
+
+    with pytest.raises(ConcurrentUpdate):
+        steps._settle(stale, _parse_outcome(paid))  # the loser, as it read the payment
+    again = steps.settle(payment.id, paid)
+
+    assert again == {**again, "status": "succeeded", "newly_settled": False}
+    balance = InstrumentStore().get_balance(merchant.id, "b-1", "CNY")
+    assert balance is not None and (balance.available, balance.frozen) == (0, 0)
 
 
 class TestCallback:
