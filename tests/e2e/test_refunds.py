@@ -207,6 +207,25 @@ def test_a_refund_the_channel_finishes_late_is_found_by_querying(
     assert shop.receiver.wait_for(lambda r: len(r.accepted("refund.succeeded")) == 1)
 
 
+def test_a_refund_the_channel_answers_with_5xx_is_asked_again_and_refunded_once(
+    runtime: LocalRuntime, onboard: Callable[..., Merchant]
+) -> None:
+    shop = onboard()
+    order = _paid_order(shop, "RFD-5XX-1", refund_error={"times": 1})
+
+    answer = _refund(shop, order["id"], 400)
+
+    assert answer.status_code == 202, answer.text
+    done = _wait_for_refund(shop, answer.json()["id"])
+    assert done["status"] == "succeeded"
+    # The 503 refunded nothing; the retry with the same out_refund_no refunded once.
+    channel = _channel_refunds(runtime, done["payment_id"])
+    assert [(r["out_refund_no"], r["amount"], r["status"]) for r in channel] == [
+        (done["id"], 400, "SUCCESS")
+    ]
+    assert shop.order(order["id"])["amount_refunded"] == 400
+
+
 def test_a_combined_payment_is_refunded_to_the_channel_first_then_the_balance(
     runtime: LocalRuntime, onboard: Callable[..., Merchant]
 ) -> None:
