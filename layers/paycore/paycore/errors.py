@@ -26,6 +26,18 @@ class MalformedRequest(PaycoreError):
     code = "malformed_request"
 
 
+class PayloadTooLarge(PaycoreError):
+    """The request body is larger than the API reads."""
+
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(PaycoreError):
+    """The request body is not JSON."""
+
+    code = "unsupported_media_type"
+
+
 class ValidationFailed(PaycoreError):
     """The request is readable but a field is wrong."""
 

@@ -71,8 +71,9 @@ class CreateOrderRequest(BaseModel):
     _currency = field_validator("currency")(_check_currency)
 
 
-class CloseOrderRequest(BaseModel):
-    """Closing takes no parameters: an empty object (or no body) only."""
+class NoParameters(BaseModel):
+    """The body of a command that takes no parameters (close, redeliver): an empty object,
+    ``null`` or no body at all; any field is refused rather than ignored."""
 
     model_config = _STRICT
 

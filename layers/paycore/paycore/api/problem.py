@@ -17,6 +17,8 @@ _STATUS: dict[type[errors.PaycoreError], int] = {
     errors.Unauthenticated: 401,
     errors.NotFound: 404,
     errors.Conflict: 409,
+    errors.PayloadTooLarge: 413,
+    errors.UnsupportedMediaType: 415,
     errors.IdempotencyInProgress: 409,
     errors.ConcurrentUpdate: 409,
     errors.TryAgain: 409,

@@ -12,10 +12,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.event_handler.openapi.exceptions import (
-    RequestUnsupportedContentType,
-    RequestValidationError,
-)
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import (
     HTTPBearer,
     Server,
@@ -25,14 +22,15 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from paycore.api import problem
 from paycore.api.idempotency import HEADER, IdempotentCommands
 from paycore.api.models import (
-    CloseOrderRequest,
     CreateCouponRequest,
     CreateMerchantRequest,
     CreateOrderRequest,
     CreatePaymentRequest,
     CreateRefundRequest,
     CreditBalanceRequest,
+    NoParameters,
 )
+from paycore.api.resolver import PaycoreResolver
 from paycore.config import get_settings
 from paycore.dal.instruments import InstrumentStore
 from paycore.dal.trade_store import TradeStore
@@ -61,17 +59,9 @@ def _register_error_handlers(app: APIGatewayRestResolver) -> None:
     def handle_domain_error(error: PaycoreError) -> Response[str]:
         return problem.from_error(error)
 
-    @app.exception_handler(RequestUnsupportedContentType)
-    def handle_content_type(_: RequestUnsupportedContentType) -> Response[str]:
-        return problem.problem(415, "unsupported_media_type", "Send the body as application/json.")
-
     @app.exception_handler(RequestValidationError)
     def handle_validation_error(error: RequestValidationError) -> Response[str]:
         return problem.from_validation_errors(error.errors())
-
-    @app.exception_handler(UnicodeDecodeError)
-    def handle_undecodable_body(_: UnicodeDecodeError) -> Response[str]:
-        return problem.problem(400, "malformed_json", "The request body is not UTF-8 JSON.")
 
     @app.not_found
     def handle_not_found(_: Exception) -> Response[str]:
@@ -148,7 +138,7 @@ def _register_instrument_routes(
 def build_app(
     commands: IdempotentCommands, store_factory: type[TradeStore] = TradeStore
 ) -> APIGatewayRestResolver:
-    app = APIGatewayRestResolver(enable_validation=True)
+    app = PaycoreResolver()
     app.configure_openapi(
         title="paycore merchant API",
         version="1",
@@ -251,7 +241,7 @@ def build_app(
 
     @app.post("/v1/orders/<order_id>/close", summary="Close an unpaid order (also one being paid)")
     def close_order(
-        order_id: str, body: Annotated[CloseOrderRequest | None, Body()] = None
+        order_id: str, body: Annotated[NoParameters | None, Body()] = None
     ) -> Response[str]:
         mid = merchant_id()
 
@@ -308,7 +298,9 @@ def build_app(
         return ok(events.get_event(store(), merchant_id(), event_id).resource())
 
     @app.post("/v1/events/<event_id>/redeliver", summary="Send an event's webhook again")
-    def redeliver_event(event_id: str) -> Response[str]:
+    def redeliver_event(
+        event_id: str, body: Annotated[NoParameters | None, Body()] = None
+    ) -> Response[str]:
         mid = merchant_id()
 
         def command() -> tuple[int, dict[str, Any]]:
