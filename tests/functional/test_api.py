@@ -321,3 +321,29 @@ def test_a_refusal_is_replayed_for_the_same_key(api: Api) -> None:
     assert first[1] == again[1]
     assert again[1]["code"] == "duplicate_merchant_order_no"
     assert again[2]["Content-Type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    "webhook_url",
+    [
+        " https://shop.test/hook",
+        "https://shop.test/my hook",
+        "https://shop.test/hook\r\nX-Injected: 1",
+        "https://shop.test:99999/hook",
+        "https://shop.test:0/hook",
+        "https://shop.test/\x00",
+        "ftp://shop.test/hook",
+    ],
+)
+def test_an_undeliverable_webhook_url_is_422_and_onboards_nobody(
+    api: Api, moto_stack: MotoStack, webhook_url: str
+) -> None:
+    status, body, _ = api.call(
+        "POST",
+        "/v1/merchants",
+        body={"name": "Shop", "webhook_url": webhook_url},
+        authorizer=ADMIN,
+    )
+    assert status == 422, body
+    assert body["param"] == "webhook_url"
+    assert boto3.client("dynamodb").scan(TableName=moto_stack.trade_table)["Count"] == 0

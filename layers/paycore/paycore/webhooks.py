@@ -27,10 +27,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from paycore.http_urls import is_http_url
+
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
 SIGNATURE_VERSION = "v1"
 USER_AGENT = "paycore-webhooks/1"
-_SCHEMES = frozenset({"http", "https"})
 
 
 def secret_key(secret: str) -> bytes:
@@ -85,12 +86,9 @@ _OPENER = urllib.request.build_opener(_NoRedirects)
 
 
 def is_deliverable_url(url: str) -> bool:
-    """Only absolute http(s) URLs: no file://, ftp:// or other schemes urllib would open."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # e.g. an unbalanced IPv6 bracket
-        return False
-    return parts.scheme in _SCHEMES and bool(parts.netloc)
+    """Only absolute http(s) URLs a request can carry as written (``paycore.http_urls``): no
+    file://, ftp:// or other schemes urllib would open."""
+    return is_http_url(url)
 
 
 def resolves_to_private_address(url: str) -> bool:

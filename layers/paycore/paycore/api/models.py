@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Literal, TypeVar
-from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -16,6 +15,7 @@ from pydantic import (
 )
 
 from paycore.clock import parse_rfc3339, rfc3339
+from paycore.http_urls import check_http_url
 from paycore.money import MAX_AMOUNT, is_supported_currency
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
@@ -28,12 +28,7 @@ _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]
 
 
 def _check_url(value: str | None) -> str | None:
-    if value is None:
-        return None
-    parts = urlsplit(value)
-    if parts.scheme not in {"http", "https"} or not parts.netloc or len(value) > 2048:
-        raise ValueError("must be an absolute http(s) URL of at most 2048 characters")
-    return value
+    return None if value is None else check_http_url(value)
 
 
 def _check_currency(value: str) -> str:
