@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import boto3
 import pytest
 
 from paycore.api.idempotency import IdempotentCommands
@@ -11,7 +13,7 @@ from paycore.dal.trade_store import TradeStore
 from paycore.errors import IdempotencyInProgress, ValidationFailed
 from paycore.services import merchants
 from tests.functional.conftest import ADMIN_TOKEN, MotoStack
-from tests.support import FakeContext, load_function
+from tests.support import FakeContext, load_function, rest_event
 
 METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:abc123/live/POST/v1/orders"
 
@@ -76,10 +78,10 @@ def test_a_twin_still_in_flight_is_409(moto_stack: MotoStack) -> None:
         seen.append(raised.value.code)
         return 201, {"id": "ord_1"}
 
-    status, body = commands.execute(
+    status, body, replayed = commands.execute(
         scope="mch_1", key="k", method="POST", path="/v1/orders", body={"a": 1}, command=twin
     )
-    assert (status, body) == (201, {"id": "ord_1"})
+    assert (status, body, replayed) == (201, {"id": "ord_1"}, False)
     assert seen == ["idempotency_in_progress"]
 
 
@@ -141,6 +143,43 @@ def test_a_try_again_refusal_is_not_replayed_for_the_same_key(moto_stack: MotoSt
     call = {"scope": "mch_1", "key": "k", "method": "POST", "path": "/c", "body": None}
     with pytest.raises(TryAgain):
         commands.execute(**call, command=close(TryAgain("later", code="payment_starting")))
-    assert commands.execute(**call, command=close(None)) == (200, {"status": "closed"})
-    assert commands.execute(**call, command=close(Conflict("no"))) == (200, {"status": "closed"})
+    assert commands.execute(**call, command=close(None)) == (200, {"status": "closed"}, False)
+    replay = commands.execute(**call, command=close(Conflict("no")))
+    assert replay == (200, {"status": "closed"}, True)
     assert len(runs) == 2
+
+
+def test_an_idempotent_onboarding_stores_no_secret_and_its_replay_shows_none(
+    moto_stack: MotoStack,
+) -> None:
+    """The first answer shows the API key and webhook secret; the idempotency record (kept 24
+    hours) holds neither, so a replay answers the same merchant with both null."""
+    api = load_function("api")
+    request = rest_event(
+        "POST",
+        "/v1/merchants",
+        body={"name": "Shop", "webhook_url": "https://shop.test/hook"},
+        headers={"Idempotency-Key": "onboard-1"},
+        authorizer={"role": "admin", "merchant_id": ""},
+    )
+    first = api.lambda_handler(request, FakeContext())
+    created = json.loads(first["body"])
+    assert first["statusCode"] == 201
+    assert created["api_key"].startswith("sk_live_")
+    assert created["webhook_secret"].startswith("whsec_")
+    assert "Idempotent-Replayed" not in (first.get("multiValueHeaders") or {})
+
+    stored = boto3.client("dynamodb").scan(TableName=moto_stack.idempotency_table)["Items"]
+    assert len(stored) == 1
+    assert created["api_key"] not in str(stored)
+    assert created["webhook_secret"] not in str(stored)
+    assert created["webhook_secret"].removeprefix("whsec_") not in str(stored)
+
+    second = api.lambda_handler(request, FakeContext())
+    replay = json.loads(second["body"])
+    assert second["statusCode"] == 201
+    assert second["multiValueHeaders"]["Idempotent-Replayed"] == ["true"]
+    assert replay == {**created, "api_key": None, "webhook_secret": None}
+    # The key shown once works; nothing else can reveal it again.
+    items = boto3.client("dynamodb").scan(TableName=moto_stack.trade_table)["Items"]
+    assert created["api_key"] not in str(items)

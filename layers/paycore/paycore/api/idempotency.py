@@ -6,6 +6,11 @@ for payments: records live 24 hours (not 1), and a missing key never reaches thi
 only wrap requests that carry one). The first response, status and body, is what a replay
 gets, refusals (4xx) included; a failure of ours (5xx) removes the record, so the merchant's
 retry runs the command again.
+
+The record holds the response as the command returned it, so a command must never return a
+secret: onboarding returns its new credentials beside the stored answer (see the merchants
+route), and a replay shows them as null. ``execute`` says whether the answer is a replay, which
+the API reports in the ``Idempotent-Replayed`` header.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from paycore.errors import (
 )
 
 HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_KEY_LENGTH = 255
 
 # Refusals that say "try again" rather than "no": never replayed.
@@ -96,9 +102,11 @@ class IdempotentCommands:
         path: str,
         body: Any,
         command: Command,
-    ) -> tuple[int, dict[str, Any]]:
+    ) -> tuple[int, dict[str, Any], bool]:
+        """The command's answer (status, body) and whether it is a replay of an earlier one."""
         if key is None:
-            return command()
+            status, body = command()
+            return status, body, False
         if not 1 <= len(key) <= MAX_KEY_LENGTH:
             raise ValidationFailed(
                 f"{HEADER} must be 1 to {MAX_KEY_LENGTH} characters",
@@ -106,8 +114,15 @@ class IdempotentCommands:
                 param=HEADER,
             )
         envelope = {"scope": scope, "key": key, "request": [method, path, body]}
+        ran = False
+
+        def run_once() -> tuple[int, dict[str, Any]]:
+            nonlocal ran
+            ran = True
+            return command()
+
         try:
-            result = self._runner()(command, envelope=envelope)
+            result = self._runner()(run_once, envelope=envelope)
         except IdempotencyValidationError as exc:
             raise IdempotencyKeyReused(
                 f"this {HEADER} was already used with a different request",
@@ -118,4 +133,4 @@ class IdempotentCommands:
                 f"a request with this {HEADER} is still being processed; retry shortly",
                 param=HEADER,
             ) from exc
-        return int(result["status"]), dict(result["body"])
+        return int(result["status"]), dict(result["body"]), not ran

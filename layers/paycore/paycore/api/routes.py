@@ -20,7 +20,7 @@ from aws_lambda_powertools.event_handler.openapi.models import (
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from paycore.api import problem
-from paycore.api.idempotency import HEADER, IdempotentCommands
+from paycore.api.idempotency import HEADER, REPLAYED_HEADER, IdempotentCommands
 from paycore.api.models import (
     CreateCouponRequest,
     CreateMerchantRequest,
@@ -165,8 +165,13 @@ def build_app(
         if caller().get("role") != "admin":
             raise Unauthenticated("this route needs the platform admin token")
 
-    def idempotent(scope: str, body: Any, command: Any) -> Response[str]:
-        status, payload = commands.execute(
+    def idempotent(
+        scope: str, body: Any, command: Any, shown_once: dict[str, Any] | None = None
+    ) -> Response[str]:
+        """Run ``command`` at most once per Idempotency-Key. ``shown_once``: fields the command
+        filled with secrets that the stored answer holds as null (only the first answer shows
+        them)."""
+        status, payload, replayed = commands.execute(
             scope=scope,
             key=app.current_event.headers.get(HEADER) if app.current_event.headers else None,
             method=app.current_event.http_method,
@@ -174,8 +179,13 @@ def build_app(
             body=body,
             command=command,
         )
+        if shown_once and not replayed and status < 400:
+            payload = {**payload, **shown_once}
         content_type = problem.PROBLEM_CONTENT_TYPE if status >= 400 else JSON
-        return Response(status_code=status, content_type=content_type, body=json.dumps(payload))
+        headers = {REPLAYED_HEADER: "true"} if replayed else None
+        return Response(
+            status_code=status, content_type=content_type, body=json.dumps(payload), headers=headers
+        )
 
     def callback_base_url() -> str:
         configured = get_settings().public_api_url
@@ -203,11 +213,15 @@ def build_app(
     def create_merchant(body: Annotated[CreateMerchantRequest, Body()]) -> Response[str]:
         require_admin()
 
+        credentials: dict[str, Any] = {}
+
         def command() -> tuple[int, dict[str, Any]]:
             onboarded = merchants.onboard_merchant(store(), body.name, body.webhook_url)
-            return 201, onboarded.resource()
+            credentials.update(onboarded.credentials())
+            # Stored for replays: never the secrets (they are shown once, then only hashed).
+            return 201, {**onboarded.resource(), **dict.fromkeys(credentials)}
 
-        return idempotent("admin", body.model_dump(), command)
+        return idempotent("admin", body.model_dump(), command, shown_once=credentials)
 
     # -- orders --------------------------------------------------------------------------
 

@@ -26,12 +26,13 @@ class Onboarded:
     api_key: str
 
     def resource(self) -> dict[str, object]:
-        """The one response that shows the API key and the webhook secret."""
-        return {
-            **self.merchant.resource(),
-            "api_key": self.api_key,
-            "webhook_secret": self.merchant.webhook_secret,
-        }
+        """The merchant as onboarding answers it, without its credentials."""
+        return self.merchant.resource()
+
+    def credentials(self) -> dict[str, str]:
+        """The API key and the webhook secret: shown in the onboarding answer only, never
+        stored as they are (the key is kept as a hash)."""
+        return {"api_key": self.api_key, "webhook_secret": self.merchant.webhook_secret}
 
 
 def onboard_merchant(store: TradeStore, name: str, webhook_url: str | None) -> Onboarded:
