@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
+# The ISO 4217 codes paycore accepts (the keys of CURRENCY_EXPONENTS, checked below).
+CurrencyCode = Literal["CNY", "USD", "EUR", "GBP", "HKD", "SGD", "AUD", "CAD", "CHF", "JPY", "KRW"]
+
 # ISO 4217 codes we accept, with their minor-unit exponent (JPY has none).
 CURRENCY_EXPONENTS: dict[str, int] = {
     "CNY": 2,
@@ -20,6 +25,10 @@ CURRENCY_EXPONENTS: dict[str, int] = {
 # The largest amount one order may carry, in minor units: far below 2**53 so that every
 # JSON client (JavaScript included) reads it exactly.
 MAX_AMOUNT = 10**12
+
+
+if set(get_args(CurrencyCode)) != set(CURRENCY_EXPONENTS):  # pragma: no cover - a typo guard
+    raise RuntimeError("CurrencyCode must list exactly the keys of CURRENCY_EXPONENTS")
 
 
 def is_supported_currency(code: str) -> bool:

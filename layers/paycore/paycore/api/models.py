@@ -16,25 +16,19 @@ from pydantic import (
 
 from paycore.clock import parse_rfc3339, rfc3339
 from paycore.http_urls import check_http_url
-from paycore.money import MAX_AMOUNT, is_supported_currency
+from paycore.money import MAX_AMOUNT, CurrencyCode
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
 _I = TypeVar("_I", bound=BaseModel)
 
 Amount = Annotated[int, Field(gt=0, le=MAX_AMOUNT, description="Minor units of the currency")]
-Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
+Currency = Annotated[CurrencyCode, Field(description="ISO 4217 code")]
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})$")
 
 
 def _check_url(value: str | None) -> str | None:
     return None if value is None else check_http_url(value)
-
-
-def _check_currency(value: str) -> str:
-    if not is_supported_currency(value):
-        raise ValueError(f"currency {value} is not supported")
-    return value
 
 
 class CreateMerchantRequest(BaseModel):
@@ -63,8 +57,6 @@ class CreateOrderRequest(BaseModel):
     ] = Field(default_factory=dict)
     buyer_id: Identifier | None = None
 
-    _currency = field_validator("currency")(_check_currency)
-
 
 class NoParameters(BaseModel):
     """The body of a command that takes no parameters (close, redeliver): an empty object,
@@ -79,8 +71,6 @@ class CreditBalanceRequest(BaseModel):
     amount: Amount
     currency: Currency
 
-    _currency = field_validator("currency")(_check_currency)
-
 
 class CreateCouponRequest(BaseModel):
     """``expires_at``: RFC 3339 with a zone (kept as UTC, milliseconds); absent or null: the
@@ -92,8 +82,6 @@ class CreateCouponRequest(BaseModel):
     amount: Amount
     currency: Currency
     expires_at: str | None = None
-
-    _currency = field_validator("currency")(_check_currency)
 
     @field_validator("expires_at")
     @classmethod

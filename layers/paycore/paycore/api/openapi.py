@@ -1,0 +1,286 @@
+"""The OpenAPI description of the API, generated from the code that serves it.
+
+Powertools builds the paths, parameters, request bodies and success answers from the routes
+and their models (``paycore.api.models`` in, ``paycore.api.resources`` out). What it cannot
+know is added here, from the same constants the code enforces:
+
+- every route's error answers (``answers``): problem+json with, per status, the exact ``code``
+  values that route can answer (an enum, so a client can switch on them and a fuzzer can
+  check that nothing else is ever answered);
+- who may call a route (``MERCHANT``, ``ADMIN`` or ``PUBLIC`` security);
+- the ``Idempotency-Key`` header of every POST and the ``Idempotent-Replayed`` answer header;
+- the channel callback route (served by another function) and the webhook payloads
+  (OpenAPI 3.1 ``webhooks``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel
+
+from paycore.api.idempotency import HEADER, MAX_KEY_LENGTH, REPLAYED_HEADER
+from paycore.api.request_body import MAX_BODY_BYTES, MAX_DEPTH, MAX_NUMBER_DIGITS
+from paycore.api.resources import Event, Order, Payment, Problem, Refund
+
+PROBLEM_JSON = "application/problem+json"
+JSON = "application/json"
+REF = "#/components/schemas/"
+
+Security = list[dict[str, list[str]]]
+MERCHANT: Security = [{"merchantKey": []}]
+ADMIN: Security = [{"adminToken": []}]
+PUBLIC: Security = []
+
+# What a route that reaches a channel answers when the channel's configuration cannot be read.
+CHANNEL_UNAVAILABLE = ["service_unavailable", "channel_misconfigured", "channel_secret_unavailable"]
+
+# Both are HTTP bearer tokens checked by the API Gateway authorizer; each route says which.
+SECURITY_SCHEMES = {
+    "merchantKey": "The merchant's API key (sk_live_...), from onboarding.",
+    "adminToken": "The platform admin token (in Secrets Manager; printed by make run).",
+}
+
+_TITLES = {
+    400: "The body cannot be read",
+    401: "Missing or invalid credentials",
+    404: "No such object (or it belongs to another merchant)",
+    409: "The object's state does not allow it (now)",
+    413: f"The body is larger than {MAX_BODY_BYTES} bytes",
+    415: "The body is not application/json",
+    422: "A field is invalid",
+    429: "Too many requests: slow down and retry with the same Idempotency-Key",
+    502: "Something failed on our side: retry with the same Idempotency-Key",
+    503: "A dependency is unavailable: retry with the same Idempotency-Key",
+}
+
+
+def answers(
+    status: int,
+    model: type[BaseModel],
+    description: str,
+    *,
+    method: str,
+    security: Sequence[Mapping[str, Sequence[str]]],
+    not_found: Iterable[str] = (),
+    conflict: Iterable[str] = (),
+    invalid: Iterable[str] = (),
+    unavailable: Iterable[str] = (),
+) -> dict[int, Any]:
+    """A route's ``responses``: its success answer (``model``) and every error it can give,
+    with the codes of each. The errors every route of its kind shares are added here."""
+    posts = method.upper() == "POST"
+    codes: dict[int, list[str]] = {
+        404: list(not_found),
+        409: list(conflict),
+        422: ["validation_failed", *invalid],
+        502: ["internal_error"],
+        503: list(unavailable),
+    }
+    if security:
+        codes[401] = ["unauthenticated"]
+        codes[429] = ["rate_limited"]
+    if posts:
+        codes[400] = ["malformed_json"]
+        codes[409] += ["idempotency_in_progress", "concurrent_update"]
+        codes[413] = ["payload_too_large"]
+        codes[415] = ["unsupported_media_type"]
+        codes[422] += ["idempotency_key_reused", "invalid_idempotency_key"]
+    success: dict[str, Any] = {
+        "description": description,
+        "content": {JSON: {"model": model}},
+    }
+    if posts:
+        success["headers"] = {
+            REPLAYED_HEADER: {
+                "description": "true when this is the stored answer of an earlier request "
+                "with the same Idempotency-Key",
+                "schema": {"type": "string", "enum": ["true"]},
+            }
+        }
+    responses: dict[int, Any] = {status: success}
+    for code_status in sorted(codes):
+        if codes[code_status]:
+            responses[code_status] = _problem(code_status, codes[code_status])
+    return responses
+
+
+def _problem(status: int, codes: list[str]) -> dict[str, Any]:
+    unique = list(dict.fromkeys(codes))
+    return {
+        "description": f"{_TITLES[status]}. code: {', '.join(unique)}",
+        "content": {
+            PROBLEM_JSON: {
+                "schema": {
+                    "allOf": [
+                        {"$ref": f"{REF}Problem"},
+                        {
+                            "type": "object",
+                            "properties": {
+                                "status": {"const": status},
+                                "code": {"enum": unique},
+                            },
+                        },
+                    ]
+                }
+            }
+        },
+    }
+
+
+def document(raw_schema_json: str) -> dict[str, Any]:
+    """The whole description: Powertools' generated schema, completed."""
+    spec: dict[str, Any] = json.loads(raw_schema_json)
+    components = spec.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
+        schemas.pop(unused, None)
+    schemas["Problem"] = _schema_of(Problem, schemas)
+    spec.pop("security", None)  # every operation says who may call it
+    for path, operations in spec.get("paths", {}).items():
+        for method, operation in operations.items():
+            operation.setdefault("security", [])
+            if method == "post":
+                operation.setdefault("parameters", []).append(_IDEMPOTENCY_KEY_PARAMETER)
+            if "requestBody" in operation:
+                operation["requestBody"]["description"] = _BODY_RULES
+            operation.setdefault("operationId", f"{method}_{path}")
+    spec["paths"].update(_callback_paths())
+    spec["webhooks"] = _webhooks(schemas)
+    return spec
+
+
+_IDEMPOTENCY_KEY_PARAMETER = {
+    "name": HEADER,
+    "in": "header",
+    "required": False,
+    "description": "Makes the POST safe to retry: the same key with the same body answers "
+    "the first answer (for at least 24 hours); with another body it is a 422 "
+    "idempotency_key_reused; while the first is still running, a 409 idempotency_in_progress.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+}
+
+_BODY_RULES = (
+    f"A JSON object (application/json, UTF-8), at most {MAX_BODY_BYTES} bytes, nested at most "
+    f"{MAX_DEPTH} levels, numbers of at most {MAX_NUMBER_DIGITS} digits, no key twice. "
+    "Unknown fields are refused."
+)
+
+
+def _schema_of(model: type[BaseModel], schemas: dict[str, Any]) -> dict[str, Any]:
+    """``model``'s JSON schema with its nested models moved into ``schemas``."""
+    generated = model.model_json_schema(ref_template=REF + "{model}")
+    for name, definition in generated.pop("$defs", {}).items():
+        schemas.setdefault(name, definition)
+    return generated
+
+
+def _callback_paths() -> dict[str, Any]:
+    return {
+        "/callbacks/{channel}": {
+            "post": {
+                "operationId": "post_channel_notification",
+                "summary": "A channel's asynchronous notification (called by the channel)",
+                "description": "Verified with the channel's signature before anything is read; "
+                "answered with the channel's own acknowledgement. Not for merchants.",
+                "tags": ["channels"],
+                "security": [],
+                "parameters": [
+                    {
+                        "name": "channel",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "maxLength": 32},
+                    }
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                "responses": {
+                    "200": {
+                        "description": "Accepted (the channel's acknowledgement)",
+                        "content": {JSON: {"schema": {"type": "object"}}},
+                    },
+                    **{
+                        str(status): _problem(status, codes)
+                        for status, codes in {
+                            400: ["malformed_request", "malformed_json"],
+                            401: ["callback_rejected"],
+                            404: ["channel_not_found", "refund_not_found"],
+                            413: ["payload_too_large"],
+                            415: ["unsupported_media_type"],
+                        }.items()
+                    },
+                },
+            }
+        }
+    }
+
+
+_EVENT_OBJECTS: dict[str, type[BaseModel]] = {
+    "order.paid": Order,
+    "order.closed": Order,
+    "payment.failed": Payment,
+    "refund.succeeded": Refund,
+    "refund.failed": Refund,
+}
+
+_WEBHOOK_HEADERS = {
+    "webhook-id": "The event id: deduplicate on it (delivery is at least once)",
+    "webhook-timestamp": "Unix seconds when this attempt was signed: refuse it if far off",
+    "webhook-signature": "v1,<base64 HMAC-SHA256> (Standard Webhooks; several, space-separated, "
+    "during a secret rotation)",
+}
+
+
+def _webhooks(schemas: dict[str, Any]) -> dict[str, Any]:
+    schemas.setdefault("Event", _schema_of(Event, schemas))
+    hooks: dict[str, Any] = {}
+    for event_type, model in _EVENT_OBJECTS.items():
+        hooks[event_type] = {
+            "post": {
+                "summary": f"{event_type}: sent to the merchant's webhook URL",
+                "description": "Signed per Standard Webhooks with the merchant's webhook secret. "
+                "Answer 2xx within 10 s; anything else is retried with backoff, then parked "
+                "in the dead-letter queue.",
+                "parameters": [
+                    {
+                        "name": name,
+                        "in": "header",
+                        "required": True,
+                        "description": text,
+                        "schema": {"type": "string"},
+                    }
+                    for name, text in _WEBHOOK_HEADERS.items()
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        JSON: {
+                            "schema": {
+                                "allOf": [
+                                    {"$ref": f"{REF}Event"},
+                                    {
+                                        "type": "object",
+                                        "properties": {
+                                            "type": {"const": event_type},
+                                            "data": {
+                                                "type": "object",
+                                                "properties": {
+                                                    "object": {"$ref": f"{REF}{model.__name__}"}
+                                                },
+                                            },
+                                        },
+                                    },
+                                ]
+                            }
+                        }
+                    },
+                },
+                "responses": {"200": {"description": "Received (any 2xx)"}},
+            }
+        }
+    return hooks

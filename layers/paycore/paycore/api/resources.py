@@ -1,0 +1,351 @@
+"""The objects the API answers with, as pydantic models: the OpenAPI description is generated
+from them and every answer is serialized through them (``serialize``), so the description
+cannot drift from what is served: a field the domain adds without a model change fails the
+request in the tests (``extra="forbid"``), it is never silently dropped or undocumented.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from paycore.money import MAX_AMOUNT, CurrencyCode
+
+MinorUnits = Annotated[
+    int, Field(ge=0, le=MAX_AMOUNT, description="Minor units of the currency (JPY: yen)")
+]
+Timestamp = Annotated[
+    str, Field(description="RFC 3339, UTC", examples=["2026-12-06T08:00:00.000Z"])
+]
+
+
+class Resource(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def serialize(model: type[BaseModel], payload: dict[str, Any]) -> str:
+    """``payload`` as ``model`` serves it (JSON text); raises when they disagree."""
+    return model.model_validate(payload).model_dump_json()
+
+
+# -- merchants ---------------------------------------------------------------------------
+
+
+class Merchant(Resource):
+    """A merchant, as onboarding answers it. ``api_key`` and ``webhook_secret`` are shown in
+    the first answer only; a replay of the same onboarding (same ``Idempotency-Key``) shows
+    them as null, because paycore keeps only the key's hash."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "mch_01jefq3r6f4x2k8w9c7d5b1a0z",
+                    "object": "merchant",
+                    "name": "Tea Shop",
+                    "webhook_url": "https://tea.example/webhooks",
+                    "created_at": "2026-12-06T08:00:00.000Z",
+                    "api_key": "sk_live_4f0c...",
+                    "webhook_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                }
+            ]
+        },
+    )
+
+    id: str = Field(pattern=r"^mch_")
+    object: Literal["merchant"]
+    name: str
+    webhook_url: str | None
+    created_at: Timestamp
+    api_key: str | None = Field(description="Shown once; null in a replay")
+    webhook_secret: str | None = Field(description="Standard Webhooks secret; shown once")
+
+
+# -- orders ------------------------------------------------------------------------------
+
+
+class Order(Resource):
+    """The trade: what the buyer owes the merchant, and how much of it was paid and refunded."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "ord_01jefq5m0v8h3t2n6p4r9s7w1x",
+                    "object": "order",
+                    "merchant_order_no": "A-1001",
+                    "amount": 1999,
+                    "currency": "CNY",
+                    "subject": "Green tea, 250 g",
+                    "status": "paid",
+                    "amount_paid": 1999,
+                    "amount_refunded": 0,
+                    "expires_at": "2026-12-06T08:30:00.000Z",
+                    "created_at": "2026-12-06T08:00:00.000Z",
+                    "updated_at": "2026-12-06T08:01:12.345Z",
+                    "metadata": {"cart": "c-77"},
+                    "buyer_id": "buyer-42",
+                }
+            ]
+        },
+    )
+
+    id: str = Field(pattern=r"^ord_")
+    object: Literal["order"]
+    merchant_order_no: str
+    amount: MinorUnits
+    currency: CurrencyCode
+    subject: str
+    status: Literal["created", "paying", "paid", "closed", "partially_refunded", "refunded"]
+    amount_paid: MinorUnits
+    amount_refunded: MinorUnits
+    expires_at: Timestamp
+    created_at: Timestamp
+    updated_at: Timestamp
+    metadata: dict[str, str]
+    buyer_id: str | None
+
+
+# -- payments ----------------------------------------------------------------------------
+
+
+class RedirectAction(Resource):
+    """Send the buyer's browser to ``url`` (the channel's payment page)."""
+
+    type: Literal["redirect"]
+    url: str
+
+
+class QrCodeAction(Resource):
+    """Show ``code_url`` as a QR code for the buyer to scan with the channel's app."""
+
+    type: Literal["qr_code"]
+    code_url: str
+
+
+NextAction = Annotated[RedirectAction | QrCodeAction, Field(discriminator="type")]
+
+
+class ChannelPart(Resource):
+    type: Literal["channel"]
+    channel: str
+    amount: MinorUnits
+    sandbox_behaviour: dict[str, Any] | None = Field(
+        default=None, description="The sandbox misbehaviour switches this payment asked for"
+    )
+    simulate: dict[str, Any] | None = Field(
+        default=None, description="The simulator switches this payment asked for"
+    )
+
+
+class BalancePart(Resource):
+    type: Literal["balance"]
+    amount: MinorUnits
+
+
+class CouponPart(Resource):
+    type: Literal["coupon"]
+    coupon_id: str
+    amount: MinorUnits
+
+
+PaymentPart = Annotated[ChannelPart | BalancePart | CouponPart, Field(discriminator="type")]
+
+
+class ChannelAttempt(Resource):
+    """One try at creating the channel order at one account (routing and failover)."""
+
+    account: str
+    result: Literal["created", "created_answer_lost", "not_created", "rejected", "unknown"]
+    detail: str | None
+    at: Timestamp
+
+
+class Payment(Resource):
+    """One attempt to pay an order, with the instruments that pay it."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "pay_01jefq7c2d9k4m6n8p0q2r4s6t",
+                    "object": "payment",
+                    "order_id": "ord_01jefq5m0v8h3t2n6p4r9s7w1x",
+                    "status": "processing",
+                    "amount": 1999,
+                    "currency": "CNY",
+                    "instruments": [{"type": "channel", "channel": "sandbox", "amount": 1999}],
+                    "next_action": {"type": "redirect", "url": "https://pay.example/p/abc"},
+                    "failure_code": None,
+                    "failure_message": None,
+                    "channel_account": "sandbox-primary",
+                    "channel_attempts": [
+                        {
+                            "account": "sandbox-primary",
+                            "result": "created",
+                            "detail": None,
+                            "at": "2026-12-06T08:00:01.000Z",
+                        }
+                    ],
+                    "created_at": "2026-12-06T08:00:00.500Z",
+                    "updated_at": "2026-12-06T08:00:01.000Z",
+                }
+            ]
+        },
+    )
+
+    id: str = Field(pattern=r"^pay_")
+    object: Literal["payment"]
+    order_id: str
+    status: Literal["processing", "succeeded", "failed"]
+    amount: MinorUnits
+    currency: CurrencyCode
+    instruments: list[PaymentPart]
+    next_action: NextAction | None
+    failure_code: str | None
+    failure_message: str | None
+    channel_account: str | None
+    channel_attempts: list[ChannelAttempt]
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+# -- refunds -----------------------------------------------------------------------------
+
+
+class RefundPart(Resource):
+    """What one refund gives back through one instrument that paid."""
+
+    type: Literal["channel", "balance", "coupon"]
+    amount: MinorUnits
+    coupon_id: str | None = None
+
+
+class Refund(Resource):
+    """Money given back to the buyer, through the instruments that paid (channel first)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "rfd_01jefqa1b3c5d7e9f1g3h5j7k9",
+                    "object": "refund",
+                    "order_id": "ord_01jefq5m0v8h3t2n6p4r9s7w1x",
+                    "payment_id": "pay_01jefq7c2d9k4m6n8p0q2r4s6t",
+                    "amount": 500,
+                    "currency": "CNY",
+                    "status": "succeeded",
+                    "reason": "damaged box",
+                    "kind": "merchant",
+                    "allocations": [{"type": "channel", "amount": 500}],
+                    "failure_code": None,
+                    "failure_message": None,
+                    "created_at": "2026-12-06T09:00:00.000Z",
+                    "updated_at": "2026-12-06T09:00:02.000Z",
+                }
+            ]
+        },
+    )
+
+    id: str = Field(pattern=r"^rfd_")
+    object: Literal["refund"]
+    order_id: str
+    payment_id: str
+    amount: MinorUnits
+    currency: CurrencyCode
+    status: Literal["processing", "succeeded", "failed"]
+    reason: str | None
+    kind: Literal["merchant", "late_payment"] = Field(
+        description="late_payment: paycore gave back money a channel took after the payment "
+        "had ended without it"
+    )
+    allocations: list[RefundPart]
+    failure_code: str | None
+    failure_message: str | None
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+# -- internal instruments ----------------------------------------------------------------
+
+
+class BuyerBalance(Resource):
+    """A buyer's stored balance at this merchant, in one currency."""
+
+    object: Literal["balance"]
+    buyer_id: str
+    currency: CurrencyCode
+    available: MinorUnits
+    frozen: MinorUnits = Field(description="Reserved by payments in flight")
+
+
+class Coupon(Resource):
+    """A coupon a merchant gave a buyer: used whole, at most once."""
+
+    id: str = Field(pattern=r"^cpn_")
+    object: Literal["coupon"]
+    buyer_id: str
+    amount: MinorUnits
+    currency: CurrencyCode
+    status: Literal["available", "locked", "used", "expired"]
+    expires_at: Timestamp | None
+    created_at: Timestamp
+
+
+# -- events ------------------------------------------------------------------------------
+
+EventType = Literal[
+    "order.paid", "order.closed", "payment.failed", "refund.succeeded", "refund.failed"
+]
+
+
+class EventData(Resource):
+    object: Annotated[Order | Payment | Refund, Field(discriminator="object")]
+
+
+class Event(Resource):
+    """A state change a merchant cares about; also what a webhook delivers."""
+
+    id: str = Field(pattern=r"^evt_")
+    object: Literal["event"]
+    type: EventType
+    created_at: Timestamp
+    data: EventData
+
+
+# -- lists and the rest ------------------------------------------------------------------
+
+
+class OrderList(Resource):
+    object: Literal["list"]
+    data: list[Order]
+    has_more: bool
+
+
+class EventList(Resource):
+    object: Literal["list"]
+    data: list[Event]
+    has_more: bool
+
+
+class Health(Resource):
+    status: Literal["ok"]
+
+
+class Problem(BaseModel):
+    """An error (RFC 9457 problem details). ``code`` is stable: program against it, not
+    against ``detail``; ``param`` names the field at fault when there is one."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(examples=["urn:paycore:problem:order_not_found"])
+    title: str = Field(examples=["Not Found"])
+    status: int = Field(ge=400, le=599)
+    detail: str
+    code: str = Field(examples=["order_not_found"])
+    param: str | None = None

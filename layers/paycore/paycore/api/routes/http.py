@@ -1,0 +1,105 @@
+"""What every route needs from the request it serves: who is calling, the idempotent run of
+a command, and the answer serialized through its resource model (paycore.api.resources)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from pydantic import BaseModel
+
+from paycore.api import problem
+from paycore.api.idempotency import HEADER, REPLAYED_HEADER, IdempotentCommands
+from paycore.api.resources import serialize
+from paycore.config import get_settings
+from paycore.dal.trade_store import TradeStore
+from paycore.errors import Unauthenticated
+
+JSON = "application/json"
+
+Command = Callable[[], tuple[int, dict[str, Any]]]
+
+
+def new_router() -> Router:
+    """A Powertools router for one module's routes (included into the resolver)."""
+    return Router()  # type: ignore[no-untyped-call]
+
+
+class Http:
+    """Request helpers bound to one resolver (one per Lambda container)."""
+
+    def __init__(
+        self,
+        app: APIGatewayRestResolver,
+        commands: IdempotentCommands,
+        store_factory: Callable[[], TradeStore] = TradeStore,
+    ) -> None:
+        self._app = app
+        self._commands = commands
+        self._store_factory = store_factory
+
+    def store(self) -> TradeStore:
+        return self._store_factory()
+
+    def _caller(self) -> dict[str, Any]:
+        context = self._app.current_event.raw_event.get("requestContext", {}).get("authorizer")
+        return dict(context or {})
+
+    def merchant_id(self) -> str:
+        """The calling merchant (the authorizer checked its key); 401 for anyone else."""
+        context = self._caller()
+        if context.get("role") != "merchant" or not context.get("merchant_id"):
+            raise Unauthenticated("this route needs a merchant API key")
+        return str(context["merchant_id"])
+
+    def require_admin(self) -> None:
+        if self._caller().get("role") != "admin":
+            raise Unauthenticated("this route needs the platform admin token")
+
+    def callback_base_url(self) -> str:
+        """Where channels call back: the configured public URL, else this request's."""
+        configured = get_settings().public_api_url
+        if configured:
+            return configured.rstrip("/")
+        context = self._app.current_event.raw_event.get("requestContext", {})
+        return f"https://{context.get('domainName')}/{context.get('stage')}"
+
+    def answer(
+        self,
+        model: type[BaseModel],
+        payload: dict[str, Any],
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+    ) -> Response[str]:
+        if status >= 400:
+            return Response(status, problem.PROBLEM_CONTENT_TYPE, json.dumps(payload), headers)
+        return Response(status, JSON, serialize(model, payload), headers)
+
+    def idempotent(
+        self,
+        scope: str,
+        body: Any,
+        command: Command,
+        model: type[BaseModel],
+        *,
+        shown_once: dict[str, Any] | None = None,
+    ) -> Response[str]:
+        """Run ``command`` at most once per Idempotency-Key (``IdempotentCommands``).
+        ``shown_once``: fields the command filled with secrets that its stored answer holds as
+        null, so only this first answer shows them."""
+        event = self._app.current_event
+        status, payload, replayed = self._commands.execute(
+            scope=scope,
+            key=event.headers.get(HEADER) if event.headers else None,
+            method=event.http_method,
+            path=event.path,
+            body=body,
+            command=command,
+        )
+        if shown_once and not replayed and status < 400:
+            payload = {**payload, **shown_once}
+        headers = {REPLAYED_HEADER: "true"} if replayed else None
+        return self.answer(model, payload, status, headers)
