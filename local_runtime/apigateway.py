@@ -11,7 +11,11 @@ API Gateway's:
   a policy that does not allow the method is ``ACCESS_DENIED``; an allow copies
   ``principalId`` and ``context`` into ``requestContext.authorizer``; results are cached for
   the authorizer's TTL, per identity, as API Gateway does;
-- a failed or malformed Lambda response: ``DEFAULT_5XX`` with status 502.
+- a failed or malformed Lambda response: ``DEFAULT_5XX`` with status 502;
+- a request API Gateway's front door refuses before any route is matched: a body over 10 MiB
+  or request headers over 10,240 bytes (``REQUEST_TOO_LARGE``, 413), a control character
+  in a header value (a bare CR, say) or in the decoded path (``%00``, ``%0d%0a``), or a
+  request line or header the HTTP parser cannot read (``DEFAULT_4XX``, 400).
 
 Gateway responses (status, headers, body template with ``$context`` variables) come from the
 API's ``x-amazon-apigateway-gateway-responses``; API Gateway's defaults apply where it has none.
@@ -34,6 +38,8 @@ from typing import Any, Final
 from urllib.parse import parse_qsl, unquote
 
 from werkzeug.datastructures import Headers
+from werkzeug.exceptions import ClientDisconnected
+from werkzeug.serving import WSGIRequestHandler
 from werkzeug.wrappers import Request, Response
 
 from local_runtime.lambdas import Invocation
@@ -62,6 +68,7 @@ _DEFAULT_STATUS: Final = {
     "MISSING_AUTHENTICATION_TOKEN": 403,
     "THROTTLED": 429,
     "UNAUTHORIZED": 401,
+    "REQUEST_TOO_LARGE": 413,
     "DEFAULT_4XX": 400,
     "DEFAULT_5XX": 502,
 }
@@ -70,8 +77,18 @@ _DEFAULT_MESSAGE: Final[dict[str, str | None]] = {
     "AUTHORIZER_CONFIGURATION_ERROR": None,
     "MISSING_AUTHENTICATION_TOKEN": "Missing Authentication Token",
     "UNAUTHORIZED": "Unauthorized",
+    "REQUEST_TOO_LARGE": "Request Too Long",
+    "DEFAULT_4XX": "Bad Request",
     "DEFAULT_5XX": "Internal server error",
 }
+
+# API Gateway's quotas for a REST API request (not adjustable).
+MAX_PAYLOAD_BYTES: Final = 10 * 1024 * 1024
+MAX_HEADER_BYTES: Final = 10_240
+# Control characters (HTAB is allowed inside a header value, never in a path).
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_PATH_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_RAW_CONTROL = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f]")  # in raw header lines (LF ends one)
 
 
 @dataclass(frozen=True)
@@ -557,7 +574,11 @@ class RestApiGateway:
             "identity.sourceIp": request.remote_addr or "",
             "domainName": self.domain_name,
         }
-        reply = self._dispatch(request, raw_path, request_id, context)
+        refusal = _front_door_refusal(request, path)
+        if refusal is None:
+            reply = self._dispatch(request, raw_path, request_id, context)
+        else:
+            reply = self.gateway_response(refusal, None, request, context)
         reply.headers["x-amzn-RequestId"] = request_id
         response = Response(reply.body, status=reply.status, headers=reply.headers)
         elapsed = (time.perf_counter() - started) * 1000
@@ -605,6 +626,21 @@ class RestApiGateway:
         if reply is None:
             return self.gateway_response("DEFAULT_5XX", route.api, request, context, status=502)
         return reply
+
+
+def _front_door_refusal(request: Request, path: str) -> str | None:
+    """The gateway response type API Gateway answers before routing this request, or None."""
+    length = request.content_length
+    if length is not None and length > MAX_PAYLOAD_BYTES:
+        return "REQUEST_TOO_LARGE"
+    header_bytes = sum(len(name) + len(value) for name, value in request.headers.items())
+    if header_bytes > MAX_HEADER_BYTES:
+        return "REQUEST_TOO_LARGE"
+    if any(_CONTROL.search(value) for _, value in request.headers.items()):
+        return "DEFAULT_4XX"
+    if _PATH_CONTROL.search(path):
+        return "DEFAULT_4XX"
+    return None
 
 
 def _parse_authorizer_result(payload: Any) -> tuple[str, Mapping[str, Any], dict[str, str]] | None:
@@ -713,6 +749,68 @@ def _render_template(template: str, variables: Mapping[str, Any]) -> str:
     return _CONTEXT_VARIABLE.sub(replace, template)
 
 
+class _HeaderRecorder:
+    """Reads through to ``stream`` and keeps the lines read (the request's header lines)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.lines: list[bytes] = []
+
+    def readline(self, limit: int = -1) -> bytes:
+        line: bytes = self.stream.readline(limit)
+        self.lines.append(line)
+        return line
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+class _GatewayRequestHandler(WSGIRequestHandler):  # type: ignore[misc]  # werkzeug: untyped
+    """Requests Python's HTTP parser refuses itself (an unreadable request line, a header line
+    over 64 KiB, too many headers) get the API's gateway response, as problem+json, instead of
+    http.server's HTML error page: what API Gateway's front door would answer."""
+
+    rfile: Any
+    requestline: str
+
+    def parse_request(self) -> bool:
+        # Python's parser reads a bare CR as a line break (RFC 9112 says: reject it), so the
+        # header lines are checked as they arrive, before it splits them.
+        recorder = _HeaderRecorder(self.rfile)
+        self.rfile = recorder
+        try:
+            if not super().parse_request():
+                return False
+        finally:
+            self.rfile = recorder.stream
+        raw = b"".join(recorder.lines)
+        if len(raw) + len(self.requestline) > MAX_HEADER_BYTES:
+            self.send_error(431, "Request headers too large")
+            return False
+        if _RAW_CONTROL.search(raw.replace(b"\r\n", b"\n")):
+            self.send_error(400, "Control character in a header")
+            return False
+        return True
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        response_type = "REQUEST_TOO_LARGE" if code in (413, 414, 431) else "DEFAULT_4XX"
+        if code >= 500:
+            response_type = "DEFAULT_5XX"
+        response: Response = self.server.refusal(response_type)
+        body = response.get_data()
+        self.log_error("code %d, message %s", code, message)
+        self.close_connection = True
+        self.send_response(response.status_code, message)
+        for name, value in response.headers.items():
+            if name.lower() != "content-length":
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+            self.wfile.write(body)
+
+
 class ApiServer:
     """The local HTTP endpoint: binds at construction, serves once a gateway is attached.
 
@@ -724,8 +822,12 @@ class ApiServer:
         from werkzeug.serving import make_server
 
         self._gateway: RestApiGateway | None = None
-        self._server = make_server(host, port, self._wsgi, threaded=True)
+        self._server = make_server(
+            host, port, self._wsgi, threaded=True, request_handler=_GatewayRequestHandler
+        )
         self._server.daemon_threads = True
+        # What the handler answers for a request the HTTP parser refuses (see below).
+        self._server.refusal = self._refusal  # type: ignore[attr-defined]
         self._thread: threading.Thread | None = None
         self.host = host
         self.port: int = self._server.server_port
@@ -742,10 +844,22 @@ class ApiServer:
         else:
             try:
                 response = gateway.handle(request)
+            except ClientDisconnected:
+                response = self._refusal("DEFAULT_4XX", environ)
             except Exception:
                 log.exception("unexpected error serving %s %s", request.method, request.path)
-                response = Response('{"message": "Internal server error"}', status=500)
+                response = self._refusal("DEFAULT_5XX", environ)
         return response(environ, start_response)
+
+    def _refusal(self, response_type: str, environ: dict[str, Any] | None = None) -> Response:
+        """The API's gateway response of ``response_type`` as a WSGI response."""
+        gateway = self._gateway
+        request = Request(environ or {"REQUEST_METHOD": "GET", "PATH_INFO": "/"})
+        if gateway is None:
+            return Response("starting", status=503)
+        reply = gateway.gateway_response(response_type, None, request, {})
+        reply.headers["x-amzn-ErrorType"] = response_type
+        return Response(reply.body, status=reply.status, headers=reply.headers)
 
     def start(self, gateway: RestApiGateway) -> None:
         gateway.domain_name = f"{self.host}:{self.port}"
