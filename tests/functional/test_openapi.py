@@ -85,6 +85,7 @@ def test_every_post_takes_an_idempotency_key_and_says_when_it_replays(
             assert status in post["responses"], (path, status)
         codes = _codes(post["responses"]["413"])
         assert codes == ["payload_too_large"], path
+        assert _codes(post["responses"]["400"]) == ["malformed_json", "bad_request"], path
         assert str(MAX_BODY_BYTES) in post["responses"]["413"]["description"]
 
 
@@ -98,7 +99,8 @@ def test_errors_are_problem_json_with_their_codes(spec: dict[str, Any]) -> None:
         spec["components"]["schemas"]["Problem"]["required"]
     )
     order = spec["paths"]["/v1/orders/{order_id}"]["get"]["responses"]
-    assert _codes(order["404"]) == ["order_not_found"]
+    assert _codes(order["404"]) == ["order_not_found", "route_not_found"]
+    assert _codes(order["400"]) == ["bad_request"]  # API Gateway's own refusals
     payment = spec["paths"]["/v1/orders/{order_id}/payments"]["post"]["responses"]
     assert "insufficient_balance" in _codes(payment["409"])
     assert "instrument_amounts_mismatch" in _codes(payment["422"])

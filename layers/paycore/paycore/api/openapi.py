@@ -44,7 +44,7 @@ SECURITY_SCHEMES = {
 }
 
 _TITLES = {
-    400: "The body cannot be read",
+    400: "The request cannot be read",
     401: "Missing or invalid credentials",
     404: "No such object (or it belongs to another merchant)",
     409: "The object's state does not allow it (now)",
@@ -68,9 +68,12 @@ def answers(
     conflict: Iterable[str] = (),
     invalid: Iterable[str] = (),
     unavailable: Iterable[str] = (),
+    links: Mapping[str, tuple[str, Mapping[str, str]]] | None = None,
 ) -> dict[int, Any]:
     """A route's ``responses``: its success answer (``model``) and every error it can give,
-    with the codes of each. The errors every route of its kind shares are added here."""
+    with the codes of each. The errors every route of its kind shares are added here.
+    ``links``: name -> (operationId, {parameter: runtime expression}), the operations the
+    answer leads to (what a client, or a stateful fuzzer, calls next)."""
     posts = method.upper() == "POST"
     codes: dict[int, list[str]] = {
         404: list(not_found),
@@ -100,11 +103,37 @@ def answers(
                 "schema": {"type": "string", "enum": ["true"]},
             }
         }
+    if links:
+        success["links"] = {
+            name: {"operationId": operation, "parameters": dict(parameters)}
+            for name, (operation, parameters) in links.items()
+        }
     responses: dict[int, Any] = {status: success}
     for code_status in sorted(codes):
         if codes[code_status]:
             responses[code_status] = _problem(code_status, codes[code_status])
     return responses
+
+
+# What API Gateway answers itself, on any route, before any function runs (the template's
+# gateway responses): headers or a body over its quotas, a control character in a header or
+# the path.
+_FRONT_DOOR = {400: "bad_request", 413: "payload_too_large"}
+
+# A path parameter API Gateway routed but no route of ours takes (an id containing an encoded
+# "/", which the function receives decoded): no such route, whatever the id.
+_ROUTE_NOT_FOUND = "route_not_found"
+
+
+def _add_code(responses: dict[str, Any], status: int, code: str) -> None:
+    existing = responses.get(str(status))
+    codes = _codes_of(existing) if existing else []
+    responses[str(status)] = _problem(status, [*codes, code])
+
+
+def _codes_of(response: dict[str, Any]) -> list[str]:
+    schema = response["content"][PROBLEM_JSON]["schema"]
+    return list(schema["allOf"][1]["properties"]["code"]["enum"])
 
 
 def _problem(status: int, codes: list[str]) -> dict[str, Any]:
@@ -139,15 +168,19 @@ def document(raw_schema_json: str) -> dict[str, Any]:
         schemas.pop(unused, None)
     schemas["Problem"] = _schema_of(Problem, schemas)
     spec.pop("security", None)  # every operation says who may call it
+    spec["paths"].update(_callback_paths())
     for path, operations in spec.get("paths", {}).items():
         for method, operation in operations.items():
             operation.setdefault("security", [])
-            if method == "post":
+            for status, code in _FRONT_DOOR.items():
+                _add_code(operation["responses"], status, code)
+            if "{" in path:
+                _add_code(operation["responses"], 404, _ROUTE_NOT_FOUND)
+            if method == "post" and not path.startswith("/callbacks/"):
                 operation.setdefault("parameters", []).append(_IDEMPOTENCY_KEY_PARAMETER)
-            if "requestBody" in operation:
-                operation["requestBody"]["description"] = _BODY_RULES
+                if "requestBody" in operation:
+                    operation["requestBody"]["description"] = _BODY_RULES
             operation.setdefault("operationId", f"{method}_{path}")
-    spec["paths"].update(_callback_paths())
     spec["webhooks"] = _webhooks(schemas)
     return spec
 

@@ -52,7 +52,10 @@ def list_events(
     store: TradeStore, merchant_id: str, *, limit: int, starting_after: str | None
 ) -> tuple[list[Event], bool]:
     if starting_after is not None:
-        get_event(store, merchant_id, starting_after)
+        try:
+            get_event(store, merchant_id, starting_after)
+        except NotFound as unknown:  # the cursor names nothing this merchant has
+            raise NotFound(unknown.detail, code=unknown.code, param="starting_after") from None
     return store.list_events(merchant_id, limit, starting_after)
 
 

@@ -51,5 +51,8 @@ def list_orders(
         order_id = store.order_id_for_merchant_order_no(merchant_id, merchant_order_no)
         return ([get_order(store, merchant_id, order_id)] if order_id else []), False
     if starting_after is not None:
-        get_order(store, merchant_id, starting_after)
+        try:
+            get_order(store, merchant_id, starting_after)
+        except NotFound as unknown:  # the cursor names nothing this merchant has
+            raise NotFound(unknown.detail, code=unknown.code, param="starting_after") from None
     return store.list_orders(merchant_id, limit, starting_after)

@@ -82,6 +82,7 @@ def _platform_routes(app: APIGatewayRestResolver) -> Router:
 
     @router.get(
         "/health",
+        operation_id="health",
         summary="Whether the API answers",
         tags=["platform"],
         security=PUBLIC,

@@ -21,10 +21,19 @@ def routes(http: Http) -> Router:
 
     @router.get(
         "/v1/events",
+        operation_id="listEvents",
         summary="List events, newest first",
         tags=["events"],
         security=MERCHANT,
-        responses=answers(200, EventList, "A page of events", method="GET", security=MERCHANT),
+        responses=answers(
+            200,
+            EventList,
+            "A page of events",
+            method="GET",
+            security=MERCHANT,
+            not_found=["event_not_found"],
+            links={"GetEvent": ("getEvent", {"event_id": "$response.body#/data/0/id"})},
+        ),
     )
     def list_events(limit: Limit = 10, starting_after: StartingAfter = None) -> Response[str]:
         found, has_more = events.list_events(
@@ -35,11 +44,18 @@ def routes(http: Http) -> Router:
 
     @router.get(
         "/v1/events/<event_id>",
+        operation_id="getEvent",
         summary="Retrieve an event",
         tags=["events"],
         security=MERCHANT,
         responses=answers(
-            200, Event, "The event", method="GET", security=MERCHANT, not_found=["event_not_found"]
+            200,
+            Event,
+            "The event",
+            method="GET",
+            security=MERCHANT,
+            not_found=["event_not_found"],
+            links={"RedeliverEvent": ("redeliverEvent", {"event_id": "$response.body#/id"})},
         ),
     )
     def get_event(event_id: str) -> Response[str]:
@@ -48,6 +64,7 @@ def routes(http: Http) -> Router:
 
     @router.post(
         "/v1/events/<event_id>/redeliver",
+        operation_id="redeliverEvent",
         summary="Send an event's webhook again",
         tags=["events"],
         security=MERCHANT,

@@ -22,11 +22,22 @@ def routes(http: Http) -> Router:
 
     @router.post(
         "/v1/buyers/<buyer_id>/balance/credits",
+        operation_id="creditBalance",
         summary="Credit a buyer's stored balance",
         tags=["balances and coupons"],
         security=MERCHANT,
         responses=answers(
-            201, BuyerBalance, "The balance after the credit", method="POST", security=MERCHANT
+            201,
+            BuyerBalance,
+            "The balance after the credit",
+            method="POST",
+            security=MERCHANT,
+            links={
+                "GetBalance": (
+                    "getBalance",
+                    {"buyer_id": "$request.path.buyer_id", "currency": "$response.body#/currency"},
+                )
+            },
         ),
     )
     def credit_balance(
@@ -42,6 +53,7 @@ def routes(http: Http) -> Router:
 
     @router.get(
         "/v1/buyers/<buyer_id>/balance",
+        operation_id="getBalance",
         summary="Retrieve a buyer's stored balance",
         tags=["balances and coupons"],
         security=MERCHANT,
@@ -53,10 +65,18 @@ def routes(http: Http) -> Router:
 
     @router.post(
         "/v1/coupons",
+        operation_id="createCoupon",
         summary="Give a buyer a coupon",
         tags=["balances and coupons"],
         security=MERCHANT,
-        responses=answers(201, Coupon, "The new coupon", method="POST", security=MERCHANT),
+        responses=answers(
+            201,
+            Coupon,
+            "The new coupon",
+            method="POST",
+            security=MERCHANT,
+            links={"GetCoupon": ("getCoupon", {"coupon_id": "$response.body#/id"})},
+        ),
     )
     def create_coupon(body: Annotated[CreateCouponRequest, Body()]) -> Response[str]:
         mid = http.merchant_id()
@@ -68,6 +88,7 @@ def routes(http: Http) -> Router:
 
     @router.get(
         "/v1/coupons/<coupon_id>",
+        operation_id="getCoupon",
         summary="Retrieve a coupon",
         tags=["balances and coupons"],
         security=MERCHANT,

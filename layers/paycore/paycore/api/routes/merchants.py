@@ -20,6 +20,7 @@ def routes(http: Http) -> Router:
 
     @router.post(
         "/v1/merchants",
+        operation_id="createMerchant",
         summary="Onboard a merchant",
         description="Creates the merchant and its API key and webhook secret, shown in this "
         "answer only (a replay with the same Idempotency-Key shows them as null).",

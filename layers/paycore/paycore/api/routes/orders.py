@@ -21,6 +21,7 @@ def routes(http: Http) -> Router:
 
     @router.post(
         "/v1/orders",
+        operation_id="createOrder",
         summary="Create an order",
         tags=["orders"],
         security=MERCHANT,
@@ -31,6 +32,12 @@ def routes(http: Http) -> Router:
             method="POST",
             security=MERCHANT,
             conflict=["duplicate_merchant_order_no"],
+            links={
+                "GetOrder": ("getOrder", {"order_id": "$response.body#/id"}),
+                "PayOrder": ("createPayment", {"order_id": "$response.body#/id"}),
+                "CloseOrder": ("closeOrder", {"order_id": "$response.body#/id"}),
+                "RefundOrder": ("createRefund", {"order_id": "$response.body#/id"}),
+            },
         ),
     )
     def create_order(body: Annotated[CreateOrderRequest, Body()]) -> Response[str]:
@@ -43,10 +50,18 @@ def routes(http: Http) -> Router:
 
     @router.get(
         "/v1/orders",
+        operation_id="listOrders",
         summary="List orders, newest first",
         tags=["orders"],
         security=MERCHANT,
-        responses=answers(200, OrderList, "A page of orders", method="GET", security=MERCHANT),
+        responses=answers(
+            200,
+            OrderList,
+            "A page of orders",
+            method="GET",
+            security=MERCHANT,
+            not_found=["order_not_found"],
+        ),
     )
     def list_orders(
         limit: Limit = 10,
@@ -67,6 +82,7 @@ def routes(http: Http) -> Router:
 
     @router.get(
         "/v1/orders/<order_id>",
+        operation_id="getOrder",
         summary="Retrieve an order",
         tags=["orders"],
         security=MERCHANT,
@@ -81,6 +97,7 @@ def routes(http: Http) -> Router:
 
     @router.post(
         "/v1/orders/<order_id>/close",
+        operation_id="closeOrder",
         summary="Close an unpaid order (also one being paid)",
         description="Closes the channel order first when a payment is in flight: if the buyer "
         "paid before that, the order is paid and the close is a 409 order_not_closable.",

@@ -20,6 +20,7 @@ def routes(http: Http) -> Router:
 
     @router.post(
         "/v1/orders/<order_id>/payments",
+        operation_id="createPayment",
         summary="Pay an order",
         description="Internal instruments (a coupon, a balance amount) are used first; one "
         "channel instrument takes the rest. The answer carries next_action when the buyer "
@@ -51,6 +52,10 @@ def routes(http: Http) -> Router:
                 "channel_misconfigured",
                 "channel_secret_unavailable",
             ],
+            links={
+                "GetPayment": ("getPayment", {"payment_id": "$response.body#/id"}),
+                "GetOrder": ("getOrder", {"order_id": "$response.body#/order_id"}),
+            },
         ),
     )
     def create_payment(
@@ -67,6 +72,7 @@ def routes(http: Http) -> Router:
 
     @router.get(
         "/v1/payments/<payment_id>",
+        operation_id="getPayment",
         summary="Retrieve a payment",
         tags=["payments"],
         security=MERCHANT,

@@ -20,6 +20,7 @@ def routes(http: Http) -> Router:
 
     @router.post(
         "/v1/orders/<order_id>/refunds",
+        operation_id="createRefund",
         summary="Refund part or all of a paid order",
         description="Refunds of an order never add up to more than it was paid, also when "
         "they race. The money goes back through the channel first, then the balance, then "
@@ -39,6 +40,10 @@ def routes(http: Http) -> Router:
                 "channel_misconfigured",
                 "channel_secret_unavailable",
             ],
+            links={
+                "GetRefund": ("getRefund", {"refund_id": "$response.body#/id"}),
+                "GetOrder": ("getOrder", {"order_id": "$response.body#/order_id"}),
+            },
         ),
     )
     def create_refund(order_id: str, body: Annotated[CreateRefundRequest, Body()]) -> Response[str]:
@@ -53,6 +58,7 @@ def routes(http: Http) -> Router:
 
     @router.get(
         "/v1/refunds/<refund_id>",
+        operation_id="getRefund",
         summary="Retrieve a refund",
         tags=["refunds"],
         security=MERCHANT,
