@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from local_runtime.simulators.alipay.accounts import AlipayAccount
-from local_runtime.simulators.alipay.protocol import SHANGHAI, beijing, yuan
+from local_runtime.simulators.alipay.protocol import SHANGHAI, beijing, out_request_no, yuan
 from local_runtime.simulators.common.trades import StatementLine, StatementLineKind
 
 # Alipay's standard service fee for computer-website payments: 0.6 %, half up to the fen.
@@ -209,7 +209,7 @@ def _detail(
                 "",
                 "0.00\t",
                 "0.00",
-                f"{refund.out_refund_no if refund is not None else ''}\t",
+                f"{out_request_no(refund.out_refund_no) if refund is not None else ''}\t",
                 yuan(row.fee),
                 "0.00",
                 "",

@@ -25,6 +25,7 @@ from local_runtime.simulators.alipay.protocol import (
     SIGN_TYPE,
     beijing,
     beijing_millis,
+    out_request_no,
     sign_params,
     yuan,
 )
@@ -118,7 +119,7 @@ def notification_fields(
         }
     if refund is not None and refund.finished_at is not None and refunded is not None:
         fields |= {
-            "out_biz_no": refund.out_refund_no,
+            "out_biz_no": out_request_no(refund.out_refund_no),
             "refund_fee": yuan(refunded),
             "gmt_refund": beijing_millis(refund.finished_at),
         }

@@ -109,6 +109,20 @@ def parse_yuan(value: object) -> int:
     return fen
 
 
+# -- refund numbers ---------------------------------------------------------------------
+
+
+def refund_key(out_trade_no: str, out_request_no: str) -> str:
+    """The trade book's key of a refund: Alipay scopes ``out_request_no`` to its trade (two
+    trades may each have a refund ``1``), the book keys refunds per account."""
+    return f"{out_trade_no}:{out_request_no}"
+
+
+def out_request_no(refund_key_text: str) -> str:
+    """The merchant's ``out_request_no`` back from a ``refund_key``."""
+    return refund_key_text.partition(":")[2]
+
+
 # -- answers ------------------------------------------------------------------------------
 
 SUCCESS = {"code": "10000", "msg": "Success"}
