@@ -247,7 +247,7 @@ def test_refund_delay_seconds(
 ) -> None:
     pay = merchant(entry, notify_url=receiver.url)
     number = new_number()
-    pay_now(simulator.url, create(pay, number, 1000, attach=switches(refund_delay_seconds=0.3)))
+    pay_now(simulator.url, create(pay, number, 1000, attach=switches(refund_delay_seconds=0.6)))
     receiver.wait_for(1)
     processing = ok(full_refund(pay, number, 1000, notify_url=receiver.url))
     assert processing["status"] == "PROCESSING" and "success_time" not in processing
