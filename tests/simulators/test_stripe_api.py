@@ -388,6 +388,15 @@ def test_parameters_are_checked_as_stripe_does(client: stripe.StripeClient) -> N
     assert "does not support it" in str(unsupported.value.user_message)
 
 
+def test_an_expansion_a_create_cannot_honour_is_refused_before_creating(
+    client: stripe.StripeClient,
+) -> None:
+    with pytest.raises(stripe.InvalidRequestError, match="cannot be expanded"):
+        client.v1.checkout.sessions.create({**session_params("pay_e5"), "expand": ["customer"]})
+
+    assert client.v1.checkout.sessions.list().data == []
+
+
 def test_expires_at_must_be_30_minutes_to_24_hours_ahead(client: stripe.StripeClient) -> None:
     soon = int(time.time()) + 600
     with pytest.raises(stripe.InvalidRequestError) as caught:

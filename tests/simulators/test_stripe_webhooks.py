@@ -106,6 +106,24 @@ def test_a_tampered_or_foreign_event_is_refused(
     assert stripe.Webhook.construct_event(item.body, signature, secret).type
 
 
+def test_non_ascii_text_is_signed_as_the_utf8_bytes_sent(
+    sim: StripeSimulator, client: stripe.StripeClient, receiver: NotificationReceiver
+) -> None:
+    params = session_params("pay_w9")
+    params["line_items"][0]["price_data"]["product_data"]["name"] = "绿茶"
+    params["metadata"] = {"note": "订单 42"}
+    session = client.v1.checkout.sessions.create(params)
+    client.v1.checkout.sessions.expire(session.id)
+
+    item = receiver.wait_for(1)[0]
+
+    assert "订单 42".encode() in item.body
+    event = stripe.Webhook.construct_event(
+        item.body, item.headers["Stripe-Signature"], credentials(sim)["webhook_secret"]
+    )
+    assert event.data.object.metadata["note"] == "订单 42"
+
+
 def test_an_event_signed_longer_ago_than_the_tolerance_is_refused() -> None:
     """The signature's time is the simulator's clock: ten minutes behind is stale."""
     clock = Clock(datetime.now(UTC) - timedelta(minutes=10))

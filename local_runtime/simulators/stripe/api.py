@@ -385,6 +385,7 @@ class StripeApi:
 
     def _create_session(self, call: Call) -> Answer:
         wanted = read_session_request(call.params, self.sim.now())
+        _check_expand(objects.SESSION, wanted.expand)
         session_id = "cs_test_a1" + random_alphanumeric(56)
         try:
             trade, _ = self.sim.book.create(
@@ -473,6 +474,7 @@ class StripeApi:
         p = Params(call.params)
         expand = p.strings("expand")
         p.done()
+        _check_expand(objects.SESSION, expand)
         trade = self.sim.session_trade(call.account, session_id)
         status = objects.session_status(trade, self.sim.now())
         if status == "open":
@@ -534,6 +536,7 @@ class StripeApi:
         reason = p.choice("reason", ("duplicate", "fraudulent", "requested_by_customer"))
         expand = p.strings("expand")
         p.done()
+        _check_expand("refund", expand)
         trade = self._refunded_trade(call.account, payment_intent_id, charge_id)
         refunds = self.sim.book.refunds_of(call.account, trade.out_trade_no)
         remaining = trade.amount - objects.amount_refunded(refunds)
@@ -847,6 +850,14 @@ def _already_refunded(charge: str | None) -> StripeError:
     return StripeError(
         400, f"Charge {charge} has already been refunded.", code="charge_already_refunded"
     )
+
+
+def _check_expand(kind: str, paths: list[str]) -> None:
+    """Refuse an expansion a POST cannot honour before the POST changes anything."""
+    for path in paths:
+        head = path.split(".")[0]
+        if head not in _EXPANDABLE[kind]:
+            raise _cannot_expand(head)
 
 
 def _cannot_expand(field_name: str) -> StripeError:
