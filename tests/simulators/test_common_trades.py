@@ -395,6 +395,20 @@ def test_calls_without_a_switch_count_too(book: TradeBook) -> None:
     assert not created and trade.out_trade_no == "pay_1"
 
 
+def test_a_channel_may_count_create_calls_under_the_merchants_reference(
+    book: TradeBook,
+) -> None:
+    switches = '{"create_error": {"times": 1}}'
+    with pytest.raises(SimulatedFailure):
+        create(book, "cs_1", simulate=switches, calls_key="pay_1")
+
+    trade, created = create(book, "cs_2", simulate=switches, calls_key="pay_1")  # call 2
+
+    assert created and trade.out_trade_no == "cs_2"
+    with pytest.raises(TradeError):
+        book.get("acct_a", "cs_1")
+
+
 def test_create_timeout_stalls_the_first_calls_after_creating(book: TradeBook) -> None:
     switches = '{"create_timeout": {"times": 1, "seconds": 0.3}}'
 

@@ -292,14 +292,18 @@ class TradeBook:
         simulate: Simulate | None = None,
         extra: dict[str, Any] | None = None,
         pay_token: str | None = None,
+        calls_key: str | None = None,
     ) -> tuple[Trade, bool]:
         """The trade for this create call and whether it is new, with the call's
         ``create_error`` and ``create_timeout`` applied.
 
-        Counts the call for ``out_trade_no``. Within ``create_error``'s first ``times`` calls
-        raises ``SimulatedFailure`` (having created or found the trade first with
-        ``after_create``). Within ``create_timeout``'s (and not failed) creates or finds the
-        trade, then blocks the calling thread ``seconds`` (less if the book stops).
+        Counts the call for ``out_trade_no`` (or for ``calls_key`` when given: a channel
+        whose every create makes a new object, e.g. a Stripe Checkout Session keyed by its
+        own id, counts the calls for the merchant's reference instead). Within
+        ``create_error``'s first ``times`` calls raises ``SimulatedFailure`` (having created
+        or found the trade first with ``after_create``). Within ``create_timeout``'s (and
+        not failed) creates or finds the trade, then blocks the calling thread ``seconds``
+        (less if the book stops).
         ``pay_token`` lets a channel use its own unguessable id (a session id) as the buyer
         page's key; by default one is made. ``extra`` is kept for the channel as given.
         """
@@ -321,7 +325,7 @@ class TradeBook:
                 pay_token=pay_token,
             )
 
-        call = self._count_call("create", out_trade_no)
+        call = self._count_call("create", calls_key or out_trade_no)
         failure = checked.create_error
         if failure is not None and call <= failure.times:
             if failure.after_create:
