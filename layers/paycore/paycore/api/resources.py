@@ -25,8 +25,9 @@ class Resource(BaseModel):
 
 
 def serialize(model: type[BaseModel], payload: dict[str, Any]) -> str:
-    """``payload`` as ``model`` serves it (JSON text); raises when they disagree."""
-    return model.model_validate(payload).model_dump_json()
+    """``payload`` as ``model`` serves it (JSON text; an optional field the payload lacks stays
+    absent); raises when they disagree."""
+    return model.model_validate(payload).model_dump_json(exclude_unset=True)
 
 
 # -- merchants ---------------------------------------------------------------------------
