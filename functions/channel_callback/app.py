@@ -23,7 +23,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     headers = {key.lower(): value for key, value in (event.get("headers") or {}).items()}
     try:
         ack, payment_id = handle_notification(
-            TradeStore(), channel, headers, event.get("body") or ""
+            TradeStore(), channel, headers, str(event.get("body") or "").encode()
         )
     except PaycoreError as error:
         logger.warning("notification refused", extra={"channel": channel, "code": error.code})

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import requests
 
 from local_runtime.runtime import LocalRuntime
-from paycore.channels.sandbox import sign_notification
+from paycore.channels.sandbox.signing import sign_notification
 from tests.e2e.conftest import CALLBACK_WAIT_SECONDS, Merchant, buyer
 
 SANDBOX = [{"type": "channel", "channel": "sandbox"}]

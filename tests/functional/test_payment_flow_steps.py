@@ -14,7 +14,7 @@ import requests
 
 from local_runtime.sandbox.server import SandboxServer
 from paycore.api.models import CreateOrderRequest, CreatePaymentRequest
-from paycore.channels.sandbox import sign_notification
+from paycore.channels.sandbox.signing import sign_notification
 from paycore.dal.instruments import InstrumentStore
 from paycore.dal.trade_store import TradeStore
 from paycore.domain.status import OrderStatus, PaymentStatus

@@ -23,7 +23,7 @@ from paycore.api.models import (
     CreatePaymentRequest,
     CreateRefundRequest,
 )
-from paycore.channels.sandbox import sign_notification
+from paycore.channels.sandbox.signing import sign_notification
 from paycore.dal.instruments import InstrumentStore
 from paycore.dal.refund_store import RefundStore
 from paycore.dal.trade_store import TradeStore

@@ -73,7 +73,7 @@ def test_the_sandbox_gateway_signs_with_the_secret_from_secrets_manager(
     )
 
     assert gateway.name == "sandbox"
-    assert order.redirect_url.startswith(f"{sandbox_enabled.url}/pay/")
+    assert order.next_action.url.startswith(f"{sandbox_enabled.url}/pay/")
 
 
 @pytest.mark.usefixtures("sandbox_disabled")

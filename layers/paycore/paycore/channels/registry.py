@@ -9,10 +9,12 @@ rotated secret is picked up without a redeploy). Gateways are cheap and built pe
 from __future__ import annotations
 
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import SecretStr
 
 from paycore.channels.base import ChannelGateway
 from paycore.channels.routing import DEFAULT_ACCOUNT, ChannelAccount, accounts_of, candidates
-from paycore.channels.sandbox import SandboxGateway
+from paycore.channels.sandbox.adapter import SandboxGateway
+from paycore.channels.sandbox.settings import SandboxSettings
 from paycore.config import Settings, get_settings
 from paycore.dal.secrets import get_secret
 from paycore.errors import ServiceUnavailable, ValidationFailed
@@ -84,5 +86,7 @@ def _sandbox_gateway(settings: Settings, account: ChannelAccount) -> SandboxGate
     if account.id != DEFAULT_ACCOUNT:
         base_url = f"{base_url}/accounts/{account.id}"
     return SandboxGateway(
-        base_url, secret, timeout=settings.channel_timeout_seconds, account_id=account.id
+        SandboxSettings(base_url=base_url, secret=SecretStr(secret)),
+        account_id=account.id,
+        timeout=settings.channel_timeout_seconds,
     )

@@ -16,7 +16,7 @@ from paycore.services.refunds import handle_refund_notification
 
 
 def handle_notification(
-    store: TradeStore, channel: str, headers: Mapping[str, str], body: str
+    store: TradeStore, channel: str, headers: Mapping[str, str], body: bytes
 ) -> tuple[CallbackAck, str | None]:
     """Verify a notification and hand its outcome to the state machine.
 
@@ -28,9 +28,9 @@ def handle_notification(
     if channel not in available_channels():
         raise NotFound(f"no channel {channel!r}", code="channel_not_found", param="channel")
     gateway = get_gateway(channel)
-    state = gateway.verify_callback(headers, body)
+    state = gateway.parse_notification(body, headers)
     if isinstance(state, ChannelRefundState):
-        return gateway.callback_ack(), handle_refund_notification(store, state, channel)
+        return gateway.acknowledge(), handle_refund_notification(store, state, channel)
     payment_id = state.out_trade_no
     payment = store.get_payment(payment_id) if has_prefix(payment_id, "pay") else None
     if payment is None or payment.channel != channel:
@@ -44,4 +44,4 @@ def handle_notification(
     elif outcome.paid_amount is not None and payment.status is not PaymentStatus.SUCCEEDED:
         # The buyer paid after we gave up on the payment (closed, expired): refund it.
         refund_late_payment(store, payment, outcome)
-    return gateway.callback_ack(), payment.id
+    return gateway.acknowledge(), payment.id

@@ -16,6 +16,7 @@ from paycore.channels.base import (
     ChannelPaymentState,
     ChannelPaymentStatus,
     CreateChannelOrder,
+    NextAction,
 )
 from paycore.channels.registry import get_gateway, route
 from paycore.clock import now, now_rfc3339, parse_rfc3339
@@ -152,7 +153,7 @@ class PaymentSteps:
             notify_url=f"{callback_base_url.rstrip('/')}/callbacks/{channel}",
             expires_at=order.expires_at,
             return_url=payment.return_url,
-            options=payment.channel_options,
+            simulate=payment.channel_options.get("sandbox_behaviour"),
         )
         for account in self._accounts_to_try(payment):
             gateway = get_gateway(channel, account)
@@ -173,7 +174,7 @@ class PaymentSteps:
                 payment.id,
                 account,
                 channel_order_id=created.channel_order_id,
-                redirect_url=created.redirect_url,
+                next_action=created.next_action,
                 result="created",
             )
         raise ChannelUnavailable(f"no {channel} account could create the order")
@@ -214,7 +215,7 @@ class PaymentSteps:
             payment_id,
             account,
             channel_order_id=state.channel_order_id,
-            redirect_url=state.redirect_url,
+            next_action=state.next_action,
             result="created_answer_lost",
             detail=detail,
         )
@@ -229,7 +230,7 @@ class PaymentSteps:
         account: str,
         *,
         channel_order_id: str | None,
-        redirect_url: str | None,
+        next_action: NextAction | None,
         result: str,
         detail: str | None = None,
     ) -> dict[str, Any]:
@@ -240,7 +241,7 @@ class PaymentSteps:
             detail,
             choose=True,
             channel_order_id=channel_order_id,
-            next_action={"type": "redirect", "url": redirect_url} if redirect_url else None,
+            next_action=next_action.resource() if next_action else None,
         )
         if payment.is_final:
             # Closed (or expired) while the create was in flight: the new channel order must
@@ -282,7 +283,7 @@ class PaymentSteps:
 
     def _close_after_final(self, payment: Payment) -> None:
         gateway = get_gateway(str(payment.channel), payment.channel_account)
-        state = gateway.close_order(payment.id)
+        state = gateway.close_order(payment.id, payment.channel_order_id)
         outcome = outcome_from_channel(payment, state, "close")
         if outcome.paid_amount is not None:
             refund_late_payment(self.store, payment, outcome)
@@ -298,14 +299,16 @@ class PaymentSteps:
         if payment.channel_account is None:
             return self._outcome_without_account(payment).as_dict()
         gateway = get_gateway(str(payment.channel), payment.channel_account)
-        outcome = outcome_from_channel(payment, gateway.query_order(payment.id), "query")
+        state = gateway.query_order(payment.id, payment.channel_order_id)
+        outcome = outcome_from_channel(payment, state, "query")
         if outcome.status == SUCCEEDED:
             return outcome.as_dict()
         order = self._order(payment.order_id)
         if parse_rfc3339(order.expires_at) > now():
             return outcome.as_dict()
         if outcome.status == PENDING:
-            outcome = outcome_from_channel(payment, gateway.close_order(payment.id), "close")
+            closed = gateway.close_order(payment.id, payment.channel_order_id)
+            outcome = outcome_from_channel(payment, closed, "close")
         if outcome.failure_code == "channel_order_closed":
             outcome = replace(
                 outcome,
@@ -423,7 +426,8 @@ class PaymentSteps:
         if payment.channel is not None:
             payment = self._wait_for_account(payment)
             gateway = get_gateway(str(payment.channel), payment.channel_account)
-            outcome = outcome_from_channel(payment, gateway.close_order(payment.id), "close")
+            state = gateway.close_order(payment.id, payment.channel_order_id)
+            outcome = outcome_from_channel(payment, state, "close")
             if outcome.status == SUCCEEDED:
                 # The buyer paid first: settle that, then the caller reads the order again
                 # (now paid: the close is refused with order_not_closable).

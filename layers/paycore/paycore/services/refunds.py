@@ -334,7 +334,7 @@ class RefundSteps:
         if refund.is_final:
             resume_with_outcome(task_token, {"status": refund.status.value, "source": "replay"})
             return {"refund_id": refund_id, "status": refund.status.value}
-        state = _gateway(refund).refund(_channel_refund(refund, callback_base_url))
+        state = _gateway(refund).refund(_channel_refund(self.store, refund, callback_base_url))
         outcome = outcome_from_refund_state(state, "request")
         if outcome.status != PENDING:
             resume_with_outcome(task_token, outcome.as_dict())
@@ -350,7 +350,7 @@ class RefundSteps:
         state = gateway.query_refund(refund.payment_id, refund.id)
         if state.status is ChannelRefundStatus.NOT_FOUND:
             try:
-                state = gateway.refund(_channel_refund(refund, callback_base_url))
+                state = gateway.refund(_channel_refund(self.store, refund, callback_base_url))
             except ChannelRejected as exc:
                 return RefundOutcome(
                     FAILED, failure_code="channel_rejected", failure_message=str(exc)
@@ -378,8 +378,11 @@ def _gateway(refund: Refund) -> ChannelGateway:
     return get_gateway(refund.channel, refund.channel_account)
 
 
-def _channel_refund(refund: Refund, callback_base_url: str) -> CreateChannelRefund:
+def _channel_refund(
+    store: TradeStore, refund: Refund, callback_base_url: str
+) -> CreateChannelRefund:
     base = (callback_base_url or get_settings().public_api_url).rstrip("/")
+    payment = store.get_payment(refund.payment_id)
     return CreateChannelRefund(
         out_trade_no=refund.payment_id,
         out_refund_no=refund.id,
@@ -387,6 +390,8 @@ def _channel_refund(refund: Refund, callback_base_url: str) -> CreateChannelRefu
         currency=refund.currency,
         notify_url=f"{base}/callbacks/{refund.channel}",
         reason=refund.reason,
+        channel_order_id=payment.channel_order_id if payment else None,
+        channel_transaction_id=payment.channel_transaction_id if payment else None,
     )
 
 
