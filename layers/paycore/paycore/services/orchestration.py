@@ -7,10 +7,13 @@ the payment, so a retried step finds its own earlier work instead of repeating i
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from paycore.channels.accounts import callback_url
 from paycore.channels.base import (
     ChannelGateway,
     ChannelPaymentState,
@@ -33,6 +36,8 @@ from paycore.errors import (
 )
 from paycore.services import events
 from paycore.services.payments import settlement_items
+
+logger = logging.getLogger(__name__)
 
 SUCCEEDED = "succeeded"
 _SETTLE_ATTEMPTS = 5
@@ -145,18 +150,18 @@ class PaymentSteps:
             return {"payment_id": payment_id, "status": payment.status.value}
         order = self._order(payment.order_id)
         channel = str(payment.channel)
-        request = CreateChannelOrder(
-            out_trade_no=payment.id,
-            amount=payment.channel_amount,
-            currency=payment.currency,
-            subject=order.subject,
-            notify_url=f"{callback_base_url.rstrip('/')}/callbacks/{channel}",
-            expires_at=order.expires_at,
-            return_url=payment.return_url,
-            simulate=payment.channel_options.get("sandbox_behaviour"),
-        )
         for account in self._accounts_to_try(payment):
             gateway = get_gateway(channel, account)
+            request = CreateChannelOrder(
+                out_trade_no=payment.id,
+                amount=payment.channel_amount,
+                currency=payment.currency,
+                subject=order.subject,
+                notify_url=callback_url(callback_base_url, channel, account),
+                expires_at=order.expires_at,
+                return_url=payment.return_url,
+                simulate=_switches_for(gateway, payment.channel_options.get("sandbox_behaviour")),
+            )
             try:
                 created = gateway.create_order(request)
             except ChannelRejected as exc:
@@ -455,6 +460,20 @@ class PaymentSteps:
         if token is not None:  # let the waiting execution finish now
             resume_with_outcome(token, {"status": FAILED, "source": "close"})
         return replace(closed, version=order.version + 1)
+
+
+def _switches_for(
+    gateway: ChannelGateway, switches: Mapping[str, Any] | None
+) -> Mapping[str, Any] | None:
+    """The payment's misbehaviour switches, for a simulator account only: a real channel
+    account never receives them (the API refuses them up front; this guards an account that
+    stopped being a simulator while the payment was in flight)."""
+    if switches is None or gateway.simulator:
+        return switches
+    logger.warning(
+        "simulate dropped: %s account %s is not a simulator", gateway.name, gateway.account_id
+    )
+    return None
 
 
 def republish(store: TradeStore, payment: Payment) -> None:
