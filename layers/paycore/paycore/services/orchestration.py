@@ -160,7 +160,7 @@ class PaymentSteps:
                 notify_url=callback_url(callback_base_url, channel, account),
                 expires_at=order.expires_at,
                 return_url=payment.return_url,
-                simulate=_switches_for(gateway, payment.channel_options.get("sandbox_behaviour")),
+                simulate=_switches_for(gateway, payment.simulate),
             )
             try:
                 created = gateway.create_order(request)
