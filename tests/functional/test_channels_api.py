@@ -3,6 +3,7 @@ reach a local simulator only, never a real channel account."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -125,3 +126,109 @@ def test_switches_are_validated_like_the_simulators_do(
     assert status == 422, body
     assert body["code"] == "validation_failed"
     assert param in body["param"]
+
+
+# -- GET /v1/channels ----------------------------------------------------------------------------
+
+
+def list_channels(api: Api, who: dict[str, str], **query: str) -> tuple[int, dict[str, Any]]:
+    status, body, _ = api.call("GET", "/v1/channels", query=query, authorizer=who)
+    return status, body
+
+
+def test_the_channels_routing_offers_are_listed_with_their_next_action(api: Api) -> None:
+    status, body = list_channels(api, api.merchant(), currency="CNY", amount="1999")
+
+    assert status == 200
+    assert body == {
+        "object": "list",
+        "data": [{"object": "channel", "channel": "sandbox", "next_action_type": "redirect"}],
+        "has_more": False,
+    }
+
+
+def test_a_channel_is_listed_only_where_an_account_accepts_the_payment(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "CHANNEL_ACCOUNTS",
+        '[{"id": "sandbox-primary", "channel": "sandbox", "currencies": ["JPY"],'
+        ' "max_amount": 10000}, {"id": "alipay-main", "channel": "alipay"}]',
+    )
+    put_account_secret("alipay-main", {})  # declared, not configured
+    who = api.merchant()
+
+    def listed(currency: str, amount: int) -> list[str]:
+        status, body = list_channels(api, who, currency=currency, amount=str(amount))
+        assert status == 200, body
+        return [item["channel"] for item in body["data"]]
+
+    assert listed("JPY", 10000) == ["sandbox"]
+    assert listed("JPY", 10001) == []
+    assert listed("CNY", 100) == []
+
+
+def test_without_any_configured_account_the_list_is_empty(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put_account_secret("sandbox-primary", {})
+
+    status, body = list_channels(api, api.merchant(), currency="CNY", amount="1999")
+
+    assert (status, body["data"], body["has_more"]) == (200, [], False)
+
+
+@pytest.mark.parametrize(
+    ("query", "param"),
+    [
+        ({"currency": "CNY"}, "amount"),
+        ({"amount": "100"}, "currency"),
+        ({"currency": "XXX", "amount": "100"}, "currency"),
+        ({"currency": "cny", "amount": "100"}, "currency"),
+        ({"currency": "CNY", "amount": "0"}, "amount"),
+        ({"currency": "CNY", "amount": "1.5"}, "amount"),
+        ({"currency": "CNY", "amount": str(10**13)}, "amount"),
+    ],
+)
+def test_bad_queries_are_422_naming_the_parameter(
+    api: Api, query: dict[str, str], param: str
+) -> None:
+    status, body = list_channels(api, api.merchant(), **query)
+
+    assert status == 422, body
+    assert body["param"] == param
+
+
+def test_the_list_is_for_merchants(api: Api) -> None:
+    status, _ = list_channels(api, {"role": "admin"}, currency="CNY", amount="100")
+
+    assert status == 401
+
+
+# -- a stack without any configured channel says so ------------------------------------------
+
+
+def test_a_cold_api_container_warns_once_when_no_channel_is_configured(
+    moto_stack: MotoStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    put_account_secret("sandbox-primary", {})
+    api = Api()  # a cold container
+
+    with caplog.at_level(logging.WARNING):
+        who = api.merchant()
+        list_channels(api, who, currency="CNY", amount="100")
+
+    warnings = [r for r in caplog.records if "no payment channel is configured" in r.message]
+    assert [(r.name, r.levelname) for r in warnings] == [("api", "WARNING")]
+    assert "paycore-test/channel-accounts/<account id>" in warnings[0].message
+
+
+def test_a_container_with_a_configured_channel_does_not_warn(
+    moto_stack: MotoStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    api = Api()
+
+    with caplog.at_level(logging.WARNING):
+        api.merchant()
+
+    assert "no payment channel is configured" not in caplog.text

@@ -37,7 +37,17 @@ from paycore.config import get_settings
 from paycore.dal.instruments import InstrumentStore
 from paycore.dal.trade_store import TradeStore
 from paycore.errors import PaycoreError, Unauthenticated
-from paycore.services import closing, events, instruments, merchants, orders, payments, refunds
+from paycore.money import MAX_AMOUNT
+from paycore.services import (
+    channels,
+    closing,
+    events,
+    instruments,
+    merchants,
+    orders,
+    payments,
+    refunds,
+)
 
 JSON = "application/json"
 Limit = Annotated[int, Query(ge=1, le=100, description="Page size")]
@@ -48,6 +58,10 @@ BuyerId = Annotated[
     str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="The merchant's id of the buyer")
 ]
 BalanceCurrency = Annotated[str, Query(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
+PaymentCurrency = Annotated[str, Query(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
+PaymentAmount = Annotated[
+    int, Query(ge=1, le=MAX_AMOUNT, description="Minor units of the currency")
+]
 
 
 def _listing(items: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
@@ -145,7 +159,21 @@ def _register_instrument_routes(
         return ok(instruments.get_coupon(InstrumentStore(), mid, coupon_id).resource())
 
 
-def build_app(
+def _register_channel_routes(
+    app: APIGatewayRestResolver,
+    merchant_id: Callable[[], str],
+    ok: Callable[[dict[str, Any]], Response[str]],
+) -> None:
+    """The channels a payment can use here (merchant route; see services/channels.py)."""
+
+    @app.get("/v1/channels", summary="List the channels that can take a payment")
+    def list_channels(currency: PaymentCurrency, amount: PaymentAmount) -> Response[str]:
+        merchant_id()
+        offers = channels.list_channels(currency, amount)
+        return ok(_listing([offer.resource() for offer in offers], False))
+
+
+def build_app(  # noqa: PLR0915 - the route table; groups move to _register_* as they grow
     commands: IdempotentCommands, store_factory: type[TradeStore] = TradeStore
 ) -> APIGatewayRestResolver:
     app = APIGatewayRestResolver(enable_validation=True)
@@ -259,6 +287,10 @@ def build_app(
             return 200, closing.close_order(store(), mid, order_id).resource()
 
         return idempotent(mid, None, command)
+
+    # -- channels ------------------------------------------------------------------------
+
+    _register_channel_routes(app, merchant_id, ok)
 
     # -- payments ------------------------------------------------------------------------
 
