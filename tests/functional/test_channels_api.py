@@ -232,3 +232,15 @@ def test_a_container_with_a_configured_channel_does_not_warn(
         api.merchant()
 
     assert "no payment channel is configured" not in caplog.text
+
+
+def test_an_invalid_account_list_is_said_at_start_up_without_failing_the_request(
+    moto_stack: MotoStack, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("CHANNEL_ACCOUNTS", '[{"id": "a b", "channel": "sandbox"}]')
+    api = Api()
+
+    with caplog.at_level(logging.WARNING):
+        api.merchant()  # the request itself still works
+
+    assert "CHANNEL_ACCOUNTS is invalid" in caplog.text

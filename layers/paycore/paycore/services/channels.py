@@ -24,6 +24,8 @@ def no_channel_warning() -> str | None:
             return None
     except PaycoreError:
         return None
+    except ValueError as exc:  # CHANNEL_ACCOUNTS is not valid (pydantic says where)
+        return f"no payment channel is configured: CHANNEL_ACCOUNTS is invalid ({exc})"
     prefix = get_settings().channel_secret_prefix or "<CHANNEL_SECRET_PREFIX>"
     return (
         "no payment channel is configured: no enabled channel account has usable credentials, "
