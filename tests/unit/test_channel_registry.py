@@ -325,3 +325,23 @@ def test_a_callback_needs_a_listed_and_configured_account_of_that_channel(
     with pytest.raises(NotFound) as missing:
         callback_gateway(channel, account)
     assert missing.value.code == "callback_not_found"
+
+
+def test_an_adapter_refusing_credentials_leaves_the_account_unconfigured_without_quoting_them(
+    monkeypatch: pytest.MonkeyPatch, secretsmanager: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from paycore.channels import registry
+
+    def refuses(account_id: str, credentials: Any, settings: Any) -> Any:
+        """An adapter whose key loading fails, as cryptography's would on a bad PEM."""
+        raise ValueError(f"cannot load key {credentials['private_key']}")
+
+    monkeypatch.setattr(registry, "FACTORIES", {**registry.FACTORIES, "stripe": refuses})
+    accounts(monkeypatch, {"id": "stripe-main", "channel": "stripe"})
+    put(secretsmanager, "stripe-main", {"private_key": SECRET})
+
+    with caplog.at_level(logging.WARNING):
+        assert available_channels() == []
+
+    assert "the stripe adapter refused them (ValueError)" in caplog.text
+    assert SECRET not in caplog.text

@@ -95,7 +95,8 @@ def gateway_for(account: ChannelAccount) -> ChannelGateway | None:
 def _build(
     channel: str, account_id: str, credentials: str, settings: Settings
 ) -> ChannelGateway | None:
-    """One gateway per account, credentials and settings (a rotated secret builds anew)."""
+    """One gateway per account, credentials and settings (a rotated secret builds anew); None,
+    said in a warning that quotes no value, when the adapter refuses the credentials."""
     try:
         return FACTORIES[channel](account_id, json.loads(credentials), settings)
     except ValidationError as exc:
@@ -104,6 +105,8 @@ def _build(
             for error in exc.errors(include_input=False, include_url=False)
         )
         not_configured(account_id, f"its credentials are not a {channel} account's ({fields})")
+    except ValueError as exc:  # e.g. a key that does not load; its message may quote it
+        not_configured(account_id, f"the {channel} adapter refused them ({type(exc).__name__})")
     except ImportError as exc:
         logger.error("the %s adapter cannot be imported: %s", channel, exc)
         not_configured(account_id, f"this build has no working {channel} adapter")
