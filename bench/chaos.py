@@ -10,7 +10,7 @@ violation is printed with the ids involved.
 
 A scenario: one order of a merchant, paid with one of five instrument mixes (channel only,
 balance + channel, coupon + balance + channel, balance only, coupon + balance), the channel
-misbehaving through random ``sandbox_behaviour`` switches, the buyer paying, declining or
+misbehaving through random ``simulate`` switches, the buyer paying, declining or
 walking away, sometimes a merchant close racing the buyer, then concurrent partial refunds of
 a paid order (some deliberately over-refunding), and Idempotency-Key replays of the POSTs
 (after the first answer, or concurrently with it). Orders the buyer left unfinished are
@@ -648,7 +648,7 @@ class ChaosRun:
         if plan.has_channel:
             channel: dict[str, Any] = {"type": "channel", "channel": "sandbox"}
             if plan.behaviour:
-                channel["sandbox_behaviour"] = plan.behaviour
+                channel["simulate"] = plan.behaviour
             instruments.append(channel)
         random.Random(f"chaos/{self.seed}/{plan.index}/order").shuffle(instruments)
         return instruments
@@ -907,7 +907,7 @@ class ChaosRun:
                 if sk == "ORDER":
                     snap["orders"][item["id"]] = item
                 elif sk == "PAYMENT":
-                    for name in ("instruments", "channel_options"):
+                    for name in ("instruments", "simulate"):
                         if isinstance(item.get(name), str):
                             item[name] = json.loads(item[name])
                     snap["payments"][item["id"]] = item

@@ -45,6 +45,8 @@ def banner(runtime: LocalRuntime) -> str:
             f"dynamodb scan --table-name {shlex.quote(str(tables[0].ref))}"
         )
     lines.append(f"  Sandbox      {sandbox}")
+    filled = ", ".join(runtime.channel_accounts_filled) or "none"
+    lines.append(f"  Channel accounts with local credentials: {filled}")
     outputs = runtime.outputs()
     if outputs:
         lines += ["", "Stack outputs:"]

@@ -62,6 +62,7 @@ class LocalProfile:
     region: str = "us-east-1"
     admin_token: str = dataclasses.field(default_factory=generate_token)
     admin_token_generated: bool = True
+    # The sandbox's shared secret: its accounts' secrets carry it (generated per run).
     sandbox_secret: str = dataclasses.field(default_factory=generate_token)
     stage_name: str = "local"
     callback_wait_seconds: int = 30
@@ -118,12 +119,11 @@ class LocalProfile:
         values.update(overrides)
         return cls(**values)
 
-    def parameter_overrides(self, api_url: str, sandbox_url: str | None) -> dict[str, str]:
+    def parameter_overrides(self, api_url: str) -> dict[str, str]:
         """Values for the template's parameters (undeclared ones are ignored by the loader)."""
         overrides = {
             "StageName": self.stage_name,
             "PublicApiUrl": api_url,
-            "SandboxChannelUrl": sandbox_url or "",
             "CallbackWaitSeconds": str(self.callback_wait_seconds),
             "ChannelQueryIntervalSeconds": str(self.channel_query_interval_seconds),
             "WebhookRetrySchedule": self.webhook_retry_schedule,
@@ -139,8 +139,7 @@ class LocalProfile:
         return overrides
 
     def secret_values(self) -> dict[str, str]:
-        """Secret values by the template's secret logical id (instead of generating them)."""
-        return {
-            "AdminTokenSecret": self.admin_token,
-            "SandboxChannelSecret": self.sandbox_secret,
-        }
+        """Secret values by the template's secret logical id (instead of generating them).
+        Channel account secrets are filled after provisioning by the local channel services
+        (``local_runtime.channel_services``)."""
+        return {"AdminTokenSecret": self.admin_token}

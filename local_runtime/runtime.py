@@ -2,8 +2,9 @@
 
 Start-up, in order: bind the API port (so its URL is known), start moto and switch on Step
 Functions execution, start the sandbox channel (if its package is present), transform the
-template with the local profile's parameters, provision every resource, then serve: the API,
-one SQS poller per queue event source, one timer per schedule. ``stop()`` undoes all of it.
+template with the local profile's parameters, provision every resource, fill the channel
+account secrets from the local channel services, then serve: the API, one SQS poller per queue
+event source, one timer per schedule. ``stop()`` undoes all of it.
 
 moto's backends and the hooks installed here are process-wide, so one runtime runs per
 process at a time.
@@ -23,6 +24,12 @@ from typing import Any
 from local_runtime import accounting, dynamodb_transactions, lambdas, moto_server, scope
 from local_runtime.accounting import SdkCallCounter
 from local_runtime.apigateway import ApiServer, RestApiGateway
+from local_runtime.channel_services import (
+    ChannelService,
+    SandboxAccounts,
+    channel_accounts,
+    fill_account_secrets,
+)
 from local_runtime.lambdas import Invocation, LambdaHost
 from local_runtime.pollers import ScheduleRunner, SqsPoller
 from local_runtime.profile import PORT_VARIABLES, LocalProfile
@@ -105,6 +112,8 @@ class LocalRuntime:
         self.start_sandbox = start_sandbox
         self.sdk_calls = SdkCallCounter()
         self.sandbox_error: str | None = None
+        # The channel accounts whose secrets a local channel service filled (ids).
+        self.channel_accounts_filled: list[str] = []
         self.started_in_seconds = 0.0
         self._stack: Stack | None = None
         self._host: LambdaHost | None = None
@@ -160,6 +169,7 @@ class LocalRuntime:
         self._install_hooks()
         self._start_sandbox()
         stack = self._provision()
+        self._fill_channel_secrets(stack)
         self._start_serving(stack)
         self.started_in_seconds = time.perf_counter() - started
         log.info(
@@ -199,7 +209,7 @@ class LocalRuntime:
         profile = self.profile
         template = transform_template(
             self.template_path,
-            profile.parameter_overrides(self.api_url, self.sandbox_url),
+            profile.parameter_overrides(self.api_url),
             region=profile.region,
         )
         self._session = boto3.session.Session(
@@ -212,6 +222,45 @@ class LocalRuntime:
         )
         self._stack = provisioner.provision()
         return self._stack
+
+    def _fill_channel_secrets(self, stack: Stack) -> None:
+        """Write the credentials of every account a local channel service serves into the
+        secret the functions read (``CHANNEL_SECRET_PREFIX`` + account id), before serving."""
+        environment = next(
+            (
+                spec.environment
+                for spec in stack.functions.values()
+                if "CHANNEL_SECRET_PREFIX" in spec.environment
+            ),
+            None,
+        )
+        if environment is None:  # a template without channel accounts
+            return
+        routed = {
+            str(account.get("id")): str(account.get("channel"))
+            for account in channel_accounts(environment.get("CHANNEL_ACCOUNTS", ""))
+        }
+        self.channel_accounts_filled = fill_account_secrets(
+            self.client("secretsmanager"),
+            environment["CHANNEL_SECRET_PREFIX"],
+            self._channel_services(routed),
+            routed,
+        )
+        missing = sorted(set(routed) - set(self.channel_accounts_filled))
+        if missing:
+            log.info("channel accounts without a local service (not configured): %s", missing)
+
+    def _channel_services(self, routed: dict[str, str]) -> list[ChannelService]:
+        """The local channel services running now, each listing the accounts it serves."""
+        services: list[ChannelService] = []
+        if self._sandbox is not None:
+            sandbox_accounts = [
+                account for account, channel in routed.items() if channel == "sandbox"
+            ]
+            services.append(
+                SandboxAccounts(self._sandbox, self.profile.sandbox_secret, sandbox_accounts)
+            )
+        return services
 
     def _start_serving(self, stack: Stack) -> None:
         """Load the functions, then serve the API, poll the queues and run the schedules."""

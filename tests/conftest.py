@@ -17,15 +17,22 @@ os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Paycore")
 
 @pytest.fixture
 def reset_paycore_caches() -> Iterator[None]:
-    """boto3 clients and secrets are cached per process; each mocked test starts clean."""
+    """boto3 clients, secrets and channel gateways are cached per process; each mocked test
+    starts clean."""
+    clear_paycore_caches()
+    yield
+    clear_paycore_caches()
+
+
+def clear_paycore_caches() -> None:
     from paycore import aws
+    from paycore.channels import accounts, registry
     from paycore.dal import secrets
 
     aws.client.cache_clear()
-    secrets._cache.clear()
-    yield
-    aws.client.cache_clear()
-    secrets._cache.clear()
+    secrets.clear_cache()
+    accounts.clear_cache()
+    registry.clear_cache()
 
 
 def pytest_collection_modifyitems(items: list[Any]) -> None:

@@ -95,3 +95,16 @@ def eventually(probe: Callable[[], Any], *, timeout: float = 20.0, pause: float 
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s (last: {value!r})")
         time.sleep(pause)
+
+
+def sandbox_gateway(
+    base_url: str, secret: str, *, timeout: float = 2.0, account_id: str = "default"
+) -> Any:
+    """A sandbox ``ChannelGateway`` for the account at ``base_url`` signing with ``secret``."""
+    from pydantic import SecretStr
+
+    from paycore.channels.sandbox.adapter import SandboxGateway
+    from paycore.channels.sandbox.settings import SandboxSettings
+
+    settings = SandboxSettings(base_url=base_url, secret=SecretStr(secret))
+    return SandboxGateway(settings, account_id=account_id, timeout=timeout)

@@ -19,6 +19,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterable
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
@@ -49,6 +50,7 @@ from local_runtime.sandbox.signing import (
     TIMESTAMP_HEADER,
     check_request_signature,
 )
+from local_runtime.sandbox.statements import statement_csv
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +58,7 @@ StartResponse = Callable[..., Any]
 
 DEFAULT_ACCOUNT = "default"
 _ACCOUNT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 # (path, method, endpoint): served un-prefixed for account "default" and under
 # /accounts/<account> for any account.
@@ -65,6 +68,7 @@ _MERCHANT_ROUTES = [
     ("/v1/orders/<out_trade_no>/close", "POST", "close_order"),
     ("/v1/orders/<out_trade_no>/refunds", "POST", "create_refund"),
     ("/v1/refunds/<out_refund_no>", "GET", "query_refund"),
+    ("/v1/statements/<day>", "GET", "statement"),
 ]
 
 _ROUTES = Map(
@@ -238,6 +242,22 @@ class SandboxApp:
         self._authenticate(request)
         return json_response(self._book.get_refund(_checked_account(account), out_refund_no).view())
 
+    def statement(self, request: Request, day: str, account: str = DEFAULT_ACCOUNT) -> Response:
+        """The account's statement file for one UTC day (statements.py); today's so far."""
+        self._authenticate(request)
+        account = _checked_account(account)
+        wanted = _statement_day(day)
+        content = statement_csv(self._book.all(), self._book.all_refunds(), account, wanted)
+        return Response(
+            content,
+            status=200,
+            mimetype="text/csv",
+            headers={
+                "Cache-Control": "no-store",
+                "Content-Disposition": f'attachment; filename="sandbox-{account}-{day}.csv"',
+            },
+        )
+
     def _authenticate(self, request: Request) -> None:
         check_request_signature(
             self._secret,
@@ -373,6 +393,18 @@ def _checked_account(account: str) -> str:
     if not _ACCOUNT_ID.fullmatch(account):
         raise invalid_parameter("the account id must be 1-64 of [A-Za-z0-9_-]", "account")
     return account
+
+
+def _statement_day(text: str) -> date:
+    try:
+        day = date.fromisoformat(text) if _DAY.fullmatch(text) else None
+    except ValueError:
+        day = None
+    if day is None:
+        raise invalid_parameter("the day must be a date, YYYY-MM-DD", "day")
+    if day > datetime.now(UTC).date():
+        raise invalid_parameter("a statement exists only for today and earlier days", "day")
+    return day
 
 
 def _request_target(request: Request) -> str:

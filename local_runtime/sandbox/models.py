@@ -76,6 +76,10 @@ class SandboxBehaviour(BaseModel):
     refund_delay_seconds: _Seconds | None = None
     refund_error: RefundError | None = None
     close_ignored: bool = False
+    statement: Literal["omit"] | None = None
+    statement_amount_delta: Annotated[int, Field(ge=-MAX_AMOUNT, le=MAX_AMOUNT)] | None = None
+    # A status word the statement line shows instead of the truth (the sandbox's own words).
+    statement_status: Literal["WAIT_BUYER_PAY", "SUCCESS", "DECLINED", "CLOSED"] | None = None
 
     def shown(self) -> dict[str, Any]:
         """The switches the merchant set (nested objects in full, defaults included)."""

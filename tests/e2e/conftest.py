@@ -91,7 +91,7 @@ class Merchant:
         if instruments is None:
             channel: dict[str, Any] = {"type": "channel", "channel": "sandbox"}
             if behaviour is not None:
-                channel["sandbox_behaviour"] = behaviour
+                channel["simulate"] = behaviour
             instruments = [channel]
         return self.request(
             "POST", f"/v1/orders/{order_id}/payments", json={"instruments": instruments}, **kwargs

@@ -1,7 +1,7 @@
 """Payment orchestration end to end, through the local runtime over HTTP: combined payments,
 routing and failover across channel accounts, unknown outcomes, misbehaving callbacks, close
 racing a payment, expiry and late payments. The sandbox misbehaves through the per-payment
-``sandbox_behaviour`` switch of the channel instrument."""
+``simulate`` switches of the channel instrument."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def _events_of(shop: Merchant, event_type: str) -> list[dict[str, Any]]:
 def _sandbox(amount: int | None = None, **behaviour: Any) -> dict[str, Any]:
     channel: dict[str, Any] = {"type": "channel", "channel": "sandbox"}
     if behaviour:
-        channel["sandbox_behaviour"] = behaviour
+        channel["simulate"] = behaviour
     return channel
 
 

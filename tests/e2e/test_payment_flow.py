@@ -10,7 +10,7 @@ from collections.abc import Callable
 import requests
 
 from local_runtime.runtime import LocalRuntime
-from paycore.channels.sandbox import sign_notification
+from paycore.channels.sandbox.signing import sign_notification
 from tests.e2e.conftest import CALLBACK_WAIT_SECONDS, Merchant, buyer
 
 SANDBOX = [{"type": "channel", "channel": "sandbox"}]
@@ -106,14 +106,25 @@ def test_forged_and_unsigned_callbacks_are_refused_and_change_nothing(
         "Sandbox-Signature": sign_notification("guess", stamp, body.encode()),
     }
     replayed_stamp = str(int(time.time()) - 3600)
-    cases = {
-        "forged": forged,
-        "unsigned": {},
-        "replayed": {"Sandbox-Timestamp": replayed_stamp, "Sandbox-Signature": "0" * 64},
+    # Locally every sandbox account shares the sandbox's secret: signed with it, the
+    # notification is genuine for the other account, which does not hold this payment.
+    genuine = {
+        "Sandbox-Timestamp": stamp,
+        "Sandbox-Signature": sign_notification(
+            runtime.profile.sandbox_secret, stamp, body.encode()
+        ),
     }
-    for name, headers in cases.items():
+    account = payment["channel_account"]
+    other = "sandbox-backup" if account == "sandbox-primary" else "sandbox-primary"
+    cases = {
+        "forged": (account, forged),
+        "unsigned": (account, {}),
+        "replayed": (account, {"Sandbox-Timestamp": replayed_stamp, "Sandbox-Signature": "0" * 64}),
+        "other account": (other, genuine),
+    }
+    for name, (route_account, headers) in cases.items():
         answer = requests.post(
-            f"{runtime.api_url}/callbacks/sandbox",
+            f"{runtime.api_url}/callbacks/sandbox/{route_account}",
             data=body,
             headers={"Content-Type": "application/json", **headers},
             timeout=10,

@@ -12,9 +12,14 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from tests.conftest import clear_paycore_caches
 from tests.support import ROOT, load_template
 
 ADMIN_TOKEN = "admin-token-for-tests-0123456789"
+CHANNEL_SECRET_PREFIX = "paycore-test/channel-accounts/"
+SANDBOX_SECRET = "sandbox-secret-for-tests"
+# Nothing listens there: the API path never calls the channel itself.
+NOWHERE = "http://127.0.0.1:9"
 _TABLE_KEYS = ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "BillingMode")
 
 
@@ -46,9 +51,6 @@ def moto_stack(monkeypatch: pytest.MonkeyPatch, reset_paycore_caches: None) -> I
         secret_arn = boto3.client("secretsmanager").create_secret(
             Name="admin-token", SecretString=ADMIN_TOKEN
         )["ARN"]
-        sandbox_secret = boto3.client("secretsmanager").create_secret(
-            Name="sandbox-channel", SecretString="sandbox-secret-for-tests"
-        )["ARN"]
         role = boto3.client("iam").create_role(
             RoleName="sfn", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17"})
         )["Role"]["Arn"]
@@ -68,9 +70,45 @@ def moto_stack(monkeypatch: pytest.MonkeyPatch, reset_paycore_caches: None) -> I
             "PAYMENT_STATE_MACHINE_ARN": machine,
             "ADMIN_TOKEN_SECRET_ID": secret_arn,
             "PAYMENT_ACTION_WAIT_SECONDS": "0",
-            # Enabled, but nothing listens: the API path never calls the channel itself.
-            "SANDBOX_CHANNEL_URL": "http://127.0.0.1:9",
-            "SANDBOX_CHANNEL_SECRET_ID": sandbox_secret,
+            "CHANNEL_SECRET_PREFIX": CHANNEL_SECRET_PREFIX,
         }.items():
             monkeypatch.setenv(name, value)
+        configure_sandbox_accounts(monkeypatch, NOWHERE, "sandbox-primary")
         yield stack
+
+
+def configure_sandbox_accounts(
+    monkeypatch: pytest.MonkeyPatch,
+    sandbox_url: str,
+    *account_ids: str,
+    secret: str = SANDBOX_SECRET,
+    **more: Any,
+) -> None:
+    """Route the sandbox channel to ``account_ids`` (in this order) of the sandbox at
+    ``sandbox_url``, each with its credentials secret as the local runtime writes it."""
+    monkeypatch.setenv(
+        "CHANNEL_ACCOUNTS",
+        json.dumps([{"id": account, "channel": "sandbox"} for account in account_ids]),
+    )
+    for account in account_ids:
+        put_account_secret(
+            account,
+            {
+                "base_url": f"{sandbox_url}/accounts/{account}",
+                "secret": secret,
+                "simulator": True,
+                **more,
+            },
+        )
+
+
+def put_account_secret(account_id: str, credentials: Any) -> None:
+    """Write ``credentials`` (JSON) as the account's secret, as an operator would."""
+    client = boto3.client("secretsmanager")
+    name = CHANNEL_SECRET_PREFIX + account_id
+    text = credentials if isinstance(credentials, str) else json.dumps(credentials)
+    try:
+        client.put_secret_value(SecretId=name, SecretString=text)
+    except client.exceptions.ResourceNotFoundException:
+        client.create_secret(Name=name, SecretString=text)
+    clear_paycore_caches()  # as if the cached value had aged out

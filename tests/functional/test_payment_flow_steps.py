@@ -3,6 +3,7 @@ sandbox channel over HTTP (the state machine itself runs in the e2e suite)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Iterator
@@ -14,14 +15,15 @@ import requests
 
 from local_runtime.sandbox.server import SandboxServer
 from paycore.api.models import CreateOrderRequest, CreatePaymentRequest
-from paycore.channels.sandbox import sign_notification
+from paycore.channels.base import MAX_NOTIFICATION_BYTES, MAX_NOTIFICATION_HEADER_BYTES
+from paycore.channels.sandbox.signing import sign_notification
 from paycore.dal.instruments import InstrumentStore
 from paycore.dal.trade_store import TradeStore
 from paycore.domain.status import OrderStatus, PaymentStatus
 from paycore.errors import ChannelUnavailable, ConcurrentUpdate
 from paycore.services import merchants, orders, payments
 from paycore.services.orchestration import PaymentSteps, _parse_outcome
-from tests.functional.conftest import MotoStack
+from tests.functional.conftest import MotoStack, configure_sandbox_accounts, put_account_secret
 from tests.support import FakeContext, load_function, rest_event
 
 SECRET = "sandbox-secret-for-tests"
@@ -32,7 +34,7 @@ def sandbox(moto_stack: MotoStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     # notify_url points nowhere: these tests drive notifications by hand.
     server = SandboxServer("127.0.0.1", 0, secret=SECRET, notify_schedule=(3600,))
     server.start()
-    monkeypatch.setenv("SANDBOX_CHANNEL_URL", server.url)
+    configure_sandbox_accounts(monkeypatch, server.url, "sandbox-primary")
     yield server
     server.stop()
 
@@ -162,10 +164,7 @@ def test_a_query_while_the_create_is_still_running_waits(
 def test_a_payment_fails_only_once_every_account_proved_it_created_nothing(
     moto_stack: MotoStack, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(
-        "CHANNEL_ACCOUNTS",
-        json.dumps([{"id": "a", "channel": "sandbox"}, {"id": "b", "channel": "sandbox"}]),
-    )
+    configure_sandbox_accounts(monkeypatch, sandbox.url, "a", "b")
     store = TradeStore()
     merchant = merchants.onboard_merchant(store, "Shop", None).merchant
     order = orders.create_order(
@@ -242,33 +241,75 @@ def test_a_settlement_that_lost_the_race_reads_again_instead_of_failing(
     assert balance is not None and (balance.available, balance.frozen) == (0, 0)
 
 
+OTHER_SECRET = "the-backup-accounts-own-secret"
+
+
 class TestCallback:
+    """POST /callbacks/{channel}/{account}: each account's notifications are verified with that
+    account's own keys."""
+
     @pytest.fixture
-    def handler(self, moto_stack: MotoStack, sandbox: SandboxServer) -> Any:
+    def handler(
+        self, moto_stack: MotoStack, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+    ) -> Any:
+        configure_sandbox_accounts(monkeypatch, sandbox.url, "sandbox-primary", "sandbox-backup")
+        put_account_secret(
+            "sandbox-backup",
+            {"base_url": f"{sandbox.url}/accounts/sandbox-backup", "secret": OTHER_SECRET},
+        )
         return load_function("channel_callback")
 
-    def _notify(
+    @pytest.fixture
+    def resumed(self, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+        """What the callback hands to the waiting execution (Step Functions' SendTaskSuccess)."""
+        calls: list[dict[str, Any]] = []
+
+        def record(token: str, outcome: dict[str, Any]) -> bool:
+            calls.append({"token": token, **outcome})
+            return True
+
+        monkeypatch.setattr("paycore.services.callbacks.resume_with_outcome", record)
+        return calls
+
+    def _created(self, store: TradeStore) -> str:
+        """A payment whose channel order exists at account sandbox-primary."""
+        _, payment_id = _paying_order(store)
+        PaymentSteps(store).create_channel_order(payment_id, "http://127.0.0.1:9", "token-1")
+        payment = store.get_payment(payment_id)
+        assert payment is not None and payment.channel_account == "sandbox-primary"
+        return payment_id
+
+    def _event(
         self,
-        handler: Any,
-        body: dict[str, Any],
+        raw: str,
         *,
+        account: str = "sandbox-primary",
+        channel: str = "sandbox",
         secret: str = SECRET,
         timestamp: int | None = None,
+        base64_body: bool = False,
+        headers: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        raw = json.dumps(body)
         stamp = str(timestamp if timestamp is not None else int(time.time()))
-        headers = {
+        signed = {
             "Sandbox-Timestamp": stamp,
-            "Sandbox-Signature": sign_notification(secret, stamp, raw.encode()),
+            "Sandbox-Signature": sign_notification(
+                secret, stamp, raw.encode("utf-8", "surrogatepass")
+            ),
         }
         event = rest_event(
             "POST",
-            "/callbacks/sandbox",
-            resource="/callbacks/{channel}",
-            path_parameters={"channel": "sandbox"},
-            raw_body=raw,
-            headers=headers,
+            f"/callbacks/{channel}/{account}",
+            resource="/callbacks/{channel}/{account}",
+            path_parameters={"channel": channel, "account": account},
+            raw_body=base64.b64encode(raw.encode()).decode() if base64_body else raw,
+            headers={**signed, **(headers or {})},
         )
+        event["isBase64Encoded"] = base64_body
+        return event
+
+    def _notify(self, handler: Any, body: dict[str, Any], **options: Any) -> dict[str, Any]:
+        event = self._event(json.dumps(body), **options)
         return handler.lambda_handler(event, FakeContext())  # type: ignore[no-any-return]
 
     def _notification(self, payment_id: str, status: str = "SUCCESS") -> dict[str, Any]:
@@ -287,40 +328,111 @@ class TestCallback:
             "sent_at": "2026-11-25T10:00:00Z",
         }
 
-    def test_genuine_notification_is_acknowledged(self, handler: Any) -> None:
-        store = TradeStore()
-        _, payment_id = _paying_order(store)
-        answer = self._notify(handler, self._notification(payment_id))
+    @pytest.mark.parametrize("base64_body", [False, True])
+    def test_a_genuine_notification_at_its_accounts_route_resumes_the_payment(
+        self, handler: Any, resumed: list[dict[str, Any]], base64_body: bool
+    ) -> None:
+        payment_id = self._created(TradeStore())
+
+        answer = self._notify(handler, self._notification(payment_id), base64_body=base64_body)
+
         assert answer["statusCode"] == 200
         assert json.loads(answer["body"]) == {"code": "SUCCESS"}
+        assert [(r["token"], r["status"], r["source"]) for r in resumed] == [
+            ("token-1", "succeeded", "callback")
+        ]
 
-    @pytest.mark.parametrize("attack", ["forged", "stale", "unknown_payment"])
+    @pytest.mark.parametrize("attack", ["forged", "stale", "unknown_payment", "other_key"])
     def test_bad_notifications_are_refused_and_change_nothing(
-        self, handler: Any, attack: str
+        self, handler: Any, resumed: list[dict[str, Any]], attack: str
     ) -> None:
         store = TradeStore()
-        _, payment_id = _paying_order(store)
+        payment_id = self._created(store)
         before = store.get_payment(payment_id)
         body = self._notification("pay_unknown" if attack == "unknown_payment" else payment_id)
+        secret = {"forged": "not-the-secret", "other_key": OTHER_SECRET}.get(attack, SECRET)
+
         answer = self._notify(
             handler,
             body,
-            secret="not-the-secret" if attack == "forged" else SECRET,
+            secret=secret,
             timestamp=int(time.time()) - 3600 if attack == "stale" else None,
         )
+
         assert answer["statusCode"] == 401
         assert json.loads(answer["body"])["code"] == "callback_rejected"
         assert store.get_payment(payment_id) == before
+        assert resumed == []
 
-    def test_unknown_channel_is_404(self, handler: Any) -> None:
-        event = rest_event(
-            "POST",
-            "/callbacks/nope",
-            resource="/callbacks/{channel}",
-            path_parameters={"channel": "nope"},
-            raw_body="{}",
+    def test_another_accounts_route_refuses_a_payment_it_does_not_hold(
+        self, handler: Any, resumed: list[dict[str, Any]]
+    ) -> None:
+        """Signed with the backup account's own key, at the backup's route, about a payment
+        of the primary: genuine for that account, but not its payment."""
+        payment_id = self._created(TradeStore())
+
+        answer = self._notify(
+            handler,
+            self._notification(payment_id),
+            account="sandbox-backup",
+            secret=OTHER_SECRET,
         )
-        assert handler.lambda_handler(event, FakeContext())["statusCode"] == 404
+
+        assert answer["statusCode"] == 401
+        assert resumed == []
+
+    @pytest.mark.parametrize(
+        ("channel", "account"),
+        [("nope", "sandbox-primary"), ("sandbox", "nobody"), ("alipay", "sandbox-primary")],
+    )
+    def test_an_unknown_channel_or_account_is_404(
+        self, handler: Any, channel: str, account: str
+    ) -> None:
+        answer = self._notify(handler, {}, channel=channel, account=account)
+
+        assert answer["statusCode"] == 404
+        assert json.loads(answer["body"])["code"] == "callback_not_found"
+
+    def test_an_account_without_credentials_takes_no_notification(
+        self, handler: Any, resumed: list[dict[str, Any]]
+    ) -> None:
+        payment_id = self._created(TradeStore())
+        put_account_secret("sandbox-primary", {})
+
+        answer = self._notify(handler, self._notification(payment_id))
+
+        assert answer["statusCode"] == 404
+        assert resumed == []
+
+    def test_oversized_bodies_and_headers_are_refused_before_parsing(self, handler: Any) -> None:
+        big = "x" * (MAX_NOTIFICATION_BYTES + 1)
+        body_answer = handler.lambda_handler(self._event(big), FakeContext())
+        encoded = handler.lambda_handler(self._event(big, base64_body=True), FakeContext())
+        headers = handler.lambda_handler(
+            self._event("{}", headers={"X-Padding": "y" * MAX_NOTIFICATION_HEADER_BYTES}),
+            FakeContext(),
+        )
+
+        assert (body_answer["statusCode"], encoded["statusCode"]) == (413, 413)
+        assert json.loads(body_answer["body"])["code"] == "payload_too_large"
+        assert headers["statusCode"] == 431
+
+    @pytest.mark.parametrize("raw", ["not base64!", "YWJ", "\u00e9"])
+    def test_a_body_that_is_not_base64_is_a_400(self, handler: Any, raw: str) -> None:
+        event = self._event("{}")
+        event.update(body=raw, isBase64Encoded=True)
+
+        answer = handler.lambda_handler(event, FakeContext())
+
+        assert answer["statusCode"] == 400
+
+    @pytest.mark.parametrize(
+        "raw", ["", "not json", "\ud800", "[]", '{"notify_type": "trade.status_changed"}']
+    )
+    def test_garbage_signed_or_not_is_a_4xx_never_a_5xx(self, handler: Any, raw: str) -> None:
+        answer = handler.lambda_handler(self._event(raw), FakeContext())
+
+        assert 400 <= answer["statusCode"] < 500
 
 
 def _later(seconds: int) -> Any:

@@ -23,7 +23,7 @@ from paycore.api.models import (
     CreatePaymentRequest,
     CreateRefundRequest,
 )
-from paycore.channels.sandbox import sign_notification
+from paycore.channels.sandbox.signing import sign_notification
 from paycore.dal.instruments import InstrumentStore
 from paycore.dal.refund_store import RefundStore
 from paycore.dal.trade_store import TradeStore
@@ -34,7 +34,7 @@ from paycore.errors import ChannelUnavailable, Conflict, NotFound
 from paycore.services import events, instruments, merchants, orders, payments, refunds
 from paycore.services.orchestration import PaymentSteps
 from paycore.services.refunds import RefundSteps
-from tests.functional.conftest import MotoStack
+from tests.functional.conftest import MotoStack, configure_sandbox_accounts
 from tests.support import ROOT, FakeContext, load_function, rest_event
 
 SECRET = "sandbox-secret-for-tests"
@@ -72,7 +72,7 @@ def sandbox(refund_machine: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sa
     # notify_url points nowhere: these tests drive notifications by hand.
     server = SandboxServer("127.0.0.1", 0, secret=SECRET, notify_schedule=(3600,))
     server.start()
-    monkeypatch.setenv("SANDBOX_CHANNEL_URL", server.url)
+    configure_sandbox_accounts(monkeypatch, server.url, "sandbox-primary")
     yield server
     server.stop()
 
@@ -491,9 +491,9 @@ def _notify(handler: Any, body: str, secret: str = SECRET) -> dict[str, Any]:
     stamp = str(int(time.time()))
     event = rest_event(
         "POST",
-        "/callbacks/sandbox",
-        resource="/callbacks/{channel}",
-        path_parameters={"channel": "sandbox"},
+        "/callbacks/sandbox/sandbox-primary",
+        resource="/callbacks/{channel}/{account}",
+        path_parameters={"channel": "sandbox", "account": "sandbox-primary"},
         raw_body=body,
         headers={
             "Sandbox-Timestamp": stamp,

@@ -20,7 +20,6 @@ import requests
 
 from local_runtime.sandbox.server import SandboxServer
 from paycore.channels.base import ChannelPaymentState, ChannelPaymentStatus
-from paycore.channels.sandbox import SandboxGateway
 from tests.functional.sandbox_support import (
     ACK,
     FAST_RETRIES,
@@ -32,6 +31,7 @@ from tests.functional.sandbox_support import (
     signed_call,
     wait_for,
 )
+from tests.support import sandbox_gateway
 
 # -- the three parties: the sandbox, the merchant's server and the merchant's callback -------
 
@@ -391,12 +391,12 @@ def test_the_notification_is_retried_until_acknowledged_and_the_adapter_accepts_
 ) -> None:
     receiver = receivers([(500, "oops"), (200, '{"code": "FAIL"}'), ACK])
     order = create_order(sandbox, notify_url=receiver.url)
-    gateway = SandboxGateway(sandbox.url, SECRET, timeout=2.0)
+    gateway = sandbox_gateway(sandbox.url, SECRET, timeout=2.0)
 
     requests.post(order["pay_url"], json={"action": "pay"}, timeout=5)
     wait_for(lambda: receiver.count() >= 3)
 
-    states = [gateway.verify_callback(r.headers, r.body) for r in receiver.received]
+    states = [gateway.parse_notification(r.body.encode(), r.headers) for r in receiver.received]
     assert all(isinstance(state, ChannelPaymentState) for state in states)
     assert {state.notification_id for state in states} == {states[0].notification_id}
     assert all(state.status is ChannelPaymentStatus.SUCCEEDED for state in states)
@@ -439,12 +439,14 @@ def test_a_decline_is_notified_as_a_failure(
 ) -> None:
     receiver = receivers([ACK])
     order = create_order(sandbox, notify_url=receiver.url)
-    gateway = SandboxGateway(sandbox.url, SECRET, timeout=2.0)
+    gateway = sandbox_gateway(sandbox.url, SECRET, timeout=2.0)
 
     requests.post(order["pay_url"], data={"action": "decline"}, timeout=5)
     wait_for(lambda: receiver.count() >= 1)
 
-    state = gateway.verify_callback(receiver.received[0].headers, receiver.received[0].body)
+    state = gateway.parse_notification(
+        receiver.received[0].body.encode(), receiver.received[0].headers
+    )
     assert isinstance(state, ChannelPaymentState)
     assert state.status is ChannelPaymentStatus.FAILED
     assert state.failure_code == "buyer_declined"

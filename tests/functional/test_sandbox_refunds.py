@@ -15,7 +15,6 @@ import requests
 
 from local_runtime.sandbox.server import SandboxServer
 from paycore.channels.base import ChannelRefundState, ChannelRefundStatus
-from paycore.channels.sandbox import SandboxGateway
 from tests.functional.sandbox_support import (
     ACK,
     DEAD_URL,
@@ -29,6 +28,7 @@ from tests.functional.sandbox_support import (
     signed_call,
     wait_for,
 )
+from tests.support import sandbox_gateway
 
 Receivers = Callable[[list[tuple[int, str]]], CallbackReceiver]
 REFUND_FIELDS = {
@@ -349,7 +349,7 @@ def test_refund_notifications_are_signed_retried_and_read_by_the_adapter(
     receiver = receivers([(500, "busy"), (200, "not json"), ACK])
     order = paid_order(sandbox)
     rfd = refund_no()
-    gateway = SandboxGateway(sandbox.url, SECRET, timeout=2.0)
+    gateway = sandbox_gateway(sandbox.url, SECRET, timeout=2.0)
 
     created = refund(
         sandbox, order["out_trade_no"], 300, out_refund_no=rfd, notify_url=receiver.url
@@ -362,7 +362,9 @@ def test_refund_notifications_are_signed_retried_and_read_by_the_adapter(
     assert len({b["notify_id"] for b in bodies}) == 1
     assert all(notification_is_signed(r) for r in receiver.received)
     assert (bodies[0]["refund_id"], bodies[0]["amount"]) == (created.json()["refund_id"], 300)
-    state = gateway.verify_callback(receiver.received[2].headers, receiver.received[2].body)
+    state = gateway.parse_notification(
+        receiver.received[2].body.encode(), receiver.received[2].headers
+    )
     assert state == ChannelRefundState(
         out_refund_no=rfd,
         out_trade_no=order["out_trade_no"],
@@ -413,8 +415,8 @@ def test_notify_switches_apply_to_refund_notifications(
     final, stale = reordered_to.received
     assert (final.json()["status"], stale.json()["status"]) == ("SUCCESS", "PROCESSING")
     assert stale.at - final.at >= 0.35
-    gateway = SandboxGateway(sandbox.url, SECRET, timeout=2.0)
-    stale_state = gateway.verify_callback(stale.headers, stale.body)
+    gateway = sandbox_gateway(sandbox.url, SECRET, timeout=2.0)
+    stale_state = gateway.parse_notification(stale.body.encode(), stale.headers)
     assert isinstance(stale_state, ChannelRefundState)
     assert stale_state.status is ChannelRefundStatus.PENDING
 

@@ -17,7 +17,6 @@ import requests
 
 from local_runtime.sandbox.server import SandboxServer
 from paycore.channels.base import ChannelPaymentState, ChannelPaymentStatus
-from paycore.channels.sandbox import SandboxGateway
 from tests.functional.sandbox_support import (
     ACK,
     FAST_RETRIES,
@@ -30,6 +29,7 @@ from tests.functional.sandbox_support import (
     signed_call,
     wait_for,
 )
+from tests.support import sandbox_gateway
 
 Receivers = Callable[..., CallbackReceiver]
 
@@ -221,7 +221,7 @@ def test_notify_reorder_sends_a_stale_waiting_notification_after_the_final_one(
     order = create_order(
         sandbox, notify_url=receiver.url, sandbox_behaviour={"notify_reorder": True}
     )
-    gateway = SandboxGateway(sandbox.url, SECRET, timeout=2.0)
+    gateway = sandbox_gateway(sandbox.url, SECRET, timeout=2.0)
 
     pay(order)
     wait_for(lambda: receiver.count() == 2)
@@ -232,7 +232,7 @@ def test_notify_reorder_sends_a_stale_waiting_notification_after_the_final_one(
     assert stale.json()["transaction_id"] is None
     assert stale.json()["notify_id"] != final.json()["notify_id"]
     assert 0.35 <= stale.at - final.at < 1.5
-    stale_state = gateway.verify_callback(stale.headers, stale.body)
+    stale_state = gateway.parse_notification(stale.body.encode(), stale.headers)
     assert isinstance(stale_state, ChannelPaymentState)
     assert stale_state.status is ChannelPaymentStatus.PENDING
     views = debug_view(sandbox, order["out_trade_no"])["notifications"]
@@ -460,8 +460,8 @@ def test_an_invalid_account_id_is_refused(sandbox: SandboxServer) -> None:
 
 
 def test_the_adapter_speaks_for_one_account(sandbox: SandboxServer) -> None:
-    in_b = SandboxGateway(f"{sandbox.url}/accounts/acct-b", SECRET, timeout=2.0, account_id="b")
-    default = SandboxGateway(sandbox.url, SECRET, timeout=2.0)
+    in_b = sandbox_gateway(f"{sandbox.url}/accounts/acct-b", SECRET, timeout=2.0, account_id="b")
+    default = sandbox_gateway(sandbox.url, SECRET, timeout=2.0)
     body = order_body()
     assert create(sandbox, body, "/accounts/acct-b").status_code == 201
 

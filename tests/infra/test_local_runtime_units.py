@@ -263,8 +263,71 @@ def test_channel_settings_of_the_profile_become_template_parameters() -> None:
     profile = LocalProfile.from_env(
         {"PAYCORE_CHANNEL_TIMEOUT_SECONDS": "1.5", "PAYCORE_CHANNEL_ACCOUNTS": accounts}
     )
-    overrides = profile.parameter_overrides("http://api", "http://sandbox")
+    overrides = profile.parameter_overrides("http://api")
 
     assert overrides["ChannelTimeoutSeconds"] == "1.5"
     assert overrides["ChannelAccounts"] == accounts
-    assert "ChannelAccounts" not in LocalProfile.from_env({}).parameter_overrides("a", "b")
+    assert "ChannelAccounts" not in LocalProfile.from_env({}).parameter_overrides("a")
+
+
+class _Service:
+    """A local channel service as a simulator will be: it lists its accounts."""
+
+    def __init__(self, *entries: dict[str, object]) -> None:
+        self.entries = list(entries)
+
+    def accounts(self) -> list[dict[str, object]]:
+        return self.entries
+
+
+def test_channel_services_fill_each_accounts_secret_without_account_and_channel() -> None:
+    import json
+
+    import boto3
+    from moto import mock_aws
+
+    from local_runtime.channel_services import fill_account_secrets
+
+    with mock_aws():
+        client = boto3.client("secretsmanager", region_name="us-east-1")
+        client.create_secret(Name="stack/channel-accounts/declared", SecretString="{}")
+        service = _Service(
+            {"account": "declared", "channel": "alipay", "app_id": "2021", "simulator": True},
+            {"account": "extra", "channel": "stripe", "secret_key": "sk_test", "simulator": True},
+        )
+
+        written = fill_account_secrets(
+            client, "stack/channel-accounts/", [service, _Service()], {"declared": "alipay"}
+        )
+
+        def value(account: str) -> object:
+            name = f"stack/channel-accounts/{account}"
+            return json.loads(client.get_secret_value(SecretId=name)["SecretString"])
+
+        assert written == ["declared", "extra"]
+        assert value("declared") == {"app_id": "2021", "simulator": True}
+        assert value("extra") == {"secret_key": "sk_test", "simulator": True}
+
+
+def test_the_sandbox_lists_the_routed_sandbox_accounts_with_its_secret() -> None:
+    from local_runtime.channel_services import SandboxAccounts
+    from local_runtime.sandbox.server import SandboxServer
+
+    server = SandboxServer("127.0.0.1", 0, "s3cret", notify_schedule=())
+    server.start()
+    try:
+        url = server.url
+        entries = SandboxAccounts(server, "s3cret", ["a", "b"]).accounts()
+    finally:
+        server.stop()
+
+    assert entries == [
+        {
+            "account": account,
+            "channel": "sandbox",
+            "base_url": f"{url}/accounts/{account}",
+            "secret": "s3cret",
+            "simulator": True,
+        }
+        for account in ("a", "b")
+    ]

@@ -7,7 +7,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from paycore.channels.routing import DEFAULT_ACCOUNT, accounts_of, candidates
+from paycore.channels.routing import accounts_of, candidates, find_account
 
 ACCOUNTS = json.dumps(
     [
@@ -37,9 +37,26 @@ def test_a_disabled_account_is_never_chosen() -> None:
     assert all("disabled" not in _ids(ACCOUNTS, c, a) for c in ("CNY", "USD") for a in (1, 10**6))
 
 
-def test_without_configuration_a_channel_has_one_default_account() -> None:
-    assert [account.id for account in accounts_of("", "sandbox")] == [DEFAULT_ACCOUNT]
-    assert _ids("", "JPY", 1) == [DEFAULT_ACCOUNT]
+def test_without_configuration_no_channel_has_an_account() -> None:
+    assert accounts_of("", "sandbox") == ()
+    assert _ids("", "JPY", 1) == []
+
+
+def test_only_usable_accounts_are_candidates_and_only_accepting_ones_are_asked() -> None:
+    asked: list[str] = []
+
+    def usable(account: object) -> bool:
+        asked.append(account.id)  # type: ignore[attr-defined]
+        return account.id != "cny-small"  # type: ignore[attr-defined]
+
+    assert [a.id for a in candidates(ACCOUNTS, "sandbox", "CNY", 6000, usable)] == ["any-large"]
+    assert asked == ["cny-small", "any-large"]
+
+
+def test_a_disabled_account_is_still_found_by_id_for_its_payments() -> None:
+    found = find_account(ACCOUNTS, "sandbox", "disabled")
+    assert found is not None and not found.enabled
+    assert find_account(ACCOUNTS, "alipay", "disabled") is None
 
 
 @pytest.mark.parametrize(

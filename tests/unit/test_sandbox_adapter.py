@@ -28,15 +28,18 @@ from paycore.channels.base import (
     ChannelRefundStatus,
     CreateChannelOrder,
     CreateChannelRefund,
+    NextActionType,
 )
-from paycore.channels.sandbox import (
-    SandboxGateway,
+from paycore.channels.sandbox.adapter import SandboxGateway, create_gateway
+from paycore.channels.sandbox.transformers import (
     SandboxRefundStatus,
     SandboxStatus,
     to_payment_status,
     to_refund_status,
 )
+from paycore.config import Settings
 from paycore.errors import CallbackRejected, ChannelRejected, ChannelUnavailable
+from tests.support import sandbox_gateway
 
 SECRET = "sandbox-secret-for-adapter-tests"
 DEAD_URL = "http://127.0.0.1:9/notify"  # nothing listens: notifications fail fast
@@ -52,7 +55,7 @@ def sandbox() -> Iterator[SandboxServer]:
 
 @pytest.fixture
 def gateway(sandbox: SandboxServer) -> SandboxGateway:
-    return SandboxGateway(sandbox.url, SECRET, timeout=2.0)
+    return sandbox_gateway(sandbox.url, SECRET, timeout=2.0)
 
 
 def order_request(**overrides: object) -> CreateChannelOrder:
@@ -84,8 +87,8 @@ def test_create_returns_the_channel_order_and_a_pay_url_on_the_sandbox(
 
     assert order.out_trade_no == request.out_trade_no
     assert order.channel_order_id.startswith("sbxo_")
-    assert order.redirect_url.startswith(f"{sandbox.url}/pay/")
-    assert requests.get(order.redirect_url, timeout=5).status_code == 200
+    assert order.next_action.url.startswith(f"{sandbox.url}/pay/")
+    assert requests.get(order.next_action.url, timeout=5).status_code == 200
 
 
 def test_create_replayed_with_the_same_amount_returns_the_same_order(
@@ -136,7 +139,7 @@ def test_create_with_invalid_parameters_is_rejected(
 
 
 def test_a_wrong_secret_is_rejected_by_the_sandbox(sandbox: SandboxServer) -> None:
-    impostor = SandboxGateway(sandbox.url, "not-the-secret", timeout=2.0)
+    impostor = sandbox_gateway(sandbox.url, "not-the-secret", timeout=2.0)
 
     with pytest.raises(ChannelRejected, match="SIGNATURE_INVALID"):
         impostor.create_order(order_request())
@@ -161,14 +164,14 @@ def test_query_of_a_new_order_is_pending(gateway: SandboxGateway) -> None:
         amount=1234,
         currency="CNY",
         channel_order_id=created.channel_order_id,
-        redirect_url=created.redirect_url,
+        next_action=created.next_action,
     )
 
 
 def test_query_of_a_paid_order_is_succeeded_with_the_transaction(gateway: SandboxGateway) -> None:
     request = order_request()
     order = gateway.create_order(request)
-    assert buyer_chooses(order.redirect_url, "pay").json()["status"] == "SUCCESS"
+    assert buyer_chooses(order.next_action.url, "pay").json()["status"] == "SUCCESS"
 
     state = gateway.query_order(request.out_trade_no)
 
@@ -182,7 +185,7 @@ def test_query_of_a_paid_order_is_succeeded_with_the_transaction(gateway: Sandbo
 def test_query_of_a_declined_order_is_failed_with_the_reason(gateway: SandboxGateway) -> None:
     request = order_request()
     order = gateway.create_order(request)
-    buyer_chooses(order.redirect_url, "decline")
+    buyer_chooses(order.next_action.url, "decline")
 
     state = gateway.query_order(request.out_trade_no)
 
@@ -234,13 +237,13 @@ def test_closing_an_unpaid_order_closes_it_and_closing_again_is_harmless(
     again = gateway.close_order(request.out_trade_no)
 
     assert first.status is again.status is ChannelPaymentStatus.CLOSED
-    assert buyer_chooses(order.redirect_url, "pay").json()["code"] == "ORDER_CLOSED"
+    assert buyer_chooses(order.next_action.url, "pay").json()["code"] == "ORDER_CLOSED"
 
 
 def test_closing_a_paid_order_reports_the_success_instead(gateway: SandboxGateway) -> None:
     request = order_request()
     order = gateway.create_order(request)
-    buyer_chooses(order.redirect_url, "pay")
+    buyer_chooses(order.next_action.url, "pay")
 
     state = gateway.close_order(request.out_trade_no)
 
@@ -318,7 +321,7 @@ def test_answers_that_leave_the_outcome_unknown_are_unavailable(
 ) -> None:
     channel = MisbehavingChannel(status, body)
     misbehaving.append(channel)
-    gateway = SandboxGateway(channel.url, SECRET, timeout=2.0)
+    gateway = sandbox_gateway(channel.url, SECRET, timeout=2.0)
 
     with pytest.raises(ChannelUnavailable):
         gateway.create_order(order_request())
@@ -331,7 +334,7 @@ def test_a_channel_slower_than_the_timeout_is_unavailable(
 ) -> None:
     channel = MisbehavingChannel(200, "{}", delay=1.0)
     misbehaving.append(channel)
-    gateway = SandboxGateway(channel.url, SECRET, timeout=0.2)
+    gateway = sandbox_gateway(channel.url, SECRET, timeout=0.2)
 
     started = time.monotonic()
     with pytest.raises(ChannelUnavailable, match="timed out"):
@@ -343,7 +346,7 @@ def test_a_channel_that_refuses_connections_is_unavailable() -> None:
     with socket.socket() as probe:  # a port that was free a moment ago and is closed now
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    gateway = SandboxGateway(f"http://127.0.0.1:{port}", SECRET, timeout=1.0)
+    gateway = sandbox_gateway(f"http://127.0.0.1:{port}", SECRET, timeout=1.0)
 
     with pytest.raises(ChannelUnavailable):
         gateway.create_order(order_request())
@@ -363,7 +366,7 @@ def test_an_answer_about_another_order_is_unavailable(
     }
     channel = MisbehavingChannel(200, json.dumps(other))
     misbehaving.append(channel)
-    gateway = SandboxGateway(channel.url, SECRET, timeout=2.0)
+    gateway = sandbox_gateway(channel.url, SECRET, timeout=2.0)
 
     with pytest.raises(ChannelUnavailable, match="another order"):
         gateway.query_order("pay_mine")
@@ -372,7 +375,7 @@ def test_an_answer_about_another_order_is_unavailable(
 @pytest.mark.parametrize("base_url", ["ftp://example.com", "example.com", "file:///etc/passwd"])
 def test_only_http_base_urls_are_accepted(base_url: str) -> None:
     with pytest.raises(ValueError, match="http"):
-        SandboxGateway(base_url, SECRET)
+        sandbox_gateway(base_url, SECRET)
 
 
 # -- notifications ----------------------------------------------------------------------------
@@ -408,7 +411,7 @@ def signed(body: str, *, secret: str = SECRET, at: float | None = None) -> dict[
 def test_a_signed_notification_is_read_into_the_payment_state(gateway: SandboxGateway) -> None:
     body = notification()
 
-    state = gateway.verify_callback(signed(body), body)
+    state = gateway.parse_notification(body.encode(), signed(body))
 
     assert state == ChannelPaymentState(
         out_trade_no="pay_1",
@@ -425,14 +428,16 @@ def test_notification_header_names_are_case_insensitive(gateway: SandboxGateway)
     body = notification()
     headers = {name.lower(): value for name, value in signed(body).items()}
 
-    assert gateway.verify_callback(headers, body).status is ChannelPaymentStatus.SUCCEEDED
+    assert (
+        gateway.parse_notification(body.encode(), headers).status is ChannelPaymentStatus.SUCCEEDED
+    )
 
 
 def test_a_notification_from_six_minutes_ago_is_stale(gateway: SandboxGateway) -> None:
     body = notification()
 
     with pytest.raises(CallbackRejected, match="stale"):
-        gateway.verify_callback(signed(body, at=time.time() - 301), body)
+        gateway.parse_notification(body.encode(), signed(body, at=time.time() - 301))
 
 
 @pytest.mark.parametrize(
@@ -448,21 +453,21 @@ def test_an_unsigned_notification_is_rejected(
     gateway: SandboxGateway, headers: dict[str, str]
 ) -> None:
     with pytest.raises(CallbackRejected, match="unsigned"):
-        gateway.verify_callback(headers, notification())
+        gateway.parse_notification(notification().encode(), headers)
 
 
 def test_a_notification_signed_with_another_secret_is_forged(gateway: SandboxGateway) -> None:
     body = notification()
 
     with pytest.raises(CallbackRejected, match="signature"):
-        gateway.verify_callback(signed(body, secret="attacker"), body)
+        gateway.parse_notification(body.encode(), signed(body, secret="attacker"))
 
 
 def test_a_tampered_notification_body_is_rejected(gateway: SandboxGateway) -> None:
     headers = signed(notification(amount=1))
 
     with pytest.raises(CallbackRejected, match="signature"):
-        gateway.verify_callback(headers, notification(amount=1_000_000))
+        gateway.parse_notification(notification(amount=1_000_000).encode(), headers)
 
 
 @pytest.mark.parametrize("timestamp", ["soon", "12.5", "-5", "١٢٣"])
@@ -473,7 +478,7 @@ def test_a_notification_with_a_garbled_timestamp_is_rejected(
     headers = {**signed(body), "Sandbox-Timestamp": timestamp}
 
     with pytest.raises(CallbackRejected):
-        gateway.verify_callback(headers, body)
+        gateway.parse_notification(body.encode(), headers)
 
 
 @pytest.mark.parametrize(
@@ -493,7 +498,7 @@ def test_a_correctly_signed_but_malformed_notification_is_rejected(
     gateway: SandboxGateway, body: str
 ) -> None:
     with pytest.raises(CallbackRejected, match="malformed"):
-        gateway.verify_callback(signed(body), body)
+        gateway.parse_notification(body.encode(), signed(body))
 
 
 def test_a_non_ascii_signature_is_rejected_not_crashed_on(gateway: SandboxGateway) -> None:
@@ -501,11 +506,11 @@ def test_a_non_ascii_signature_is_rejected_not_crashed_on(gateway: SandboxGatewa
     headers = {**signed(body), "Sandbox-Signature": "é" * 64}
 
     with pytest.raises(CallbackRejected, match="signature"):
-        gateway.verify_callback(headers, body)
+        gateway.parse_notification(body.encode(), headers)
 
 
 def test_the_acknowledgement_is_what_the_sandbox_waits_for(gateway: SandboxGateway) -> None:
-    ack = gateway.callback_ack()
+    ack = gateway.acknowledge()
 
     assert ack.status_code == 200
     assert json.loads(ack.body) == {"code": "SUCCESS"}
@@ -526,8 +531,8 @@ def wait_for(condition: object, timeout: float = 5.0) -> None:
 
 
 def test_a_gateway_speaks_for_its_account_only(sandbox: SandboxServer) -> None:
-    in_b = SandboxGateway(f"{sandbox.url}/accounts/acct-b", SECRET, timeout=2.0, account_id="b")
-    default = SandboxGateway(sandbox.url, SECRET, timeout=2.0)
+    in_b = sandbox_gateway(f"{sandbox.url}/accounts/acct-b", SECRET, timeout=2.0, account_id="b")
+    default = sandbox_gateway(sandbox.url, SECRET, timeout=2.0)
     request = order_request()
 
     order = in_b.create_order(request)
@@ -539,20 +544,26 @@ def test_a_gateway_speaks_for_its_account_only(sandbox: SandboxServer) -> None:
     assert "account_id='b'" in repr(in_b)
 
 
-def test_the_positional_constructor_still_works(sandbox: SandboxServer) -> None:
-    gateway = SandboxGateway(sandbox.url, SECRET, 2.0)
+def test_the_registry_factory_builds_a_gateway_from_the_accounts_credentials(
+    sandbox: SandboxServer,
+) -> None:
+    credentials = {"base_url": f"{sandbox.url}/accounts/acct-f/", "secret": SECRET}
 
-    assert gateway.account_id == "default"
-    assert gateway.name == "sandbox"
+    gateway = create_gateway("acct-f", credentials, Settings())
+
+    assert (gateway.name, gateway.account_id, gateway.simulator) == ("sandbox", "acct-f", True)
+    assert gateway.next_action_type is NextActionType.REDIRECT
+    assert gateway.create_order(order_request()).next_action.type is NextActionType.REDIRECT
+    assert SECRET not in repr(gateway)
 
 
-def test_create_passes_the_sandbox_behaviour_option(
+def test_create_passes_simulate_as_the_sandbox_behaviour(
     gateway: SandboxGateway, sandbox: SandboxServer
 ) -> None:
-    request = order_request(options={"sandbox_behaviour": {"decline": True}})
+    request = order_request(simulate={"decline": True})
 
     order = gateway.create_order(request)
-    buyer_chooses(order.redirect_url, "pay")
+    buyer_chooses(order.next_action.url, "pay")
 
     state = gateway.query_order(request.out_trade_no)
     assert state.status is ChannelPaymentStatus.FAILED
@@ -563,10 +574,10 @@ def test_create_passes_the_sandbox_behaviour_option(
     assert shown == {"decline": True}
 
 
-def test_create_without_options_sends_no_behaviour(
+def test_create_without_simulate_sends_no_behaviour(
     gateway: SandboxGateway, sandbox: SandboxServer
 ) -> None:
-    request = order_request(options={"something_else": 1})
+    request = order_request()
 
     gateway.create_order(request)
 
@@ -577,7 +588,7 @@ def test_create_without_options_sends_no_behaviour(
 
 
 def test_an_unknown_sandbox_switch_is_rejected(gateway: SandboxGateway) -> None:
-    request = order_request(options={"sandbox_behaviour": {"explode": True}})
+    request = order_request(simulate={"explode": True})
 
     with pytest.raises(ChannelRejected, match="INVALID_PARAMETER"):
         gateway.create_order(request)
@@ -587,12 +598,12 @@ def test_query_and_close_answers_carry_the_pay_link(gateway: SandboxGateway) -> 
     request = order_request()
     order = gateway.create_order(request)
 
-    assert gateway.query_order(request.out_trade_no).redirect_url == order.redirect_url
-    assert gateway.close_order(request.out_trade_no).redirect_url == order.redirect_url
+    assert gateway.query_order(request.out_trade_no).next_action.url == order.next_action.url
+    assert gateway.close_order(request.out_trade_no).next_action.url == order.next_action.url
 
 
 def test_a_create_error_is_unavailable_and_a_retry_creates(gateway: SandboxGateway) -> None:
-    request = order_request(options={"sandbox_behaviour": {"create_error": {"times": 1}}})
+    request = order_request(simulate={"create_error": {"times": 1}})
 
     with pytest.raises(ChannelUnavailable, match="503"):
         gateway.create_order(request)
@@ -601,20 +612,20 @@ def test_a_create_error_is_unavailable_and_a_retry_creates(gateway: SandboxGatew
 
 
 def test_a_timed_out_create_can_be_adopted_from_the_query(sandbox: SandboxServer) -> None:
-    impatient = SandboxGateway(sandbox.url, SECRET, timeout=0.3)
-    request = order_request(
-        options={"sandbox_behaviour": {"create_timeout": {"times": 1, "seconds": 1.0}}}
-    )
+    impatient = sandbox_gateway(sandbox.url, SECRET, timeout=0.3)
+    request = order_request(simulate={"create_timeout": {"times": 1, "seconds": 1.0}})
 
     with pytest.raises(ChannelUnavailable, match="timed out"):
         impatient.create_order(request)
     state = impatient.query_order(request.out_trade_no)
 
     assert state.status is ChannelPaymentStatus.PENDING
-    assert state.redirect_url is not None
-    assert state.redirect_url.startswith(f"{sandbox.url}/pay/")
-    assert buyer_chooses(state.redirect_url, "pay").json()["status"] == "SUCCESS"
-    assert impatient.create_order(request).redirect_url == state.redirect_url  # call 2: prompt
+    assert state.next_action.url is not None
+    assert state.next_action.url.startswith(f"{sandbox.url}/pay/")
+    assert buyer_chooses(state.next_action.url, "pay").json()["status"] == "SUCCESS"
+    assert (
+        impatient.create_order(request).next_action.url == state.next_action.url
+    )  # call 2: prompt
 
 
 # -- refunds -----------------------------------------------------------------------------------
@@ -623,7 +634,7 @@ def test_a_timed_out_create_can_be_adopted_from_the_query(sandbox: SandboxServer
 def paid(gateway: SandboxGateway, **overrides: object) -> CreateChannelOrder:
     request = order_request(**overrides)
     order = gateway.create_order(request)
-    assert buyer_chooses(order.redirect_url, "pay").json()["status"] == "SUCCESS"
+    assert buyer_chooses(order.next_action.url, "pay").json()["status"] == "SUCCESS"
     return request
 
 
@@ -694,7 +705,7 @@ def test_query_of_an_unknown_refund_is_not_found(gateway: SandboxGateway) -> Non
 
 
 def test_a_refund_the_channel_fails_is_failed_with_our_code(gateway: SandboxGateway) -> None:
-    order = paid(gateway, options={"sandbox_behaviour": {"refund_fail": True}})
+    order = paid(gateway, simulate={"refund_fail": True})
 
     state = gateway.refund(refund_request(order, 100))
 
@@ -704,7 +715,7 @@ def test_a_refund_the_channel_fails_is_failed_with_our_code(gateway: SandboxGate
 
 
 def test_a_delayed_refund_is_pending_then_succeeded(gateway: SandboxGateway) -> None:
-    order = paid(gateway, options={"sandbox_behaviour": {"refund_delay_seconds": 0.2}})
+    order = paid(gateway, simulate={"refund_delay_seconds": 0.2})
     request = refund_request(order, 100)
 
     assert gateway.refund(request).status is ChannelRefundStatus.PENDING
@@ -717,7 +728,7 @@ def test_a_delayed_refund_is_pending_then_succeeded(gateway: SandboxGateway) -> 
 
 
 def test_a_refund_error_is_unavailable_and_a_retry_refunds_once(gateway: SandboxGateway) -> None:
-    order = paid(gateway, options={"sandbox_behaviour": {"refund_error": {"times": 1}}})
+    order = paid(gateway, simulate={"refund_error": {"times": 1}})
     request = refund_request(order, 100)
 
     with pytest.raises(ChannelUnavailable, match="503"):
@@ -779,7 +790,7 @@ def test_refund_answers_that_leave_the_outcome_unknown_are_unavailable(
 ) -> None:
     channel = MisbehavingChannel(status, body)
     misbehaving.append(channel)
-    gateway = SandboxGateway(channel.url, SECRET, timeout=2.0)
+    gateway = sandbox_gateway(channel.url, SECRET, timeout=2.0)
     request = CreateChannelRefund("pay_1", "rfd_1", 100, "CNY", DEAD_URL)
 
     with pytest.raises(ChannelUnavailable):
@@ -791,7 +802,7 @@ def test_refund_answers_that_leave_the_outcome_unknown_are_unavailable(
 def test_a_well_formed_refund_answer_is_read(misbehaving: list[MisbehavingChannel]) -> None:
     channel = MisbehavingChannel(200, json.dumps(REFUND_ANSWER))
     misbehaving.append(channel)
-    gateway = SandboxGateway(channel.url, SECRET, timeout=2.0)
+    gateway = sandbox_gateway(channel.url, SECRET, timeout=2.0)
 
     state = gateway.query_refund("pay_1", "rfd_1")
 
@@ -826,7 +837,7 @@ def test_a_signed_refund_notification_is_read_into_the_refund_state(
 ) -> None:
     body = refund_notification()
 
-    state = gateway.verify_callback(signed(body), body)
+    state = gateway.parse_notification(body.encode(), signed(body))
 
     assert state == ChannelRefundState(
         out_refund_no="rfd_1",
@@ -853,7 +864,7 @@ def test_refund_notifications_of_each_status_are_read(
         failure_message="The channel rejected the refund." if failed else None,
     )
 
-    state = gateway.verify_callback(signed(body), body)
+    state = gateway.parse_notification(body.encode(), signed(body))
 
     assert isinstance(state, ChannelRefundState)
     assert state.status is ours
@@ -863,7 +874,7 @@ def test_refund_notifications_of_each_status_are_read(
 def test_an_unknown_refund_failure_code_is_kept_in_the_message(gateway: SandboxGateway) -> None:
     body = refund_notification(status="FAILED", failure_code="BANK_CLOSED", failure_message="no")
 
-    state = gateway.verify_callback(signed(body), body)
+    state = gateway.parse_notification(body.encode(), signed(body))
 
     assert isinstance(state, ChannelRefundState)
     assert state.failure_code == "refund_failed"
@@ -887,11 +898,58 @@ def test_a_correctly_signed_but_malformed_refund_notification_is_rejected(
     gateway: SandboxGateway, body: str
 ) -> None:
     with pytest.raises(CallbackRejected, match="malformed"):
-        gateway.verify_callback(signed(body), body)
+        gateway.parse_notification(body.encode(), signed(body))
 
 
 def test_a_forged_refund_notification_is_rejected(gateway: SandboxGateway) -> None:
     body = refund_notification()
 
     with pytest.raises(CallbackRejected, match="signature"):
-        gateway.verify_callback(signed(body, secret="attacker"), body)
+        gateway.parse_notification(body.encode(), signed(body, secret="attacker"))
+
+
+# -- statements --------------------------------------------------------------------------------
+
+
+def test_the_statement_of_today_lists_the_payments_and_refunds(sandbox: SandboxServer) -> None:
+    gateway = sandbox_gateway(f"{sandbox.url}/accounts/statements", SECRET)
+    order = paid(gateway)
+    refunded = gateway.refund(refund_request(order, 234))
+    skewed = paid(gateway, simulate={"statement_amount_delta": -34})
+    today = datetime.now(UTC).date()
+
+    statement = gateway.fetch_statement(today)
+
+    assert statement.day == today
+    assert statement.content_type == "text/csv"
+    assert statement.filename == f"sandbox-statements-{today.isoformat()}.csv"
+    assert statement.content.startswith(b"kind,reference,")
+    lines = {(line.kind.value, line.reference): line for line in statement.lines}
+    payment = lines[("payment", order.out_trade_no)]
+    assert (payment.amount, payment.currency, payment.fee) == (1234, "CNY", 0)
+    assert payment.status is ChannelPaymentStatus.SUCCEEDED
+    assert payment.channel_transaction_id.startswith("sbxt_")
+    refund_line = lines[("refund", refunded.out_refund_no)]
+    assert refund_line.amount == 234
+    assert refund_line.channel_transaction_id == refunded.channel_refund_id
+    assert refund_line.status is ChannelRefundStatus.SUCCEEDED
+    assert lines[("payment", skewed.out_trade_no)].amount == 1200
+
+
+def test_a_statement_for_a_future_day_is_refused(gateway: SandboxGateway) -> None:
+    with pytest.raises(ChannelRejected, match="INVALID_PARAMETER"):
+        gateway.fetch_statement(datetime.now(UTC).date() + timedelta(days=2))
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [(200, "<html>not a statement</html>"), (503, "down"), (200, "kind,reference\r\n")],
+)
+def test_a_statement_answer_we_cannot_read_is_unavailable(
+    misbehaving: list[MisbehavingChannel], status: int, body: str
+) -> None:
+    channel = MisbehavingChannel(status, body)
+    misbehaving.append(channel)
+
+    with pytest.raises(ChannelUnavailable):
+        sandbox_gateway(channel.url, SECRET).fetch_statement(datetime.now(UTC).date())

@@ -22,8 +22,7 @@ _NAMES = (
     "PAYMENT_STATE_MACHINE_ARN",
     "REFUND_STATE_MACHINE_ARN",
     "ADMIN_TOKEN_SECRET_ID",
-    "SANDBOX_CHANNEL_URL",
-    "SANDBOX_CHANNEL_SECRET_ID",
+    "CHANNEL_SECRET_PREFIX",
     "PUBLIC_API_URL",
     "CALLBACK_WAIT_SECONDS",
     "CHANNEL_QUERY_INTERVAL_SECONDS",
@@ -50,8 +49,6 @@ class Settings(BaseModel):
     payment_state_machine_arn: str = Field(default="", alias="PAYMENT_STATE_MACHINE_ARN")
     refund_state_machine_arn: str = Field(default="", alias="REFUND_STATE_MACHINE_ARN")
     admin_token_secret_id: str = Field(default="", alias="ADMIN_TOKEN_SECRET_ID")
-    sandbox_channel_url: str = Field(default="", alias="SANDBOX_CHANNEL_URL")
-    sandbox_channel_secret_id: str = Field(default="", alias="SANDBOX_CHANNEL_SECRET_ID")
     # Base URL channels call back; empty means "derive it from the incoming request".
     public_api_url: str = Field(default="", alias="PUBLIC_API_URL")
     # How long the state machine waits for a channel callback before it queries the channel.
@@ -76,8 +73,11 @@ class Settings(BaseModel):
     )
     idempotency_ttl_seconds: int = Field(default=86400, ge=86400, alias="IDEMPOTENCY_TTL_SECONDS")
     # The channel accounts payments are routed to, in priority order (JSON list; see
-    # paycore.channels.routing). Empty: one account per configured channel, named "default".
+    # paycore.channels.routing). Empty: no channel account, so no channel.
     channel_accounts: str = Field(default="", alias="CHANNEL_ACCOUNTS")
+    # Each account's credentials are the JSON of the secret named prefix + account id (see
+    # paycore.channels.accounts). Empty: no account has credentials.
+    channel_secret_prefix: str = Field(default="", alias="CHANNEL_SECRET_PREFIX")
     # Per HTTP request to a channel. A timeout only makes the outcome unknown, never wrong.
     channel_timeout_seconds: float = Field(default=5.0, gt=0, alias="CHANNEL_TIMEOUT_SECONDS")
 

@@ -32,9 +32,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from local_runtime.sandbox.models import SandboxBehaviour
 from local_runtime.sandbox.notifications import REORDER_GAP_SECONDS, Attempt, DeliveryState
 from local_runtime.sandbox.orders import rfc3339, utc_now
 from local_runtime.sandbox.scheduler import Scheduler
@@ -53,6 +52,24 @@ __all__ = [
     "NotificationDeliverer",
     "RequestBuilder",
 ]
+
+
+class NotificationSwitches(Protocol):
+    """The switches that shape a delivery (``Simulate`` has them, and so does the sandbox's
+    ``SandboxBehaviour``)."""
+
+    @property
+    def notify_delay_seconds(self) -> float | None: ...
+
+    @property
+    def notify_drop(self) -> bool: ...
+
+    @property
+    def notify_duplicate(self) -> int | None: ...
+
+    @property
+    def notify_reorder(self) -> bool: ...
+
 
 logger = logging.getLogger(__name__)
 
@@ -177,7 +194,7 @@ class NotificationDeliverer:
         url: str,
         build_request: RequestBuilder,
         is_ack: AckCheck,
-        switches: SandboxBehaviour,
+        switches: NotificationSwitches,
         *,
         stale_request: RequestBuilder | None = None,
         label: str = "",

@@ -1,8 +1,10 @@
 """``Simulate``: the misbehaviour switches of one simulated trade.
 
-Every switch of the sandbox channel (``SandboxBehaviour``, same names, types, ranges and
-meaning; see local_runtime/sandbox/README.md, "Misbehaviour switches") plus three statement
-switches that put a discrepancy into the trade's payment line of the daily statement:
+The switches paycore's API accepts on a channel instrument's ``simulate``
+(``paycore.channels.simulate.SimulateSwitches``: the sandbox's switches, same names, types,
+ranges and meaning, see local_runtime/sandbox/README.md, "Misbehaviour switches", plus three
+statement switches that put a discrepancy into the trade's payment line of the daily
+statement), so a switch the API accepts is one every simulator understands:
 
 - ``statement``: ``"omit"``: the line is missing (paycore has a success the channel lacks);
 - ``statement_amount_delta``: int, non-zero, at most 10**12 either way: the line's amount is
@@ -19,12 +21,10 @@ parameter error.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, ValidationError, field_validator
+from pydantic import ValidationError, field_validator
 
-from local_runtime.sandbox.currencies import MAX_AMOUNT
-from local_runtime.sandbox.models import CreateError, CreateTimeout, RefundError, SandboxBehaviour
+from paycore.channels.simulate import CreateError, CreateTimeout, RefundError, SimulateSwitches
 
 __all__ = [
     "CreateError",
@@ -36,15 +36,8 @@ __all__ = [
 ]
 
 
-class Simulate(SandboxBehaviour):
-    """The sandbox's switches plus the statement switches; all optional, strict, and unknown
-    switches refused (inherited from ``SandboxBehaviour``)."""
-
-    statement: Literal["omit"] | None = None
-    statement_amount_delta: Annotated[int, Field(ge=-MAX_AMOUNT, le=MAX_AMOUNT)] | None = None
-    statement_status: (
-        Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]{0,31}$")] | None
-    ) = None
+class Simulate(SimulateSwitches):
+    """The API's switches; all optional, strict, and unknown switches refused (inherited)."""
 
     @field_validator("statement_amount_delta")
     @classmethod

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -14,6 +14,7 @@ from pydantic import (
     model_validator,
 )
 
+from paycore.channels.simulate import SimulateSwitches
 from paycore.clock import parse_rfc3339, rfc3339
 from paycore.http_urls import check_http_url
 from paycore.money import MAX_AMOUNT, CurrencyCode
@@ -96,59 +97,32 @@ class CreateCouponRequest(BaseModel):
             raise ValueError("must be an RFC 3339 timestamp with a time zone") from exc
 
 
-class CreateError(BaseModel):
-    model_config = _STRICT
-
-    times: Annotated[int, Field(ge=1, le=100)] = 1
-    status: Literal[500, 502, 503] = 503
-    after_create: bool = False
-
-
-class CreateTimeout(BaseModel):
-    model_config = _STRICT
-
-    times: Annotated[int, Field(ge=1, le=100)] = 1
-    seconds: Annotated[float, Field(ge=0, le=60)] = 8.0
-
-
-class RefundError(BaseModel):
-    model_config = _STRICT
-
-    times: Annotated[int, Field(ge=1, le=100)] = 1
-
-
-class SandboxBehaviour(BaseModel):
-    """How the sandbox channel should misbehave for this payment (sandbox only; see
-    local_runtime/sandbox/README.md, "Misbehaviour switches")."""
-
-    model_config = _STRICT
-
-    decline: bool | None = None
-    notify_delay_seconds: Annotated[float, Field(ge=0, le=3600)] | None = None
-    notify_drop: bool | None = None
-    notify_duplicate: Annotated[int, Field(ge=2, le=5)] | None = None
-    notify_reorder: bool | None = None
-    query_only: bool | None = None
-    create_error: CreateError | None = None
-    create_timeout: CreateTimeout | None = None
-    refund_fail: bool | None = None
-    refund_delay_seconds: Annotated[float, Field(ge=0, le=3600)] | None = None
-    refund_error: RefundError | None = None
-    close_ignored: bool | None = None
-
-
 class ChannelInstrument(BaseModel):
+    """Pay (the rest) through a channel; routing picks one of its accounts. ``simulate`` makes
+    a local channel simulator misbehave on purpose (refused with 422 ``simulate_not_allowed``
+    when an account it may be routed to is a real one); ``sandbox_behaviour`` is the sandbox's
+    older name for it."""
+
     model_config = _STRICT
 
     type: Literal["channel"]
     channel: Annotated[str, StringConstraints(min_length=1, max_length=32)]
-    sandbox_behaviour: SandboxBehaviour | None = None
+    simulate: SimulateSwitches | None = None
+    sandbox_behaviour: SimulateSwitches | None = None
 
     @model_validator(mode="after")
-    def _behaviour_only_for_sandbox(self) -> ChannelInstrument:
-        if self.sandbox_behaviour is not None and self.channel != "sandbox":
-            raise ValueError("sandbox_behaviour is only accepted for the sandbox channel")
+    def _one_set_of_switches(self) -> ChannelInstrument:
+        if self.sandbox_behaviour is not None:
+            if self.channel != "sandbox":
+                raise ValueError("sandbox_behaviour is only accepted for the sandbox; use simulate")
+            if self.simulate is not None:
+                raise ValueError("give simulate or sandbox_behaviour, not both")
         return self
+
+    def switches(self) -> dict[str, Any] | None:
+        """The misbehaviour switches set, whichever name carried them."""
+        chosen = self.simulate if self.simulate is not None else self.sandbox_behaviour
+        return None if chosen is None else chosen.shown()
 
 
 class BalanceInstrument(BaseModel):

@@ -49,6 +49,7 @@ _TITLES = {
     404: "No such object (or it belongs to another merchant)",
     409: "The object's state does not allow it (now)",
     413: f"The body is larger than {MAX_BODY_BYTES} bytes",
+    431: "The request headers are too large",
     415: "The body is not application/json",
     422: "A field is invalid",
     429: "Too many requests: slow down and retry with the same Idempotency-Key",
@@ -211,40 +212,44 @@ def _schema_of(model: type[BaseModel], schemas: dict[str, Any]) -> dict[str, Any
 
 
 def _callback_paths() -> dict[str, Any]:
+    """The channel notification route (functions/channel_callback): strangers can reach it,
+    so every refusal is a 4xx and is listed here."""
+    path_parameter = {"in": "path", "required": True, "schema": {"type": "string", "maxLength": 64}}
     return {
-        "/callbacks/{channel}": {
+        "/callbacks/{channel}/{account}": {
             "post": {
-                "operationId": "post_channel_notification",
+                "operationId": "receiveChannelNotification",
                 "summary": "A channel's asynchronous notification (called by the channel)",
-                "description": "Verified with the channel's signature before anything is read; "
-                "answered with the channel's own acknowledgement. Not for merchants.",
+                "description": "Sizes are checked first, then the signature with that "
+                "account's keys, before anything is parsed; a genuine notification gets the "
+                "channel's own acknowledgement. Not for merchants.",
                 "tags": ["channels"],
                 "security": [],
                 "parameters": [
-                    {
-                        "name": "channel",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string", "maxLength": 32},
-                    }
+                    {"name": "channel", **path_parameter},
+                    {"name": "account", **path_parameter},
                 ],
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": {"type": "object"}}},
+                    "content": {
+                        "application/json": {"schema": {}},
+                        "application/x-www-form-urlencoded": {"schema": {}},
+                    },
                 },
                 "responses": {
                     "200": {
                         "description": "Accepted (the channel's acknowledgement)",
-                        "content": {JSON: {"schema": {"type": "object"}}},
+                        "content": {"*/*": {"schema": {}}},
                     },
+                    "204": {"description": "Accepted (WeChat Pay's acknowledgement)"},
                     **{
                         str(status): _problem(status, codes)
                         for status, codes in {
-                            400: ["malformed_request", "malformed_json"],
+                            400: ["malformed_body"],
                             401: ["callback_rejected"],
-                            404: ["channel_not_found", "refund_not_found"],
+                            404: ["callback_not_found", "channel_not_found", "refund_not_found"],
                             413: ["payload_too_large"],
-                            415: ["unsupported_media_type"],
+                            431: ["headers_too_large"],
                         }.items()
                     },
                 },

@@ -334,6 +334,20 @@ class EventList(Resource):
     has_more: bool
 
 
+class Channel(Resource):
+    """A channel a payment instrument can name, and what the buyer does there."""
+
+    object: Literal["channel"]
+    channel: str
+    next_action_type: Literal["redirect", "qr_code"]
+
+
+class ChannelList(Resource):
+    object: Literal["list"]
+    data: list[Channel]
+    has_more: bool
+
+
 class Health(Resource):
     status: Literal["ok"]
 

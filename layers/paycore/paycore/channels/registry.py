@@ -1,88 +1,226 @@
-"""Which channels this deployment offers, and the gateway of each, built from the settings.
+"""The channels paycore speaks, each a factory of gateways, and the accounts routing may use.
 
-A channel is offered only when it is configured: the sandbox needs ``SANDBOX_CHANNEL_URL``
-(empty in production disables it) and the shared secret named by
-``SANDBOX_CHANNEL_SECRET_ID``, read through ``paycore.dal.secrets`` (cached a few minutes, so a
-rotated secret is picked up without a redeploy). Gateways are cheap and built per call.
+``FACTORIES`` maps a channel name to ``factory(account_id, credentials, settings) ->
+ChannelGateway``. Each factory imports its adapter (``paycore.channels.<name>.adapter``) on
+first use, so a function never imports a channel's code or SDK it does not call: importing this
+module imports no adapter.
+
+An account is usable when its credentials secret is configured and its adapter accepts them
+(``paycore.channels.accounts``); only usable accounts are routed to, and a channel is offered
+when at least one of its accounts is usable. Gateways are cheap and built on demand from the
+cached credentials.
 """
 
 from __future__ import annotations
 
-from botocore.exceptions import BotoCoreError, ClientError
+import importlib
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from types import MappingProxyType
+from typing import Any
 
-from paycore.channels.base import ChannelGateway
-from paycore.channels.routing import DEFAULT_ACCOUNT, ChannelAccount, accounts_of, candidates
-from paycore.channels.sandbox import SandboxGateway
+from pydantic import ValidationError
+
+from paycore.channels.accounts import not_configured, read_credentials
+from paycore.channels.base import ChannelGateway, NextActionType
+from paycore.channels.routing import (
+    ChannelAccount,
+    accounts_of,
+    candidates,
+    find_account,
+    parse_accounts,
+)
 from paycore.config import Settings, get_settings
-from paycore.dal.secrets import get_secret
-from paycore.errors import ServiceUnavailable, ValidationFailed
+from paycore.errors import NotFound, ServiceUnavailable, ValidationFailed
 
-SANDBOX = "sandbox"
+logger = logging.getLogger(__name__)
+
+GatewayFactory = Callable[[str, Mapping[str, Any], Settings], ChannelGateway]
+
+
+def _adapter(module: str) -> GatewayFactory:
+    """A factory that imports ``module`` on its first call and uses its ``create_gateway``."""
+
+    def factory(
+        account_id: str, credentials: Mapping[str, Any], settings: Settings
+    ) -> ChannelGateway:
+        create: GatewayFactory = importlib.import_module(module).create_gateway
+        return create(account_id, credentials, settings)
+
+    return factory
+
+
+FACTORIES: Mapping[str, GatewayFactory] = MappingProxyType(
+    {
+        "sandbox": _adapter("paycore.channels.sandbox.adapter"),
+        "alipay": _adapter("paycore.channels.alipay.adapter"),
+        "wechatpay": _adapter("paycore.channels.wechatpay.adapter"),
+        "stripe": _adapter("paycore.channels.stripe.adapter"),
+    }
+)
+
+
+@dataclass(frozen=True)
+class ChannelOffer:
+    """A channel routing offers, as ``GET /v1/channels`` lists it."""
+
+    channel: str
+    next_action_type: NextActionType
+
+    def resource(self) -> dict[str, str]:
+        return {
+            "object": "channel",
+            "channel": self.channel,
+            "next_action_type": self.next_action_type.value,
+        }
+
+
+def gateway_for(account: ChannelAccount) -> ChannelGateway | None:
+    """The gateway of a configured account, None when it is not configured (said in a
+    warning). ``ServiceUnavailable`` when its credentials cannot be read now."""
+    if account.channel not in FACTORIES:
+        not_configured(account.id, f"paycore has no channel {account.channel!r}")
+        return None
+    credentials = read_credentials(account.id)
+    if credentials is None:
+        return None
+    text = json.dumps(credentials, sort_keys=True, separators=(",", ":"))
+    return _build(account.channel, account.id, text, get_settings())
+
+
+@lru_cache(maxsize=64)
+def _build(
+    channel: str, account_id: str, credentials: str, settings: Settings
+) -> ChannelGateway | None:
+    """One gateway per account, credentials and settings (a rotated secret builds anew); None,
+    said in a warning that quotes no value, when the adapter refuses the credentials."""
+    try:
+        return FACTORIES[channel](account_id, json.loads(credentials), settings)
+    except ValidationError as exc:
+        fields = ", ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or '(root)'}: {error['type']}"
+            for error in exc.errors(include_input=False, include_url=False)
+        )
+        not_configured(account_id, f"its credentials are not a {channel} account's ({fields})")
+    except ValueError as exc:  # e.g. a key that does not load; its message may quote it
+        not_configured(account_id, f"the {channel} adapter refused them ({type(exc).__name__})")
+    except ImportError as exc:
+        logger.error("the %s adapter cannot be imported: %s", channel, exc)
+        not_configured(account_id, f"this build has no working {channel} adapter")
+    return None
+
+
+def get_gateway(channel: str, account_id: str | None = None) -> ChannelGateway:
+    """The gateway of ``channel`` at ``account_id`` (at its first configured account when not
+    named). ``ValidationFailed`` (``unsupported_channel``) for a channel paycore does not
+    speak; ``ServiceUnavailable`` (``channel_account_not_configured``) when the account has no
+    usable credentials now: the caller retries later. An account no longer listed in
+    CHANNEL_ACCOUNTS still serves its payments (query, close, refund)."""
+    if channel not in FACTORIES:
+        raise _unsupported(channel)
+    raw = get_settings().channel_accounts
+    if account_id is None:
+        for account in accounts_of(raw, channel):
+            gateway = gateway_for(account)
+            if gateway is not None:
+                return gateway
+        raise _unsupported(channel)
+    account = find_account(raw, channel, account_id) or ChannelAccount(
+        id=account_id, channel=channel
+    )
+    gateway = gateway_for(account)
+    if gateway is None:
+        raise ServiceUnavailable(
+            f"{channel} account {account_id} is not configured",
+            code="channel_account_not_configured",
+        )
+    return gateway
+
+
+def callback_gateway(channel: str, account_id: str) -> ChannelGateway:
+    """The gateway that verifies a notification arriving at ``/callbacks/{channel}/{account}``:
+    the account must be one of ``channel``'s in CHANNEL_ACCOUNTS (enabled or not) and
+    configured, else ``NotFound`` (the route is as good as absent)."""
+    account = find_account(get_settings().channel_accounts, channel, account_id)
+    gateway = gateway_for(account) if account is not None else None
+    if gateway is None:
+        raise NotFound(
+            f"no configured {channel!r} account {account_id!r} takes notifications here",
+            code="callback_not_found",
+        )
+    return gateway
+
+
+def route(channel: str, currency: str, amount: int) -> list[str]:
+    """The ids of the usable accounts of ``channel`` that accept this payment, in the order
+    they are tried; ``ValidationFailed`` when none does (nothing can take the payment)."""
+    return [gateway.account_id for gateway in routed_gateways(channel, currency, amount)]
+
+
+def routed_gateways(channel: str, currency: str, amount: int) -> list[ChannelGateway]:
+    """``route``, with each account's gateway (e.g. to ask whether it is a simulator)."""
+    if channel not in FACTORIES:
+        raise _unsupported(channel)
+    gateways: dict[str, ChannelGateway] = {}
+
+    def usable(account: ChannelAccount) -> bool:
+        gateway = gateway_for(account)
+        if gateway is not None:
+            gateways[account.id] = gateway
+        return gateway is not None
+
+    routed = candidates(get_settings().channel_accounts, channel, currency, amount, usable)
+    if routed:
+        return [gateways[account.id] for account in routed]
+    if channel not in available_channels():
+        raise _unsupported(channel)
+    raise ValidationFailed(
+        f"no {channel} account takes {amount} {currency}",
+        code="no_channel_account",
+        param="instruments",
+    )
 
 
 def available_channels() -> list[str]:
-    """The channel names a payment instrument may use here."""
-    return [SANDBOX] if _sandbox_enabled(get_settings()) else []
+    """The channels with at least one usable, enabled account, in the order CHANNEL_ACCOUNTS
+    first names them."""
+    found: list[str] = []
+    for account in _listed_accounts():
+        if account.enabled and account.channel not in found and gateway_for(account):
+            found.append(account.channel)
+    return found
 
 
-def get_gateway(name: str, account_id: str | None = None) -> ChannelGateway:
-    """The gateway of channel ``name`` at one of its accounts (the first when not named);
-    ``ValidationFailed`` (code ``unsupported_channel``, param ``instruments``) for a channel
-    that does not exist or is not enabled."""
-    settings = get_settings()
-    match name:
-        case "sandbox" if _sandbox_enabled(settings):
-            return _sandbox_gateway(settings, _account(settings, name, account_id))
-        case _:
-            raise ValidationFailed(
-                f"channel {name!r} is not available; use one of {available_channels()}",
-                code="unsupported_channel",
-                param="instruments",
-            )
+def offered_channels(currency: str, amount: int) -> list[ChannelOffer]:
+    """The channels routing accepts for this currency and amount (at least one usable account
+    takes it), in the order CHANNEL_ACCOUNTS first names them."""
+    offers: dict[str, ChannelOffer] = {}
+    for account in _listed_accounts():
+        if account.channel in offers or not account.accepts(currency, amount):
+            continue
+        gateway = gateway_for(account)
+        if gateway is not None:
+            offers[account.channel] = ChannelOffer(account.channel, gateway.next_action_type)
+    return list(offers.values())
 
 
-def route(name: str, currency: str, amount: int) -> list[str]:
-    """The ids of the accounts of channel ``name`` that accept this payment, in the order
-    they are tried; ``ValidationFailed`` when none does (nothing can take the payment)."""
-    get_gateway(name)  # an unknown or disabled channel is refused first
-    accounts = candidates(get_settings().channel_accounts, name, currency, amount)
-    if not accounts:
-        raise ValidationFailed(
-            f"no {name} account takes {amount} {currency}",
-            code="no_channel_account",
-            param="instruments",
-        )
-    return [account.id for account in accounts]
+def clear_cache() -> None:
+    """Forget the built gateways (tests)."""
+    _build.cache_clear()
 
 
-def _account(settings: Settings, channel: str, account_id: str | None) -> ChannelAccount:
-    accounts = accounts_of(settings.channel_accounts, channel)
-    for account in accounts:
-        if account_id is None or account.id == account_id:
-            return account
-    # An account removed from the configuration still serves its payments (query, refund).
-    return ChannelAccount(id=account_id or DEFAULT_ACCOUNT, channel=channel)
+def _listed_accounts() -> list[ChannelAccount]:
+    """Every account of CHANNEL_ACCOUNTS whose channel paycore speaks, in priority order."""
+    accounts = parse_accounts(get_settings().channel_accounts)
+    return [account for account in accounts if account.channel in FACTORIES]
 
 
-def _sandbox_enabled(settings: Settings) -> bool:
-    return bool(settings.sandbox_channel_url)
-
-
-def _sandbox_gateway(settings: Settings, account: ChannelAccount) -> SandboxGateway:
-    if not settings.sandbox_channel_secret_id:
-        raise ServiceUnavailable(
-            "the sandbox channel is enabled but SANDBOX_CHANNEL_SECRET_ID is not set",
-            code="channel_misconfigured",
-        )
-    try:
-        secret = get_secret(settings.sandbox_channel_secret_id)
-    except (BotoCoreError, ClientError) as exc:
-        raise ServiceUnavailable(
-            "the sandbox channel's secret cannot be read", code="channel_secret_unavailable"
-        ) from exc
-    base_url = settings.sandbox_channel_url.rstrip("/")
-    if account.id != DEFAULT_ACCOUNT:
-        base_url = f"{base_url}/accounts/{account.id}"
-    return SandboxGateway(
-        base_url, secret, timeout=settings.channel_timeout_seconds, account_id=account.id
+def _unsupported(channel: str) -> ValidationFailed:
+    return ValidationFailed(
+        f"channel {channel!r} is not available; use one of {available_channels()}",
+        code="unsupported_channel",
+        param="instruments",
     )

@@ -8,20 +8,23 @@ for large amounts...). ``CHANNEL_ACCOUNTS`` lists them in priority order as JSON
      {"id": "sandbox-backup", "channel": "sandbox"}]
 
 ``currencies``, ``min_amount`` and ``max_amount`` are optional (null = no limit); ``enabled``
-defaults to true. ``candidates`` returns, in order, the accounts whose rules accept a payment;
-the payment tries them one after the other when creating the channel order fails with an
-error that proves nothing was created (failover). Without configuration every enabled channel
-has one account, ``default``.
+defaults to true. ``candidates`` returns, in order, the accounts whose rules accept a payment
+and that are usable (the registry passes "its credentials are configured"); the payment tries
+them one after the other when creating the channel order fails with an error that proves
+nothing was created (failover). Without configuration there is no account, hence no channel.
+
+To retire an account, disable it (``"enabled": false``) until its payments and refunds are
+final: a disabled account takes no new payment but is still queried, refunded and notified;
+an account removed from the list gets no notification any more (its callback route is 404).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
-
-DEFAULT_ACCOUNT = "default"
 
 
 class ChannelAccount(BaseModel):
@@ -59,13 +62,29 @@ def parse_accounts(raw: str) -> tuple[ChannelAccount, ...]:
 
 
 def accounts_of(raw: str, channel: str) -> tuple[ChannelAccount, ...]:
-    """Every account of ``channel`` in priority order (a default one when none is configured)."""
-    configured = tuple(account for account in parse_accounts(raw) if account.channel == channel)
-    if configured or any(account.channel == channel for account in parse_accounts(raw)):
-        return configured
-    return (ChannelAccount(id=DEFAULT_ACCOUNT, channel=channel),)
+    """Every account of ``channel`` in priority order, disabled ones included."""
+    return tuple(account for account in parse_accounts(raw) if account.channel == channel)
 
 
-def candidates(raw: str, channel: str, currency: str, amount: int) -> list[ChannelAccount]:
-    """The accounts that may take this payment, in the order they are tried."""
-    return [account for account in accounts_of(raw, channel) if account.accepts(currency, amount)]
+def find_account(raw: str, channel: str, account_id: str) -> ChannelAccount | None:
+    """The configured account ``account_id`` of ``channel``, if the list has it."""
+    for account in accounts_of(raw, channel):
+        if account.id == account_id:
+            return account
+    return None
+
+
+def candidates(
+    raw: str,
+    channel: str,
+    currency: str,
+    amount: int,
+    usable: Callable[[ChannelAccount], bool] = lambda account: True,
+) -> list[ChannelAccount]:
+    """The accounts that may take this payment, in the order they are tried. ``usable`` is
+    asked only about accounts whose rules accept the payment."""
+    return [
+        account
+        for account in accounts_of(raw, channel)
+        if account.accepts(currency, amount) and usable(account)
+    ]

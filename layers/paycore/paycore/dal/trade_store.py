@@ -383,8 +383,8 @@ class TradeStore:
     def _payment_values(self, payment: Payment) -> dict[str, Any]:
         values = asdict(payment)
         values["status"] = payment.status.value
-        # Channel options may hold fractions (a sandbox delay of 0.5 s); DynamoDB numbers
-        # here are money only, so these two travel as JSON text.
+        # The simulate switches may hold fractions (a delay of 0.5 s); DynamoDB numbers here
+        # are money only, so these two travel as JSON text.
         for name in _PAYMENT_JSON_FIELDS:
             values[name] = json.dumps(values[name], separators=(",", ":"))
         values.update(pk=_payment_pk(payment.id), sk="PAYMENT")
@@ -462,7 +462,7 @@ def _order(item: dict[str, Any]) -> Order:
     return Order(**values)
 
 
-_PAYMENT_JSON_FIELDS = ("instruments", "channel_options")
+_PAYMENT_JSON_FIELDS = ("instruments", "simulate")
 
 
 def _payment(item: dict[str, Any]) -> Payment:

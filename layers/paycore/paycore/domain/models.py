@@ -207,7 +207,8 @@ class Payment:
     balance_amount: int = 0  # frozen from the buyer's stored balance
     coupon_id: str | None = None
     coupon_amount: int = 0
-    channel_options: dict[str, Any] = field(default_factory=dict)  # e.g. sandbox_behaviour
+    # The misbehaviour switches for a local channel simulator (paycore.channels.simulate).
+    simulate: dict[str, Any] | None = None
     channel_account: str | None = None  # the routed account that holds the channel order
     channel_attempts: list[dict[str, Any]] = field(default_factory=list)
     callback_base_url: str | None = None  # where channels call back (late refunds need it)

@@ -1,40 +1,42 @@
-"""Channel notifications: verify, then resume the payment's waiting execution."""
+"""Channel notifications: verify with the account's keys, then resume the waiting execution."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 from paycore.channels.base import CallbackAck, ChannelRefundState
-from paycore.channels.registry import available_channels, get_gateway
+from paycore.channels.registry import callback_gateway
 from paycore.dal.trade_store import TradeStore
 from paycore.dal.workflow import resume_with_outcome
 from paycore.domain.status import PaymentStatus
-from paycore.errors import CallbackRejected, NotFound
+from paycore.errors import CallbackRejected
 from paycore.ids import has_prefix
 from paycore.services.orchestration import PENDING, outcome_from_channel, refund_late_payment
 from paycore.services.refunds import handle_refund_notification
 
 
 def handle_notification(
-    store: TradeStore, channel: str, headers: Mapping[str, str], body: str
+    store: TradeStore, channel: str, account_id: str, headers: Mapping[str, str], body: bytes
 ) -> tuple[CallbackAck, str | None]:
-    """Verify a notification and hand its outcome to the state machine.
+    """Verify a notification that arrived at ``/callbacks/{channel}/{account_id}`` with that
+    account's keys and hand its outcome to the state machine.
 
-    A forged, unsigned, stale (replayed) or foreign notification raises ``CallbackRejected``
-    and changes nothing. A genuine one is acknowledged even when the payment is already final
-    or no longer waiting (the status query settles it then): the channel must stop retrying.
-    Returns the channel's expected acknowledgement and the payment id.
+    An unknown channel or account is ``NotFound``. A forged, unsigned, stale (replayed) or
+    foreign notification (about a payment or refund of another channel or account) raises
+    ``CallbackRejected`` and changes nothing. A genuine one is acknowledged even when the
+    payment is already final or no longer waiting (the status query settles it then): the
+    channel must stop retrying. Returns the channel's own acknowledgement and the payment (or
+    refund) id.
     """
-    if channel not in available_channels():
-        raise NotFound(f"no channel {channel!r}", code="channel_not_found", param="channel")
-    gateway = get_gateway(channel)
-    state = gateway.verify_callback(headers, body)
+    gateway = callback_gateway(channel, account_id)
+    state = gateway.parse_notification(body, headers)
     if isinstance(state, ChannelRefundState):
-        return gateway.callback_ack(), handle_refund_notification(store, state, channel)
+        refund_id = handle_refund_notification(store, state, channel, account_id)
+        return gateway.acknowledge(), refund_id
     payment_id = state.out_trade_no
     payment = store.get_payment(payment_id) if has_prefix(payment_id, "pay") else None
-    if payment is None or payment.channel != channel:
-        raise CallbackRejected("the notification names no payment of this channel")
+    if payment is None or payment.channel != channel or payment.channel_account != account_id:
+        raise CallbackRejected("the notification names no payment of this channel account")
     outcome = outcome_from_channel(payment, state, "callback")
     if not payment.is_final:
         if outcome.status != PENDING:
@@ -44,4 +46,4 @@ def handle_notification(
     elif outcome.paid_amount is not None and payment.status is not PaymentStatus.SUCCEEDED:
         # The buyer paid after we gave up on the payment (closed, expired): refund it.
         refund_late_payment(store, payment, outcome)
-    return gateway.callback_ack(), payment.id
+    return gateway.acknowledge(), payment.id

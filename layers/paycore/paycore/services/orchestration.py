@@ -7,15 +7,19 @@ the payment, so a retried step finds its own earlier work instead of repeating i
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from paycore.channels.accounts import callback_url
 from paycore.channels.base import (
     ChannelGateway,
     ChannelPaymentState,
     ChannelPaymentStatus,
     CreateChannelOrder,
+    NextAction,
 )
 from paycore.channels.registry import get_gateway, route
 from paycore.clock import now, now_rfc3339, parse_rfc3339
@@ -32,6 +36,8 @@ from paycore.errors import (
 )
 from paycore.services import events
 from paycore.services.payments import settlement_items
+
+logger = logging.getLogger(__name__)
 
 SUCCEEDED = "succeeded"
 _SETTLE_ATTEMPTS = 5
@@ -144,18 +150,18 @@ class PaymentSteps:
             return {"payment_id": payment_id, "status": payment.status.value}
         order = self._order(payment.order_id)
         channel = str(payment.channel)
-        request = CreateChannelOrder(
-            out_trade_no=payment.id,
-            amount=payment.channel_amount,
-            currency=payment.currency,
-            subject=order.subject,
-            notify_url=f"{callback_base_url.rstrip('/')}/callbacks/{channel}",
-            expires_at=order.expires_at,
-            return_url=payment.return_url,
-            options=payment.channel_options,
-        )
         for account in self._accounts_to_try(payment):
             gateway = get_gateway(channel, account)
+            request = CreateChannelOrder(
+                out_trade_no=payment.id,
+                amount=payment.channel_amount,
+                currency=payment.currency,
+                subject=order.subject,
+                notify_url=callback_url(callback_base_url, channel, account),
+                expires_at=order.expires_at,
+                return_url=payment.return_url,
+                simulate=_switches_for(gateway, payment.simulate),
+            )
             try:
                 created = gateway.create_order(request)
             except ChannelRejected as exc:
@@ -173,7 +179,7 @@ class PaymentSteps:
                 payment.id,
                 account,
                 channel_order_id=created.channel_order_id,
-                redirect_url=created.redirect_url,
+                next_action=created.next_action,
                 result="created",
             )
         raise ChannelUnavailable(f"no {channel} account could create the order")
@@ -214,7 +220,7 @@ class PaymentSteps:
             payment_id,
             account,
             channel_order_id=state.channel_order_id,
-            redirect_url=state.redirect_url,
+            next_action=state.next_action,
             result="created_answer_lost",
             detail=detail,
         )
@@ -229,7 +235,7 @@ class PaymentSteps:
         account: str,
         *,
         channel_order_id: str | None,
-        redirect_url: str | None,
+        next_action: NextAction | None,
         result: str,
         detail: str | None = None,
     ) -> dict[str, Any]:
@@ -240,7 +246,7 @@ class PaymentSteps:
             detail,
             choose=True,
             channel_order_id=channel_order_id,
-            next_action={"type": "redirect", "url": redirect_url} if redirect_url else None,
+            next_action=next_action.resource() if next_action else None,
         )
         if payment.is_final:
             # Closed (or expired) while the create was in flight: the new channel order must
@@ -282,7 +288,7 @@ class PaymentSteps:
 
     def _close_after_final(self, payment: Payment) -> None:
         gateway = get_gateway(str(payment.channel), payment.channel_account)
-        state = gateway.close_order(payment.id)
+        state = gateway.close_order(payment.id, payment.channel_order_id)
         outcome = outcome_from_channel(payment, state, "close")
         if outcome.paid_amount is not None:
             refund_late_payment(self.store, payment, outcome)
@@ -298,14 +304,16 @@ class PaymentSteps:
         if payment.channel_account is None:
             return self._outcome_without_account(payment).as_dict()
         gateway = get_gateway(str(payment.channel), payment.channel_account)
-        outcome = outcome_from_channel(payment, gateway.query_order(payment.id), "query")
+        state = gateway.query_order(payment.id, payment.channel_order_id)
+        outcome = outcome_from_channel(payment, state, "query")
         if outcome.status == SUCCEEDED:
             return outcome.as_dict()
         order = self._order(payment.order_id)
         if parse_rfc3339(order.expires_at) > now():
             return outcome.as_dict()
         if outcome.status == PENDING:
-            outcome = outcome_from_channel(payment, gateway.close_order(payment.id), "close")
+            closed = gateway.close_order(payment.id, payment.channel_order_id)
+            outcome = outcome_from_channel(payment, closed, "close")
         if outcome.failure_code == "channel_order_closed":
             outcome = replace(
                 outcome,
@@ -423,7 +431,8 @@ class PaymentSteps:
         if payment.channel is not None:
             payment = self._wait_for_account(payment)
             gateway = get_gateway(str(payment.channel), payment.channel_account)
-            outcome = outcome_from_channel(payment, gateway.close_order(payment.id), "close")
+            state = gateway.close_order(payment.id, payment.channel_order_id)
+            outcome = outcome_from_channel(payment, state, "close")
             if outcome.status == SUCCEEDED:
                 # The buyer paid first: settle that, then the caller reads the order again
                 # (now paid: the close is refused with order_not_closable).
@@ -451,6 +460,20 @@ class PaymentSteps:
         if token is not None:  # let the waiting execution finish now
             resume_with_outcome(token, {"status": FAILED, "source": "close"})
         return replace(closed, version=order.version + 1)
+
+
+def _switches_for(
+    gateway: ChannelGateway, switches: Mapping[str, Any] | None
+) -> Mapping[str, Any] | None:
+    """The payment's misbehaviour switches, for a simulator account only: a real channel
+    account never receives them (the API refuses them up front; this guards an account that
+    stopped being a simulator while the payment was in flight)."""
+    if switches is None or gateway.simulator:
+        return switches
+    logger.warning(
+        "simulate dropped: %s account %s is not a simulator", gateway.name, gateway.account_id
+    )
+    return None
 
 
 def republish(store: TradeStore, payment: Payment) -> None:

@@ -12,7 +12,7 @@ from paycore.api.models import (
     CouponInstrument,
     CreatePaymentRequest,
 )
-from paycore.channels.registry import route
+from paycore.channels.registry import routed_gateways
 from paycore.clock import now, now_rfc3339, parse_rfc3339
 from paycore.config import get_settings
 from paycore.dal import instruments
@@ -95,7 +95,7 @@ def _plan(store: TradeStore, order: Order, request: CreatePaymentRequest) -> _Pl
             param="instruments",
         )
     if channel is not None:
-        route(channel.channel, order.currency, rest)  # refuses before any write
+        _check_routable(channel, order.currency, rest)  # refuses before any write
     return _Plan(coupon.coupon_id if coupon else None, coupon_amount, balance_amount, channel, rest)
 
 
@@ -136,7 +136,7 @@ def start_payment(
         balance_amount=plan.balance_amount,
         coupon_id=plan.coupon_id,
         coupon_amount=plan.coupon_amount,
-        channel_options=_channel_options(plan.channel),
+        simulate=plan.channel.switches() if plan.channel else None,
         callback_base_url=callback_base_url,
     )
     paying = order.start_paying(payment.id, at)
@@ -250,21 +250,30 @@ def _instruments(plan: _Plan) -> list[dict[str, Any]]:
     if plan.balance_amount:
         shown.append({"type": "balance", "amount": plan.balance_amount})
     if plan.channel is not None:
-        shown.append(
-            {
-                "type": "channel",
-                "channel": plan.channel.channel,
-                "amount": plan.channel_amount,
-                **_channel_options(plan.channel),
-            }
-        )
+        channel: dict[str, Any] = {
+            "type": "channel",
+            "channel": plan.channel.channel,
+            "amount": plan.channel_amount,
+        }
+        switches = plan.channel.switches()
+        if switches is not None:
+            channel["simulate"] = switches
+        shown.append(channel)
     return shown
 
 
-def _channel_options(channel: ChannelInstrument | None) -> dict[str, Any]:
-    if channel is None or channel.sandbox_behaviour is None:
-        return {}
-    return {"sandbox_behaviour": channel.sandbox_behaviour.model_dump(exclude_none=True)}
+def _check_routable(channel: ChannelInstrument, currency: str, amount: int) -> None:
+    """Some configured account of the channel takes this payment (else 422), and, when the
+    instrument carries ``simulate``, every account it may be routed to is a local simulator:
+    misbehaviour switches never reach a real channel."""
+    gateways = routed_gateways(channel.channel, currency, amount)
+    if channel.switches() is not None and not all(gateway.simulator for gateway in gateways):
+        raise ValidationFailed(
+            f"simulate is only for local channel simulators, and a {channel.channel} account "
+            "this payment may be routed to is a real one",
+            code="simulate_not_allowed",
+            param="instruments",
+        )
 
 
 def _await_next_action(store: TradeStore, payment: Payment, wait_seconds: float) -> Payment:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from paycore.api.models import CreateRefundRequest
+from paycore.channels.accounts import callback_url
 from paycore.channels.base import (
     ChannelGateway,
     ChannelRefundState,
@@ -283,11 +284,14 @@ def start_late_payment_refund(
 
 
 def handle_refund_notification(
-    store: TradeStore, state: ChannelRefundState, channel: str | None = None
+    store: TradeStore,
+    state: ChannelRefundState,
+    channel: str | None = None,
+    account_id: str | None = None,
 ) -> str:
     """Hand a verified refund notification's outcome to the waiting refund execution.
 
-    A notification about no refund of ours (or of another channel) raises
+    A notification about no refund of ours (or of another channel or account) raises
     ``CallbackRejected``; a genuine one is acknowledged even when the refund is already final
     or no longer waiting (the status query settles it then). Returns the refund id."""
     refunds = RefundStore.of(store)
@@ -297,8 +301,9 @@ def handle_refund_notification(
         refund is None
         or refund.payment_id != state.out_trade_no
         or (channel is not None and refund.channel != channel)
+        or (account_id is not None and refund.channel_account not in (None, account_id))
     ):
-        raise CallbackRejected("the notification names no refund of this channel")
+        raise CallbackRejected("the notification names no refund of this channel account")
     if not refund.is_final:
         outcome = outcome_from_refund_state(state, "callback")
         if outcome.status != PENDING:
@@ -334,7 +339,8 @@ class RefundSteps:
         if refund.is_final:
             resume_with_outcome(task_token, {"status": refund.status.value, "source": "replay"})
             return {"refund_id": refund_id, "status": refund.status.value}
-        state = _gateway(refund).refund(_channel_refund(refund, callback_base_url))
+        gateway = _gateway(refund)
+        state = gateway.refund(_channel_refund(self.store, gateway, refund, callback_base_url))
         outcome = outcome_from_refund_state(state, "request")
         if outcome.status != PENDING:
             resume_with_outcome(task_token, outcome.as_dict())
@@ -350,7 +356,8 @@ class RefundSteps:
         state = gateway.query_refund(refund.payment_id, refund.id)
         if state.status is ChannelRefundStatus.NOT_FOUND:
             try:
-                state = gateway.refund(_channel_refund(refund, callback_base_url))
+                request = _channel_refund(self.store, gateway, refund, callback_base_url)
+                state = gateway.refund(request)
             except ChannelRejected as exc:
                 return RefundOutcome(
                     FAILED, failure_code="channel_rejected", failure_message=str(exc)
@@ -378,15 +385,20 @@ def _gateway(refund: Refund) -> ChannelGateway:
     return get_gateway(refund.channel, refund.channel_account)
 
 
-def _channel_refund(refund: Refund, callback_base_url: str) -> CreateChannelRefund:
-    base = (callback_base_url or get_settings().public_api_url).rstrip("/")
+def _channel_refund(
+    store: TradeStore, gateway: ChannelGateway, refund: Refund, callback_base_url: str
+) -> CreateChannelRefund:
+    base = callback_base_url or get_settings().public_api_url
+    payment = store.get_payment(refund.payment_id)
     return CreateChannelRefund(
         out_trade_no=refund.payment_id,
         out_refund_no=refund.id,
         amount=refund.channel_amount,
         currency=refund.currency,
-        notify_url=f"{base}/callbacks/{refund.channel}",
+        notify_url=callback_url(base, gateway.name, gateway.account_id),
         reason=refund.reason,
+        channel_order_id=payment.channel_order_id if payment else None,
+        channel_transaction_id=payment.channel_transaction_id if payment else None,
     )
 
 

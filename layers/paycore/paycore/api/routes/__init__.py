@@ -24,7 +24,15 @@ from paycore.api.idempotency import IdempotentCommands
 from paycore.api.openapi import PUBLIC, SECURITY_SCHEMES, answers, document
 from paycore.api.resolver import PaycoreResolver
 from paycore.api.resources import Health
-from paycore.api.routes import events, instruments, merchants, orders, payments, refunds
+from paycore.api.routes import (
+    channels,
+    events,
+    instruments,
+    merchants,
+    orders,
+    payments,
+    refunds,
+)
 from paycore.api.routes.http import JSON, Http, new_router
 from paycore.dal.trade_store import TradeStore
 from paycore.errors import PaycoreError
@@ -42,7 +50,7 @@ def build_app(
     app = PaycoreResolver()
     http = Http(app, commands, store_factory)
     _register_error_handlers(app)
-    for module in (merchants, orders, payments, refunds, instruments, events):
+    for module in (merchants, orders, payments, refunds, instruments, events, channels):
         app.include_router(module.routes(http))
     app.include_router(_platform_routes(app))
     return app

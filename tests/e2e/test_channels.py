@@ -1,0 +1,72 @@
+"""Channel accounts end to end: the local runtime fills each sandbox account's secret from the
+sandbox, routing offers only configured channels, and each account is notified at its own
+callback route."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import requests
+
+from local_runtime.runtime import LocalRuntime
+from tests.e2e.conftest import Merchant, buyer
+
+PREFIX = "paycore-local/channel-accounts/"
+
+
+def _secret(runtime: LocalRuntime, account: str) -> Any:
+    value = runtime.client("secretsmanager").get_secret_value(SecretId=PREFIX + account)
+    return json.loads(value["SecretString"])
+
+
+def test_the_sandbox_fills_its_accounts_secrets_and_the_others_stay_unconfigured(
+    runtime: LocalRuntime,
+) -> None:
+    assert runtime.channel_accounts_filled == ["sandbox-primary", "sandbox-backup"]
+    for account in ("sandbox-primary", "sandbox-backup"):
+        assert _secret(runtime, account) == {
+            "base_url": f"{runtime.sandbox_url}/accounts/{account}",
+            "secret": runtime.profile.sandbox_secret,
+            "simulator": True,
+        }
+    for account in ("alipay-main", "wechatpay-main", "stripe-main"):
+        assert _secret(runtime, account) == {}
+
+
+def test_only_the_configured_channels_are_offered(onboard: Callable[..., Merchant]) -> None:
+    shop = onboard()
+
+    answer = shop.request("GET", "/v1/channels", params={"currency": "CNY", "amount": 1999})
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {
+        "object": "list",
+        "data": [{"object": "channel", "channel": "sandbox", "next_action_type": "redirect"}],
+        "has_more": False,
+    }
+    refused = shop.pay(
+        shop.create_order("CH-ALIPAY-1")["id"], [{"type": "channel", "channel": "alipay"}]
+    )
+    assert refused.status_code == 422
+    assert refused.json()["code"] == "unsupported_channel"
+
+
+def test_a_payment_is_notified_at_its_accounts_own_callback_route(
+    runtime: LocalRuntime, onboard: Callable[..., Merchant]
+) -> None:
+    shop = onboard()
+    order = shop.create_order("CH-ROUTE-1")
+    payment = shop.pay(order["id"]).json()
+    account = payment["channel_account"]
+
+    buyer(payment["next_action"]["url"], "pay")
+
+    assert shop.wait_for_payment(payment["id"])["status"] == "succeeded"
+    view = requests.get(
+        f"{runtime.sandbox_url}/__sandbox/orders/{payment['id']}", timeout=10
+    ).json()
+    assert view["account"] == account
+    assert view["notify_url"] == f"{runtime.api_url}/callbacks/sandbox/{account}"
+    assert [n["state"] for n in view["notifications"]] == ["DELIVERED"]
