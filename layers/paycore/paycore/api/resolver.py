@@ -16,12 +16,16 @@ Powertools'.
 from __future__ import annotations
 
 import re
+import threading
+from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
     OpenAPIRequestValidationMiddleware,
 )
+from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from paycore.api.request_body import body_bytes, read_json_object
 from paycore.errors import ValidationFailed
@@ -62,3 +66,33 @@ class PaycoreResolver(APIGatewayRestResolver):
         # The resolver builds its request validation middleware in __init__ and puts it first
         # in every route's chain; this is the one attribute it reads it from.
         self._request_validation_middleware = _RequestValidation()
+        self._call = threading.local()
+
+    # Powertools keeps the event being resolved in a class attribute (BaseRouter.current_event:
+    # one per process). On Lambda a process serves one event at a time; where several
+    # invocations share a process (the local runtime runs concurrent invocations as threads)
+    # one request read another's headers and body: an order created under another request's
+    # Idempotency-Key. This resolver keeps the event and the context of the call per thread.
+
+    @property  # type: ignore[override]
+    def current_event(self) -> BaseProxyEvent:
+        event: BaseProxyEvent = self._call.event
+        return event
+
+    @current_event.setter
+    def current_event(self, value: BaseProxyEvent) -> None:
+        self._call.event = value
+
+    @property  # type: ignore[override]
+    def lambda_context(self) -> LambdaContext:
+        context: LambdaContext = self._call.context
+        return context
+
+    @lambda_context.setter
+    def lambda_context(self, value: LambdaContext) -> None:
+        self._call.context = value
+
+    def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        self.current_event = self._to_proxy_event(dict(event))
+        self.lambda_context = context
+        return super().resolve(event, context)
