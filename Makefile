@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-SRC := layers/paycore/paycore functions local_runtime bench tests
+SRC := layers/paycore/paycore functions local_runtime bench tests docs
 export PYTHONPATH := $(CURDIR)/layers/paycore:$(CURDIR)
 
 .PHONY: run test lint typecheck unit functional e2e infra bench chaos lock clean

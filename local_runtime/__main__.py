@@ -19,6 +19,34 @@ from local_runtime.profile import LocalProfile
 from local_runtime.runtime import DEFAULT_TEMPLATE, LocalRuntime, PortInUseError, busy_ports
 from local_runtime.template import TemplateError
 
+# A first payment, webhook included, once API and ADMIN are exported. README.md ("A payment,
+# with curl") shows the same lines; tests/infra/test_docs.py keeps the two in step.
+WALKTHROUGH = (
+    "# 1. Onboard a merchant: its api_key and webhook_secret are shown in this answer only.",
+    'curl -s -X POST $API/v1/merchants -H "Authorization: Bearer $ADMIN" \\',
+    "  -H 'Content-Type: application/json' \\",
+    """  -d '{"name": "Tea Shop", "webhook_url": "http://127.0.0.1:8000/webhooks"}'""",
+    "export KEY=<api_key from that answer>",
+    "# 2. In another terminal, receive the webhooks (docs/examples/webhook_receiver.py):",
+    "PAYCORE_WEBHOOK_SECRET=<webhook_secret from step 1> "
+    ".venv/bin/python docs/examples/webhook_receiver.py",
+    "# 3. Create an order: 19.99 CNY, in minor units.",
+    'curl -s -X POST $API/v1/orders -H "Authorization: Bearer $KEY" \\',
+    "  -H 'Content-Type: application/json' -H 'Idempotency-Key: order-A-1001' \\",
+    """  -d '{"merchant_order_no": "A-1001", "amount": 1999, "currency": "CNY", """
+    """"subject": "Green tea"}'""",
+    "export ORDER=<id from that answer>",
+    "# 4. Pay it through the sandbox channel: the answer carries next_action.url.",
+    'curl -s -X POST $API/v1/orders/$ORDER/payments -H "Authorization: Bearer $KEY" \\',
+    "  -H 'Content-Type: application/json' \\",
+    """  -d '{"instruments": [{"type": "channel", "channel": "sandbox"}]}'""",
+    "export PAY_URL=<next_action.url from that answer>",
+    "# 5. Be the buyer: open $PAY_URL in a browser and choose Pay, or:",
+    """curl -s -X POST "$PAY_URL" -H 'Content-Type: application/json' -d '{"action": "pay"}'""",
+    "# 6. The order is paid, and the receiver prints the order.paid event.",
+    'curl -s $API/v1/orders/$ORDER -H "Authorization: Bearer $KEY"',
+)
+
 
 def banner(runtime: LocalRuntime) -> str:
     """What a developer needs to start using the running backend."""
@@ -51,23 +79,11 @@ def banner(runtime: LocalRuntime) -> str:
     if outputs:
         lines += ["", "Stack outputs:"]
         lines += [f"  {name:<32} {value}" for name, value in outputs.items()]
-    json_header = "-H 'Content-Type: application/json'"
     lines += [
         "",
-        "Try it:",
+        "Try it (README.md, docs/getting-started.md):",
         f"  export API={api} ADMIN={token}",
-        f'  curl -s -X POST $API/v1/merchants -H "Authorization: Bearer $ADMIN" {json_header} \\',
-        """       -d '{"name": "Demo shop", "webhook_url": null}'""",
-        "  export KEY=<api_key from that response>",
-        f'  curl -s -X POST $API/v1/orders -H "Authorization: Bearer $KEY" {json_header} \\',
-        """       -d '{"merchant_order_no": "demo-1", "amount": 1999, "currency": "CNY", """
-        """"subject": "Demo order"}'""",
-        "  export ORDER=<id from that response>",
-        f'  curl -s -X POST $API/v1/orders/$ORDER/payments -H "Authorization: Bearer $KEY" '
-        f"{json_header} \\",
-        """       -d '{"instruments": [{"type": "channel", "channel": "sandbox"}]}'""",
-        "  then open the payment's next_action.url in a browser, choose Pay, and:",
-        '  curl -s $API/v1/orders/$ORDER -H "Authorization: Bearer $KEY"',
+        *(f"  {line}" for line in WALKTHROUGH),
         "",
         "Ctrl-C stops everything.",
         "",

@@ -35,7 +35,12 @@ ADMIN: Security = [{"adminToken": []}]
 PUBLIC: Security = []
 
 # What a route that reaches a channel answers when the channel's configuration cannot be read.
-CHANNEL_UNAVAILABLE = ["service_unavailable", "channel_misconfigured", "channel_secret_unavailable"]
+CHANNEL_UNAVAILABLE = [
+    "service_unavailable",
+    "channel_misconfigured",
+    "channel_secret_unavailable",
+    "channel_account_not_configured",
+]
 
 # Both are HTTP bearer tokens checked by the API Gateway authorizer; each route says which.
 SECURITY_SCHEMES = {
@@ -69,6 +74,7 @@ def answers(
     conflict: Iterable[str] = (),
     invalid: Iterable[str] = (),
     unavailable: Iterable[str] = (),
+    bad_gateway: Iterable[str] = (),
     links: Mapping[str, tuple[str, Mapping[str, str]]] | None = None,
 ) -> dict[int, Any]:
     """A route's ``responses``: its success answer (``model``) and every error it can give,
@@ -80,7 +86,7 @@ def answers(
         404: list(not_found),
         409: list(conflict),
         422: ["validation_failed", *invalid],
-        502: ["internal_error"],
+        502: ["internal_error", *bad_gateway],
         503: list(unavailable),
     }
     if security:

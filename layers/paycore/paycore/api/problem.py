@@ -26,6 +26,10 @@ _STATUS: dict[type[errors.PaycoreError], int] = {
     errors.IdempotencyKeyReused: 422,
     errors.Throttled: 429,
     errors.CallbackRejected: 401,
+    # A channel a merchant command had to ask (closing an order being paid): it refused (502),
+    # or gave no usable answer (503); both are worth retrying with the same Idempotency-Key.
+    errors.ChannelRejected: 502,
+    errors.ChannelUnavailable: 503,
     errors.ServiceUnavailable: 503,
 }
 

@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from paycore.api.models import CreateOrderRequest, NoParameters
-from paycore.api.openapi import MERCHANT, answers
+from paycore.api.openapi import CHANNEL_UNAVAILABLE, MERCHANT, answers
 from paycore.api.resources import Order, OrderList
 from paycore.api.routes.http import Http, new_router
 from paycore.api.routes.params import Limit, StartingAfter
@@ -111,6 +111,8 @@ def routes(http: Http) -> Router:
             security=MERCHANT,
             not_found=["order_not_found"],
             conflict=["order_not_closable", "payment_starting"],
+            unavailable=[*CHANNEL_UNAVAILABLE, "channel_unavailable"],
+            bad_gateway=["channel_rejected"],
         ),
     )
     def close_order(

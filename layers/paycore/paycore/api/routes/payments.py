@@ -46,6 +46,7 @@ def routes(http: Http) -> Router:
                 "instrument_amounts_mismatch",
                 "unsupported_channel",
                 "no_channel_account",
+                "simulate_not_allowed",
             ],
             unavailable=[
                 "service_unavailable",
