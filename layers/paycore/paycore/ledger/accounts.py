@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
@@ -77,10 +77,14 @@ class AccountSpec:
     clearing: bool
     upkeep: Upkeep
     meaning: str
+    placeholders: tuple[str, ...] = field(init=False)  # the template's "{name}"s, in order
+    id_format: str = field(init=False, repr=False)  # "merchant:{}:pending:{}"
 
-    @property
-    def placeholders(self) -> tuple[str, ...]:
-        return tuple(part[1:-1] for part in self.template if part.startswith("{"))
+    def __post_init__(self) -> None:
+        names = tuple(part[1:-1] for part in self.template if part.startswith("{"))
+        object.__setattr__(self, "placeholders", names)
+        parts = ("{}" if part.startswith("{") else part for part in self.template)
+        object.__setattr__(self, "id_format", ":".join((*parts, "{}")))
 
     @property
     def pattern(self) -> str:
@@ -104,114 +108,113 @@ def _spec(
     )
 
 
-CHART: Mapping[AccountKind, AccountSpec] = MappingProxyType(
-    {
-        AccountKind.CHANNEL_CLEARING: _spec(
-            "channel:{channel}:{account}:clearing",
-            "Channel clearing",
-            Side.DEBIT,
-            hot=True,
-            meaning="What the channel account holds for the platform: money buyers paid "
-            "through it, less refunds sent back through it. Paid out to the platform's bank "
-            "by the channel outside paycore.",
-        ),
-        AccountKind.CHANNEL_REFUNDING: _spec(
-            "channel:{channel}:{account}:refunding",
-            "Refunds in flight",
-            Side.DEBIT,
-            clearing=True,
-            meaning="Refunds handed to the channel that it has not confirmed or refused yet. "
-            "Zero when no refund is in flight.",
-        ),
-        AccountKind.CHANNEL_LATE_PAYMENTS: _spec(
-            "channel:{channel}:{account}:late_payments",
-            "Late payments to return",
-            Side.CREDIT,
-            clearing=True,
-            meaning="Money a channel took for a payment that was already final without it "
-            "(closed, expired, wrong amount): owed back to the buyer. Zero once refunded.",
-        ),
-        AccountKind.PLATFORM_FEES: _spec(
-            "platform:fees",
-            "Fee income",
-            Side.CREDIT,
-            hot=True,
-            meaning="Fees charged to merchants on channel-collected money, less fees "
-            "returned on refunds.",
-        ),
-        AccountKind.PLATFORM_SUSPENSE: _spec(
-            "platform:suspense",
-            "Reconciliation suspense",
-            Side.DEBIT,
-            meaning="Differences between a channel's statement and the books that "
-            "reconciliation could not explain (debit: the channel holds less than the books "
-            "say; credit: more). Zero when everything is explained.",
-        ),
-        AccountKind.MERCHANT_ESCROW: _spec(
-            "merchant:{merchant}:escrow",
-            "Merchant escrow",
-            Side.CREDIT,
-            bounded=True,
-            hot=True,
-            upkeep=Upkeep.ORDER_ITEM,
-            meaning="Net money of paid guaranteed orders not confirmed yet: owed to the "
-            "merchant once the buyer confirms.",
-        ),
-        AccountKind.MERCHANT_PENDING: _spec(
-            "merchant:{merchant}:pending",
-            "Merchant pending",
-            Side.CREDIT,
-            bounded=True,
-            hot=True,
-            upkeep=Upkeep.ORDER_ITEM,
-            meaning="Net money of paid instant (or confirmed guaranteed) orders waiting for "
-            "their settlement day.",
-        ),
-        AccountKind.MERCHANT_AVAILABLE: _spec(
-            "merchant:{merchant}:available",
-            "Merchant available",
-            Side.CREDIT,
-            hot=True,
-            meaning="Settled money owed to the merchant. May go negative when a refund of a "
-            "settled order takes more than the merchant has.",
-        ),
-        AccountKind.MERCHANT_ISSUED_VALUE: _spec(
-            "merchant:{merchant}:issued_value",
-            "Merchant-issued buyer value",
-            Side.DEBIT,
-            meaning="Stored balance and coupons the merchant has given its buyers and they "
-            "have not spent: the merchant's own value, never the platform's money. Equals the "
-            "sum of that merchant's buyer balances and unused coupons.",
-        ),
-        AccountKind.BUYER_AVAILABLE: _spec(
-            "buyer:{merchant}:{buyer}:available",
-            "Buyer stored balance",
-            Side.CREDIT,
-            bounded=True,
-            upkeep=Upkeep.BALANCE_ITEM,
-            meaning="A buyer's spendable stored balance with one merchant.",
-        ),
-        AccountKind.BUYER_FROZEN: _spec(
-            "buyer:{merchant}:{buyer}:frozen",
-            "Buyer balance reserved",
-            Side.CREDIT,
-            bounded=True,
-            clearing=True,
-            upkeep=Upkeep.BALANCE_ITEM,
-            meaning="Stored balance reserved by the buyer's payments in flight. Zero when the "
-            "buyer has no payment in flight.",
-        ),
-        AccountKind.COUPON: _spec(
-            "coupon:{coupon}",
-            "Coupon",
-            Side.CREDIT,
-            bounded=True,
-            upkeep=Upkeep.BALANCE_ITEM,
-            meaning="The value of one coupon while its buyer can still use it (its whole "
-            "amount); zero once a payment has used it.",
-        ),
-    }
-)
+_CHART: dict[AccountKind, AccountSpec] = {
+    AccountKind.CHANNEL_CLEARING: _spec(
+        "channel:{channel}:{account}:clearing",
+        "Channel clearing",
+        Side.DEBIT,
+        hot=True,
+        meaning="What the channel account holds for the platform: money buyers paid "
+        "through it, less refunds sent back through it. Paid out to the platform's bank "
+        "by the channel outside paycore.",
+    ),
+    AccountKind.CHANNEL_REFUNDING: _spec(
+        "channel:{channel}:{account}:refunding",
+        "Refunds in flight",
+        Side.DEBIT,
+        clearing=True,
+        meaning="Refunds handed to the channel that it has not confirmed or refused yet. "
+        "Zero when no refund is in flight.",
+    ),
+    AccountKind.CHANNEL_LATE_PAYMENTS: _spec(
+        "channel:{channel}:{account}:late_payments",
+        "Late payments to return",
+        Side.CREDIT,
+        clearing=True,
+        meaning="Money a channel took for a payment that was already final without it "
+        "(closed, expired, wrong amount): owed back to the buyer. Zero once refunded.",
+    ),
+    AccountKind.PLATFORM_FEES: _spec(
+        "platform:fees",
+        "Fee income",
+        Side.CREDIT,
+        hot=True,
+        meaning="Fees charged to merchants on channel-collected money, less fees "
+        "returned on refunds.",
+    ),
+    AccountKind.PLATFORM_SUSPENSE: _spec(
+        "platform:suspense",
+        "Reconciliation suspense",
+        Side.DEBIT,
+        meaning="Differences between a channel's statement and the books that "
+        "reconciliation could not explain (debit: the channel holds less than the books "
+        "say; credit: more). Zero when everything is explained.",
+    ),
+    AccountKind.MERCHANT_ESCROW: _spec(
+        "merchant:{merchant}:escrow",
+        "Merchant escrow",
+        Side.CREDIT,
+        bounded=True,
+        hot=True,
+        upkeep=Upkeep.ORDER_ITEM,
+        meaning="Net money of paid guaranteed orders not confirmed yet: owed to the "
+        "merchant once the buyer confirms.",
+    ),
+    AccountKind.MERCHANT_PENDING: _spec(
+        "merchant:{merchant}:pending",
+        "Merchant pending",
+        Side.CREDIT,
+        bounded=True,
+        hot=True,
+        upkeep=Upkeep.ORDER_ITEM,
+        meaning="Net money of paid instant (or confirmed guaranteed) orders waiting for "
+        "their settlement day.",
+    ),
+    AccountKind.MERCHANT_AVAILABLE: _spec(
+        "merchant:{merchant}:available",
+        "Merchant available",
+        Side.CREDIT,
+        hot=True,
+        meaning="Settled money owed to the merchant. May go negative when a refund of a "
+        "settled order takes more than the merchant has.",
+    ),
+    AccountKind.MERCHANT_ISSUED_VALUE: _spec(
+        "merchant:{merchant}:issued_value",
+        "Merchant-issued buyer value",
+        Side.DEBIT,
+        meaning="Stored balance and coupons the merchant has given its buyers and they "
+        "have not spent: the merchant's own value, never the platform's money. Equals the "
+        "sum of that merchant's buyer balances and unused coupons.",
+    ),
+    AccountKind.BUYER_AVAILABLE: _spec(
+        "buyer:{merchant}:{buyer}:available",
+        "Buyer stored balance",
+        Side.CREDIT,
+        bounded=True,
+        upkeep=Upkeep.BALANCE_ITEM,
+        meaning="A buyer's spendable stored balance with one merchant.",
+    ),
+    AccountKind.BUYER_FROZEN: _spec(
+        "buyer:{merchant}:{buyer}:frozen",
+        "Buyer balance reserved",
+        Side.CREDIT,
+        bounded=True,
+        clearing=True,
+        upkeep=Upkeep.BALANCE_ITEM,
+        meaning="Stored balance reserved by the buyer's payments in flight. Zero when the "
+        "buyer has no payment in flight.",
+    ),
+    AccountKind.COUPON: _spec(
+        "coupon:{coupon}",
+        "Coupon",
+        Side.CREDIT,
+        bounded=True,
+        upkeep=Upkeep.BALANCE_ITEM,
+        meaning="The value of one coupon while its buyer can still use it (its whole "
+        "amount); zero once a payment has used it.",
+    ),
+}
+CHART: Mapping[AccountKind, AccountSpec] = MappingProxyType(_CHART)
 
 
 @dataclass(frozen=True)
@@ -219,26 +222,24 @@ class Account:
     kind: AccountKind
     scope: tuple[str, ...]  # the template's placeholders, in order
     currency: str
+    id: str = field(init=False, compare=False)  # e.g. merchant:mch_1:pending:CNY
+    spec: AccountSpec = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        wanted = self.spec.placeholders
-        if len(self.scope) != len(wanted):
-            raise ValueError(f"{self.kind.value} needs {', '.join(wanted) or 'no scope'}")
+        spec = _CHART[self.kind]
+        if len(self.scope) != len(spec.placeholders):
+            wanted = ", ".join(spec.placeholders) or "no scope"
+            raise ValueError(f"{self.kind.value} needs {wanted}")
         for value in self.scope:
             if not isinstance(value, str) or not _SEGMENT.match(value):
                 raise ValueError(f"account segment {value!r} is not [A-Za-z0-9_-]{{1,64}}")
         if not is_supported_currency(self.currency):
             raise ValueError(f"currency {self.currency!r} is not supported")
+        object.__setattr__(self, "spec", spec)
+        object.__setattr__(self, "id", spec.id_format.format(*self.scope, self.currency))
 
-    @property
-    def spec(self) -> AccountSpec:
-        return CHART[self.kind]
-
-    @property
-    def id(self) -> str:
-        values = iter(self.scope)
-        parts = [next(values) if part.startswith("{") else part for part in self.spec.template]
-        return ":".join((*parts, self.currency))
+    def __hash__(self) -> int:
+        return hash(self.id)
 
     @property
     def normal(self) -> Side:

@@ -31,7 +31,7 @@ class Ledger:
 
     def __init__(self, entries: Iterable[JournalEntry] = ()) -> None:
         self._entries: dict[str, JournalEntry] = {}
-        self._totals: dict[Account, AccountTotals] = {}
+        self._totals: dict[Account, list[int]] = {}  # [debits, credits]
         for entry in entries:
             self.post(entry)
 
@@ -45,12 +45,8 @@ class Ledger:
             return False
         self._entries[entry.id] = entry
         for posting in entry.postings:
-            totals = self._totals.get(posting.account, _ZERO)
-            if posting.side is Side.DEBIT:
-                totals = AccountTotals(totals.debits + posting.amount, totals.credits)
-            else:
-                totals = AccountTotals(totals.debits, totals.credits + posting.amount)
-            self._totals[posting.account] = totals
+            totals = self._totals.setdefault(posting.account, [0, 0])
+            totals[0 if posting.side is Side.DEBIT else 1] += posting.amount
         return True
 
     def __contains__(self, entry_id: object) -> bool:
@@ -64,26 +60,27 @@ class Ledger:
         return tuple(self._entries.values())
 
     def totals(self, account: Account) -> AccountTotals:
-        return self._totals.get(account, _ZERO)
+        debits, credits = self._totals.get(account, _NONE)
+        return AccountTotals(debits, credits)
 
     def balance(self, account: Account) -> int:
         """The account's balance on its normal side."""
-        return self.totals(account).balance(account.normal)
+        debits, credits = self._totals.get(account, _NONE)
+        return debits - credits if account.normal is Side.DEBIT else credits - debits
 
     def accounts(self, currency: str | None = None) -> list[Account]:
         """Every account with postings (of ``currency``), sorted by id."""
         found = (a for a in self._totals if currency is None or a.currency == currency)
-        return sorted(found, key=str)
+        return sorted(found, key=lambda account: account.id)
 
     def snapshot(self) -> dict[str, AccountTotals]:
         """Every account's totals by account id (two folds are equal when these are)."""
-        return {account.id: self._totals[account] for account in self.accounts()}
+        return {account.id: self.totals(account) for account in self.accounts()}
 
     def trial_balance(self, currency: str) -> TrialBalance:
         lines = tuple(
-            TrialBalanceLine(account.id, totals.debits, totals.credits)
+            TrialBalanceLine(account.id, *self._totals[account])
             for account in self.accounts(currency)
-            for totals in (self._totals[account],)
         )
         return TrialBalance(currency, lines)
 
@@ -96,7 +93,7 @@ class Ledger:
         return [a for a in self.accounts() if a.spec.clearing and self.balance(a) != 0]
 
 
-_ZERO = AccountTotals()
+_NONE = (0, 0)
 
 
 def fold(entries: Iterable[JournalEntry]) -> Ledger:

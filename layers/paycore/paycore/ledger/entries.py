@@ -18,6 +18,7 @@ from typing import Any
 from paycore.ledger.accounts import Account, Side
 
 _CAUSE_ID = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
+_METADATA_TYPES = (str, int)  # exactly: not bool, not an enum (store its value)
 
 
 class LedgerError(ValueError):
@@ -64,7 +65,7 @@ class Posting:
     def __post_init__(self) -> None:
         if not isinstance(self.account, Account) or not isinstance(self.side, Side):
             raise LedgerError("a posting needs an Account and a Side")
-        if isinstance(self.amount, bool) or not isinstance(self.amount, int) or self.amount <= 0:
+        if type(self.amount) is not int or self.amount <= 0:  # bool is not an amount
             raise LedgerError(f"a posting amount must be a positive integer, not {self.amount!r}")
 
     @property
@@ -90,6 +91,7 @@ class JournalEntry:
     cause_id: str
     postings: tuple[Posting, ...]
     metadata: Mapping[str, str | int] = field(default_factory=dict)
+    id: str = field(init=False, compare=False)  # je_{cause_id}_{event}
 
     def __post_init__(self) -> None:
         if not isinstance(self.event, Event):
@@ -100,14 +102,11 @@ class JournalEntry:
         if not all(isinstance(posting, Posting) for posting in postings):
             raise LedgerError("postings must be Posting objects")
         for key, value in self.metadata.items():
-            if (
-                not isinstance(key, str)
-                or isinstance(value, bool)
-                or not isinstance(value, str | int)
-            ):
+            if type(key) is not str or type(value) not in _METADATA_TYPES:
                 raise LedgerError(f"metadata {key!r} must map to a string or an integer")
         object.__setattr__(self, "postings", postings)
         object.__setattr__(self, "metadata", MappingProxyType(dict(sorted(self.metadata.items()))))
+        object.__setattr__(self, "id", entry_id(self.event, self.cause_id))
         unbalanced = {currency: net for currency, net in self.net_by_currency().items() if net != 0}
         if unbalanced:
             raise UnbalancedEntry(
@@ -118,10 +117,6 @@ class JournalEntry:
         return hash(self.id)
 
     @property
-    def id(self) -> str:
-        return entry_id(self.event, self.cause_id)
-
-    @property
     def is_empty(self) -> bool:
         return not self.postings
 
@@ -129,8 +124,9 @@ class JournalEntry:
         """Debits minus credits per currency (zero for every currency of a valid entry)."""
         net: dict[str, int] = {}
         for posting in self.postings:
-            sign = 1 if posting.side is Side.DEBIT else -1
-            net[posting.currency] = net.get(posting.currency, 0) + sign * posting.amount
+            currency = posting.account.currency
+            amount = posting.amount if posting.side is Side.DEBIT else -posting.amount
+            net[currency] = net.get(currency, 0) + amount
         return net
 
     def record(self) -> dict[str, Any]:
