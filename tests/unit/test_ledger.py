@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from paycore.ledger import accounts
@@ -247,3 +249,16 @@ def test_trial_balance_lists_each_account_of_a_currency_and_its_totals_agree() -
         "platform:fees:JPY",
     ]
     assert ledger.trial_balance("EUR").resource()["accounts"] == []
+
+
+# -- the documentation --------------------------------------------------------------------------
+
+LEDGER_DOC = Path(__file__).resolve().parents[2] / "docs" / "ledger.md"
+
+
+def test_the_documentation_names_every_account_and_every_event() -> None:
+    text = LEDGER_DOC.read_text(encoding="utf-8")
+    for kind, spec in CHART.items():
+        assert f"`{spec.pattern}`" in text, kind
+    for event in Event:
+        assert f"_{event.value}`" in text, event

@@ -494,3 +494,36 @@ def test_every_rule_names_its_event_and_every_journey_here_balances() -> None:
         credits = sum(p.amount for p in entry.postings if p.side is Side.CREDIT)
         assert debits == credits, entry.id
     assert_trial_balances(entries)
+
+
+def test_the_worked_example_of_the_documentation() -> None:
+    """docs/ledger.md, "A worked example": credit, coupon, combined payment, a refund of
+    25.00 through the channel, settlement; its trial balance table."""
+    facts = refund(channel=2_500)
+    ledger = fold(
+        [
+            rules.balance_credited("crd_1", M, B, CUR, 1_000),
+            rules.coupon_issued("cpn_1", M, B, CUR, 400),
+            rules.payment_reserved(PAYMENT),
+            rules.payment_succeeded(PAYMENT, fee_rate_bps=60, into=Holding.PENDING),
+            rules.refund_started(facts),
+            rules.refund_succeeded(facts, money=PAID, taken_from=Holding.PENDING),
+            rules.settlement(
+                M, CUR, "2026-12-08", [SettlementLine("pay_1", PAID.after_refund(2_500), 1)]
+            ),
+        ]
+    )
+    trial = ledger.trial_balance(CUR)
+    assert [(line.account, line.debits, line.credits) for line in trial.lines] == [
+        ("buyer:mch_1:buyer-1:available:CNY", 500, 1_000),
+        ("buyer:mch_1:buyer-1:frozen:CNY", 500, 500),
+        ("channel:sandbox:default:clearing:CNY", 10_000, 2_500),
+        ("channel:sandbox:default:refunding:CNY", 2_500, 2_500),
+        ("coupon:cpn_1:CNY", 400, 400),
+        ("merchant:mch_1:available:CNY", 0, 7_455),
+        ("merchant:mch_1:issued_value:CNY", 1_400, 900),
+        ("merchant:mch_1:pending:CNY", 9_940, 9_940),
+        ("platform:fees:CNY", 15, 60),
+    ]
+    assert trial.total_debits == trial.total_credits == 25_255
+    assert ledger.balance(CLEARING) == ledger.balance(MERCHANT_AVAILABLE) + ledger.balance(FEES)
