@@ -14,14 +14,14 @@ import pytest
 import requests
 
 from local_runtime.sandbox.server import SandboxServer
-from paycore.api.models import CreateOrderRequest, CreatePaymentRequest
+from paycore.api.models import CreateOrderRequest, CreatePaymentRequest, CreditBalanceRequest
 from paycore.channels.base import MAX_NOTIFICATION_BYTES, MAX_NOTIFICATION_HEADER_BYTES
 from paycore.channels.sandbox.signing import sign_notification
 from paycore.dal.instruments import InstrumentStore
 from paycore.dal.trade_store import TradeStore
 from paycore.domain.status import OrderStatus, PaymentStatus
 from paycore.errors import ChannelUnavailable, ConcurrentUpdate
-from paycore.services import merchants, orders, payments
+from paycore.services import instruments, merchants, orders, payments
 from paycore.services.orchestration import PaymentSteps, _parse_outcome
 from tests.functional.conftest import MotoStack, configure_sandbox_accounts, put_account_secret
 from tests.support import FakeContext, load_function, rest_event
@@ -204,7 +204,9 @@ def test_a_settlement_that_lost_the_race_reads_again_instead_of_failing(
     on the already-spent reservation; that is a lost race, not corruption."""
     store = TradeStore()
     merchant = merchants.onboard_merchant(store, "Shop", None).merchant
-    InstrumentStore().credit_balance(merchant.id, "b-1", "CNY", 300)
+    instruments.credit_balance(
+        InstrumentStore(), merchant.id, "b-1", CreditBalanceRequest(amount=300, currency="CNY")
+    )
     order = orders.create_order(
         store,
         merchant.id,

@@ -22,6 +22,7 @@ from paycore.api.models import (
     CreateOrderRequest,
     CreatePaymentRequest,
     CreateRefundRequest,
+    CreditBalanceRequest,
 )
 from paycore.channels.sandbox.signing import sign_notification
 from paycore.dal.instruments import InstrumentStore
@@ -119,7 +120,9 @@ def paid_internally(store: TradeStore, coupon: int = 0, amount: int = 1999) -> P
             CreateCouponRequest(buyer_id=BUYER, amount=coupon, currency="CNY"),
         )
         used.append({"type": "coupon", "coupon_id": issued.id})
-    wallet.credit_balance(merchant_id, BUYER, "CNY", amount - coupon)
+    instruments.credit_balance(
+        wallet, merchant_id, BUYER, CreditBalanceRequest(amount=amount - coupon, currency="CNY")
+    )
     used.append({"type": "balance", "amount": amount - coupon})
     payment_id = _pay(store, merchant_id, order_id, *used)
     payment = store.get_payment(payment_id)

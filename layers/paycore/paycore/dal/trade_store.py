@@ -28,19 +28,16 @@ from botocore.exceptions import ClientError
 from paycore.aws import client
 from paycore.config import get_settings
 from paycore.dal.codec import from_item, to_item, to_values
+from paycore.dal.instruments import add_moves
+from paycore.dal.transaction import Part, Transaction, raise_unavailable
+from paycore.domain.changes import OrderClosing, PaymentSettlement, PaymentStart
 from paycore.domain.models import Event, Merchant, Order, Payment
 from paycore.domain.status import OrderStatus, PaymentStatus
-from paycore.errors import ConcurrentUpdate, Conflict, NotFound, ServiceUnavailable
+from paycore.errors import ConcurrentUpdate, Conflict, NotFound
 
 GSI = "gsi1"
 EXPIRY_INDEX = "gsi2"
 OPEN_SHARDS = 8
-_THROTTLES = {
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "InternalServerError",
-}
 
 
 def _key(pk: str, sk: str) -> dict[str, Any]:
@@ -67,33 +64,8 @@ def _mono_pk(merchant_id: str, merchant_order_no: str) -> str:
     return f"MONO#{merchant_id}#{merchant_order_no}"
 
 
-def instruments_not_as_read(codes: list[str], aggregates: int, instruments: int) -> bool:
-    """Whether a cancelled transaction failed on an instrument move although its first
-    ``aggregates`` items (the versioned payment/refund and order) were current.
-
-    A lost race fails the aggregates (and often the instruments too: the winner already
-    moved them), so the caller re-reads. Aggregates current but an instrument not as reserved
-    is a bug or a hand edit, never a race to retry away: the caller fails loudly (the
-    alarm pages someone)."""
-    if any(code == "ConditionalCheckFailed" for code in codes[:aggregates]):
-        return False
-    return any(
-        code == "ConditionalCheckFailed" for code in codes[aggregates : aggregates + instruments]
-    )
-
-
 def _open_shard(order_id: str) -> str:
     return f"OPEN#{int(hashlib.sha256(order_id.encode()).hexdigest(), 16) % OPEN_SHARDS}"
-
-
-def _cancellation_codes(exc: ClientError) -> list[str]:
-    reasons = exc.response.get("CancellationReasons") or []
-    return [str(reason.get("Code", "None")) for reason in reasons]
-
-
-def _raise_unavailable(exc: ClientError) -> None:
-    if exc.response["Error"]["Code"] in _THROTTLES:
-        raise ServiceUnavailable("the trade table is busy; retry shortly") from exc
 
 
 class TradeStore:
@@ -111,59 +83,17 @@ class TradeStore:
                 TableName=self.table, Key=_key(pk, sk), ConsistentRead=consistent
             )
         except ClientError as exc:
-            _raise_unavailable(exc)
+            raise_unavailable(exc)
             raise
         item = answer.get("Item")
         return from_item(item) if item else None
 
-    def _transact(self, items: list[dict[str, Any]]) -> list[str] | None:
-        """Run a transaction; None when it committed, else the per-item cancellation codes.
+    def _transaction(self) -> Transaction:
+        return Transaction(self.table)
 
-        A single conditional put is sent as a plain PutItem: same guarantee, half the cost
-        (transactional writes are billed twice)."""
-        if len(items) == 1:
-            return self._put_one(items[0]["Put"])
-        try:
-            self._ddb.transact_write_items(TransactItems=items)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "TransactionCanceledException":
-                codes = _cancellation_codes(exc)
-                if "ConditionalCheckFailed" in codes:
-                    return codes
-                raise ServiceUnavailable("the trade table is busy; retry shortly") from exc
-            _raise_unavailable(exc)
-            raise
-        return None
-
-    def _put_one(self, put: dict[str, Any]) -> list[str] | None:
-        try:
-            self._ddb.put_item(**put)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return ["ConditionalCheckFailed"]
-            _raise_unavailable(exc)
-            raise
-        return None
-
-    def _put_new(self, values: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "Put": {
-                "TableName": self.table,
-                "Item": to_item(values),
-                "ConditionExpression": "attribute_not_exists(pk)",
-            }
-        }
-
-    def _put_versioned(self, values: dict[str, Any], expected_version: int) -> dict[str, Any]:
-        return {
-            "Put": {
-                "TableName": self.table,
-                "Item": to_item(values),
-                "ConditionExpression": "#v = :expected",
-                "ExpressionAttributeNames": {"#v": "version"},
-                "ExpressionAttributeValues": to_values({":expected": expected_version}),
-            }
-        }
+    def _write(self, transaction: Transaction) -> bool:
+        """Commit ``transaction``; False when a condition failed."""
+        return transaction.write(self._ddb) is None
 
     def _page(
         self, index_pk: str, limit: int, start_key: dict[str, Any] | None
@@ -204,7 +134,10 @@ class TradeStore:
             "sk": "APIKEY",
             "merchant_id": merchant.id,
         }
-        if self._transact([self._put_new(values), self._put_new(key_item)]) is not None:
+        transaction = self._transaction()
+        transaction.put_new(values)
+        transaction.put_new(key_item)
+        if not self._write(transaction):
             raise Conflict("merchant or API key already exists", code="merchant_exists")
 
     def get_merchant(self, merchant_id: str) -> Merchant | None:
@@ -224,8 +157,10 @@ class TradeStore:
             "sk": "MONO",
             "order_id": order.id,
         }
-        codes = self._transact([self._put_new(values), self._put_new(mono)])
-        if codes is not None:
+        transaction = self._transaction()
+        transaction.put_new(values)
+        transaction.put_new(mono)
+        if not self._write(transaction):
             raise Conflict(
                 f"an order with merchant_order_no {order.merchant_order_no!r} already exists",
                 code="duplicate_merchant_order_no",
@@ -242,14 +177,15 @@ class TradeStore:
         item = self._get(_mono_pk(merchant_id, merchant_order_no), "MONO")
         return str(item["order_id"]) if item else None
 
-    def save_order(self, order: Order, event: Event | None = None) -> Order:
-        """Write ``order`` (and the event its change caused) if nobody changed the order since
-        it was read (its version)."""
+    def close_order(self, closing: OrderClosing) -> Order:
+        """Write the closed order and its event if nobody changed the order since it was read
+        (its version); the order as stored."""
+        order = closing.order
         saved = replace(order, version=order.version + 1)
-        items = [self._put_versioned(self._order_values(saved), order.version)]
-        if event is not None:
-            items.append(self._put_new(self._event_values(event)))
-        if self._transact(items):
+        transaction = self._transaction()
+        transaction.put_versioned(self._order_values(saved), order.version)
+        transaction.put_new(self._event_values(closing.event), Part.EVENT)
+        if not self._write(transaction):
             raise ConcurrentUpdate(f"order {order.id} changed while it was being updated")
         return saved
 
@@ -298,31 +234,24 @@ class TradeStore:
 
     # -- payments ----------------------------------------------------------------------------
 
-    def start_payment(
-        self,
-        order: Order,
-        payment: Payment,
-        reservations: tuple[tuple[dict[str, Any], Conflict], ...] = (),
-        event: Event | None = None,
-    ) -> tuple[Order, Payment]:
-        """Create ``payment``, move ``order`` (already transitioned) and make the internal
-        instruments' reservations in one transaction: all of it happens, or nothing.
-
-        ``reservations`` pairs each instrument write with the conflict to raise when its
-        condition fails (not enough balance, a coupon no longer available)."""
+    def start_payment(self, start: PaymentStart) -> tuple[Order, Payment]:
+        """Create the payment, move its order (already transitioned) and make the internal
+        instruments' reservations in one transaction: all of it happens, or nothing. A
+        reservation whose condition fails raises its refusal (not enough balance, a coupon
+        no longer available); anything else is a 409 ``order_not_payable``."""
+        order, payment = start.order, start.payment
         saved_order = replace(order, version=order.version + 1)
-        items = [
-            self._put_new(self._payment_values(payment)),
-            self._put_versioned(self._order_values(saved_order), order.version),
-            *(item for item, _ in reservations),
-        ]
-        if event is not None:
-            items.append(self._put_new(self._event_values(event)))
-        codes = self._transact(items)
-        if codes is not None:
-            for code, (_, conflict) in zip(codes[2:], reservations, strict=False):
-                if code == "ConditionalCheckFailed":
-                    raise conflict
+        transaction = self._transaction()
+        transaction.put_new(self._payment_values(payment))
+        transaction.put_versioned(self._order_values(saved_order), order.version)
+        add_moves(transaction, start.moves)
+        if start.event is not None:
+            transaction.put_new(self._event_values(start.event), Part.EVENT)
+        cancelled = transaction.write(self._ddb)
+        if cancelled is not None:
+            for refusal in cancelled.failed(Part.INSTRUMENT):
+                if refusal is not None:
+                    raise refusal
             raise Conflict(
                 "the order changed while the payment was being started; retry",
                 code="order_not_payable",
@@ -335,7 +264,9 @@ class TradeStore:
 
     def save_payment(self, payment: Payment) -> Payment:
         saved = replace(payment, version=payment.version + 1)
-        if self._transact([self._put_versioned(self._payment_values(saved), payment.version)]):
+        transaction = self._transaction()
+        transaction.put_versioned(self._payment_values(saved), payment.version)
+        if not self._write(transaction):
             raise ConcurrentUpdate(f"payment {payment.id} changed while it was being updated")
         return saved
 
@@ -350,35 +281,27 @@ class TradeStore:
         item = self._get(_payment_pk(payment_id), "TASKTOKEN")
         return str(item["token"]) if item else None
 
-    def finish_payment(
-        self,
-        payment: Payment,
-        order: Order,
-        event: Event | None,
-        *,
-        more_events: tuple[Event, ...] = (),
-        instrument_items: tuple[dict[str, Any], ...] = (),
-    ) -> bool:
-        """Write a final payment, its order, its events and the confirmation or release of
-        its internal instruments together.
+    def settle_payment(self, settlement: PaymentSettlement) -> bool:
+        """Write a final payment, its order, its events and the spending or release of its
+        internal instruments together.
 
         Both aggregates were read and transitioned by the caller; False when either changed
-        meanwhile (the caller re-reads: a retry of the same settlement finds it done).
-        """
+        meanwhile (the caller re-reads: a retry of the same settlement finds it done). An
+        instrument not as the payment left it, with both aggregates current, is a bug: it
+        raises."""
+        payment, order = settlement.payment, settlement.order
         saved_payment = replace(payment, version=payment.version + 1)
         saved_order = replace(order, version=order.version + 1)
-        items = [
-            self._put_versioned(self._payment_values(saved_payment), payment.version),
-            self._put_versioned(self._order_values(saved_order), order.version),
-            *instrument_items,
-        ]
-        for each in (event, *more_events):
-            if each is not None:
-                items.append(self._put_new(self._event_values(each)))
-        codes = self._transact(items)
-        if codes is not None and instruments_not_as_read(codes, 2, len(instrument_items)):
+        transaction = self._transaction()
+        transaction.put_versioned(self._payment_values(saved_payment), payment.version)
+        transaction.put_versioned(self._order_values(saved_order), order.version)
+        add_moves(transaction, settlement.moves)
+        for event in settlement.events:
+            transaction.put_new(self._event_values(event), Part.EVENT)
+        cancelled = transaction.write(self._ddb)
+        if cancelled is not None and cancelled.instruments_not_as_read():
             raise RuntimeError(f"payment {payment.id}: instrument reservation not found")
-        return codes is None
+        return cancelled is None
 
     def _payment_values(self, payment: Payment) -> dict[str, Any]:
         values = asdict(payment)
@@ -394,7 +317,9 @@ class TradeStore:
 
     def put_event(self, event: Event) -> bool:
         """Store ``event`` unless it exists already (ids are derived from their cause)."""
-        return self._transact([self._put_new(self._event_values(event))]) is None
+        transaction = self._transaction()
+        transaction.put_new(self._event_values(event), Part.EVENT)
+        return self._write(transaction)
 
     def get_event(self, event_id: str) -> Event | None:
         item = self._get(_event_pk(event_id), "EVENT")

@@ -15,10 +15,10 @@ from paycore.api.models import (
 from paycore.channels.registry import routed_gateways
 from paycore.clock import now, now_rfc3339, parse_rfc3339
 from paycore.config import get_settings
-from paycore.dal import instruments
 from paycore.dal.instruments import InstrumentStore
 from paycore.dal.trade_store import TradeStore
 from paycore.dal.workflow import start_payment_execution
+from paycore.domain.changes import PaymentSettlement, PaymentStart
 from paycore.domain.models import Order, Payment
 from paycore.domain.status import OrderStatus, PaymentStatus
 from paycore.errors import Conflict, NotFound, PaycoreError, ServiceUnavailable, ValidationFailed
@@ -142,9 +142,7 @@ def start_payment(
     paying = order.start_paying(payment.id, at)
     if plan.channel is None:
         return _pay_at_once(store, paying, payment, at)
-    paying, payment = store.start_payment(
-        paying, payment, reservations(store.table, payment, at, at_once=False)
-    )
+    paying, payment = store.start_payment(PaymentStart.reserving(paying, payment, at))
     settings = get_settings()
     try:
         start_payment_execution(
@@ -159,12 +157,7 @@ def start_payment(
     except PaycoreError:
         # Nothing reached a channel: release what was reserved, give the order back.
         failed = payment.fail("workflow_unavailable", "the payment could not be started", at)
-        store.finish_payment(
-            failed,
-            paying.reopen(payment.id, at),
-            None,
-            instrument_items=settlement_items(store.table, failed, at),
-        )
+        store.settle_payment(PaymentSettlement.of(failed, paying.reopen(payment.id, at), at=at))
         raise ServiceUnavailable("the payment could not be started; retry") from None
     return _await_next_action(store, payment, settings.payment_action_wait_seconds)
 
@@ -174,73 +167,9 @@ def _pay_at_once(store: TradeStore, paying: Order, payment: Payment, at: str) ->
     succeeded = payment.succeed(None, at)
     paid = paying.mark_paid(payment.id, payment.amount, at)
     event = events.event_for(events.ORDER_PAID, paid.merchant_id, payment.id, paid.resource())
-    store.start_payment(
-        paid, succeeded, reservations(store.table, payment, at, at_once=True), event
-    )
+    store.start_payment(PaymentStart.at_once(paid, succeeded, payment, at, event))
     events.publish(event)
     return succeeded
-
-
-def reservations(
-    table: str, payment: Payment, at: str, *, at_once: bool
-) -> tuple[tuple[dict[str, Any], Conflict], ...]:
-    """The writes that reserve (or, ``at_once``, spend) the payment's internal instruments,
-    each with the refusal to give when its condition fails."""
-    items: list[tuple[dict[str, Any], Conflict]] = []
-    buyer = str(payment.buyer_id)
-    if payment.balance_amount:
-        take = instruments.debit_balance if at_once else instruments.freeze_balance
-        items.append(
-            (
-                take(table, payment.merchant_id, buyer, payment.currency, payment.balance_amount),
-                Conflict(
-                    f"the buyer's available {payment.currency} balance is less than "
-                    f"{payment.balance_amount}",
-                    code="insufficient_balance",
-                    param="instruments",
-                ),
-            )
-        )
-    if payment.coupon_id:
-        lock = instruments.use_coupon_now if at_once else instruments.lock_coupon
-        items.append(
-            (
-                lock(
-                    table,
-                    payment.coupon_id,
-                    payment.merchant_id,
-                    buyer,
-                    payment.currency,
-                    payment.id,
-                    at,
-                ),
-                Conflict(
-                    f"coupon {payment.coupon_id} is no longer available",
-                    code="coupon_unavailable",
-                    param="instruments",
-                ),
-            )
-        )
-    return tuple(items)
-
-
-def settlement_items(table: str, payment: Payment, at: str) -> tuple[dict[str, Any], ...]:
-    """The writes that confirm (payment succeeded) or release (failed) what the payment
-    reserved: they go in the settlement's transaction, so nothing stays frozen or locked."""
-    succeeded = payment.status is PaymentStatus.SUCCEEDED
-    items: list[dict[str, Any]] = []
-    buyer = str(payment.buyer_id)
-    if payment.balance_amount:
-        settle = (
-            instruments.settle_frozen_balance if succeeded else instruments.release_frozen_balance
-        )
-        items.append(
-            settle(table, payment.merchant_id, buyer, payment.currency, payment.balance_amount)
-        )
-    if payment.coupon_id:
-        finish = instruments.use_coupon if succeeded else instruments.release_coupon
-        items.append(finish(table, payment.coupon_id, payment.id, at=at))
-    return tuple(items)
 
 
 def _instruments(plan: _Plan) -> list[dict[str, Any]]:

@@ -1,0 +1,256 @@
+"""Atomic changes: one object per state change that must be written all at once.
+
+A service reads the aggregates, transitions them (``paycore.domain.models``), and builds one
+of these; the data layer writes it as ONE DynamoDB transaction (``paycore.dal``), keeping
+every condition: the versions the aggregates were read at, the balances and coupon states the
+instrument moves need. Services never build DynamoDB items themselves.
+
+- ``PaymentStart``: a new payment, its order moved to ``paying`` (or, when internal
+  instruments pay all of it, ``paid`` with its event) and its instruments reserved (or spent).
+- ``PaymentSettlement``: a payment made final, its order paid, payable again or closed, its
+  events, and its reserved instruments spent or released.
+- ``OrderClosing``: an unpaid order closed, with its event.
+- ``RefundStart``: a new refund and its amount reserved on the order (or, for a refund of
+  internal instruments only, refunded at once with its credits and event); a late-payment
+  refund alone.
+- ``RefundSettlement``: a refund made final, its order's amounts, its event and its credits.
+- ``BalanceCredit`` and ``CouponIssue``: a merchant gives its buyer stored value.
+
+Each also carries the rules that decide its instrument moves, so the same rule serves every
+path that makes the change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from paycore.domain.instruments import (
+    BalanceMove,
+    BalanceMoveKind,
+    Coupon,
+    CouponMove,
+    CouponMoveKind,
+    InstrumentMove,
+)
+from paycore.domain.models import Event, Order, Payment
+from paycore.domain.refunds import Refund, allocation_key, paid_by_instrument
+from paycore.domain.status import PaymentStatus
+from paycore.errors import Conflict
+
+# -- the instrument moves of payments and refunds ------------------------------------------------
+
+
+def payment_reservations(payment: Payment, at: str, *, at_once: bool) -> tuple[InstrumentMove, ...]:
+    """What starting ``payment`` does to its internal instruments: reserve them until the
+    channel answers, or (``at_once``: no channel part) spend them now. Each move carries the
+    refusal to answer when its condition fails."""
+    moves: list[InstrumentMove] = []
+    buyer = str(payment.buyer_id)
+    if payment.balance_amount:
+        moves.append(
+            BalanceMove(
+                BalanceMoveKind.DEBIT if at_once else BalanceMoveKind.FREEZE,
+                payment.merchant_id,
+                buyer,
+                payment.currency,
+                payment.balance_amount,
+                at,
+                refusal=Conflict(
+                    f"the buyer's available {payment.currency} balance is less than "
+                    f"{payment.balance_amount}",
+                    code="insufficient_balance",
+                    param="instruments",
+                ),
+            )
+        )
+    if payment.coupon_id:
+        moves.append(
+            CouponMove(
+                CouponMoveKind.USE_NOW if at_once else CouponMoveKind.LOCK,
+                payment.coupon_id,
+                payment.id,
+                at,
+                merchant_id=payment.merchant_id,
+                buyer_id=buyer,
+                currency=payment.currency,
+                refusal=Conflict(
+                    f"coupon {payment.coupon_id} is no longer available",
+                    code="coupon_unavailable",
+                    param="instruments",
+                ),
+            )
+        )
+    return tuple(moves)
+
+
+def payment_finish_moves(payment: Payment, at: str) -> tuple[InstrumentMove, ...]:
+    """What a final ``payment`` does to what it reserved: spent when it succeeded, given
+    back when it failed, so nothing stays frozen or locked."""
+    succeeded = payment.status is PaymentStatus.SUCCEEDED
+    moves: list[InstrumentMove] = []
+    if payment.balance_amount:
+        moves.append(
+            BalanceMove(
+                BalanceMoveKind.SPEND_FROZEN if succeeded else BalanceMoveKind.RELEASE_FROZEN,
+                payment.merchant_id,
+                str(payment.buyer_id),
+                payment.currency,
+                payment.balance_amount,
+                at,
+            )
+        )
+    if payment.coupon_id:
+        moves.append(
+            CouponMove(
+                CouponMoveKind.USE if succeeded else CouponMoveKind.RELEASE,
+                payment.coupon_id,
+                payment.id,
+                at,
+            )
+        )
+    return tuple(moves)
+
+
+def refund_credit_moves(
+    payment: Payment, refund: Refund, order_before: Order, at: str
+) -> tuple[InstrumentMove, ...]:
+    """The internal instruments' part of a succeeded refund: the balance part back to the
+    buyer's available balance; a coupon back to ``available`` once refunds (this one
+    included) have given back its whole amount."""
+    moves: list[InstrumentMove] = []
+    if refund.balance_amount:
+        buyer = payment.buyer_id or order_before.buyer_id
+        if buyer is None:
+            raise Conflict(f"payment {payment.id} paid by balance has no buyer", code="no_buyer")
+        moves.append(
+            BalanceMove(
+                BalanceMoveKind.CREDIT,
+                refund.merchant_id,
+                buyer,
+                refund.currency,
+                refund.balance_amount,
+                at,
+            )
+        )
+    paid = paid_by_instrument(payment)
+    for part in refund.coupon_parts():
+        key = allocation_key(part)
+        refunded = order_before.refunded_by_instrument.get(key, 0) + int(part["amount"])
+        if refunded >= paid.get(key, 0):
+            moves.append(CouponMove(CouponMoveKind.RESTORE, str(part["coupon_id"]), payment.id, at))
+    return tuple(moves)
+
+
+# -- the changes ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PaymentStart:
+    """``order`` (transitioned, with the version it was read at) and the new ``payment``;
+    ``event`` when the payment completes at once."""
+
+    order: Order
+    payment: Payment
+    moves: tuple[InstrumentMove, ...]
+    event: Event | None = None
+
+    @classmethod
+    def reserving(cls, paying: Order, payment: Payment, at: str) -> PaymentStart:
+        """A payment with a channel part: its internal instruments are reserved."""
+        return cls(paying, payment, payment_reservations(payment, at, at_once=False))
+
+    @classmethod
+    def at_once(
+        cls, paid: Order, succeeded: Payment, reserved_as: Payment, at: str, event: Event
+    ) -> PaymentStart:
+        """Internal instruments pay the whole order: spent now, the order paid."""
+        return cls(paid, succeeded, payment_reservations(reserved_as, at, at_once=True), event)
+
+
+@dataclass(frozen=True)
+class PaymentSettlement:
+    """A final ``payment`` and its ``order`` (both transitioned, with the versions they were
+    read at), the events the change causes, and the instruments spent or released."""
+
+    payment: Payment
+    order: Order
+    events: tuple[Event, ...]
+    moves: tuple[InstrumentMove, ...]
+
+    @classmethod
+    def of(cls, payment: Payment, order: Order, *events: Event, at: str) -> PaymentSettlement:
+        return cls(payment, order, events, payment_finish_moves(payment, at))
+
+
+@dataclass(frozen=True)
+class OrderClosing:
+    """An unpaid order closed (transitioned, with the version it was read at)."""
+
+    order: Order
+    event: Event
+
+
+@dataclass(frozen=True)
+class RefundStart:
+    """A new ``refund`` with its ``order`` (None for a late-payment refund, which never
+    counted against the order); ``event`` and credit ``moves`` when it completes at once."""
+
+    refund: Refund
+    order: Order | None
+    event: Event | None = None
+    moves: tuple[InstrumentMove, ...] = ()
+
+    @classmethod
+    def at_once(
+        cls,
+        refunded: Order,
+        succeeded: Refund,
+        *,
+        payment: Payment,
+        order_before: Order,
+        event: Event,
+        at: str,
+    ) -> RefundStart:
+        """A refund of internal instruments only: succeeded, refunded and credited now."""
+        moves = refund_credit_moves(payment, succeeded, order_before, at)
+        return cls(succeeded, refunded, event, moves)
+
+
+@dataclass(frozen=True)
+class RefundSettlement:
+    """A final ``refund`` with its ``order``'s amounts (None for a late-payment refund), its
+    event and, when it succeeded, its credits."""
+
+    refund: Refund
+    order: Order | None
+    event: Event | None
+    moves: tuple[InstrumentMove, ...] = ()
+
+
+@dataclass(frozen=True)
+class BalanceCredit:
+    """A merchant tops up its buyer's stored balance."""
+
+    merchant_id: str
+    buyer_id: str
+    currency: str
+    amount: int
+    at: str
+
+    @property
+    def move(self) -> BalanceMove:
+        return BalanceMove(
+            BalanceMoveKind.CREDIT,
+            self.merchant_id,
+            self.buyer_id,
+            self.currency,
+            self.amount,
+            self.at,
+        )
+
+
+@dataclass(frozen=True)
+class CouponIssue:
+    """A merchant gives its buyer a coupon."""
+
+    coupon: Coupon
