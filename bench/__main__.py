@@ -5,7 +5,9 @@ channel, the buyer pays at the sandbox's page, the channel's signed notification
 callback, the state machine settles, and the signed ``order.paid`` webhook reaches the
 merchant's receiver. The benchmark prints payments per second, end-to-end latency
 percentiles, the AWS API calls per payment counted at the SDK (by caller, service and
-operation) and Step Functions state transitions per payment.
+operation), the DynamoDB write units per payment (counted by item from the write requests:
+moto reports no consumed capacity for transactions) and Step Functions state transitions per
+payment.
 
 Three more journeys follow, each measured on its own (same figures):
 - a combined payment: coupon + stored balance + the sandbox channel for the rest;
@@ -187,6 +189,19 @@ def _print_calls(snapshot: dict[str, dict[str, int]], payments: int, unit: str =
     )
 
 
+def _print_write_units(units: dict[str, dict[str, int]], count: int, unit: str) -> None:
+    print(
+        f"\nDynamoDB write units per {unit}, by caller (transactional items count twice; "
+        "index: Puts carrying an index key):"
+    )
+    table = index = 0
+    for caller, kinds in units.items():
+        table += kinds["table"]
+        index += kinds["index"]
+        print(f"  {caller:<32} {kinds['table'] / count:6.2f}   index {kinds['index'] / count:5.2f}")
+    print(f"  {'all callers':<32} {table / count:6.2f}   index {index / count:5.2f}")
+
+
 @dataclass
 class Section:
     """One measured journey, ``count`` times at ``concurrency``."""
@@ -197,6 +212,7 @@ class Section:
     elapsed: float
     snapshot: dict[str, dict[str, int]]
     transitions: list[int]
+    units: dict[str, dict[str, int]]
     note: str = ""
 
 
@@ -231,8 +247,9 @@ def _measure(
     elapsed = time.perf_counter() - started
     time.sleep(1.0)  # let the last SQS deletes land in the counts
     snapshot = runtime.sdk_call_snapshot()
+    units = runtime.write_units()
     transitions = [_transitions(runtime, machine_output, name) for _, name in results]
-    return Section(title, unit, results, elapsed, snapshot, transitions, note)
+    return Section(title, unit, results, elapsed, snapshot, transitions, units, note)
 
 
 def _print_section(section: Section, concurrency: int, header: str | None = None) -> None:
@@ -250,6 +267,7 @@ def _print_section(section: Section, concurrency: int, header: str | None = None
         f"(min {min(transitions)}, max {max(transitions)}){section.note}"
     )
     _print_calls(section.snapshot, count, unit)
+    _print_write_units(section.units, count, unit)
 
 
 def run(payments: int, concurrency: int) -> int:

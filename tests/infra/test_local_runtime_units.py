@@ -13,6 +13,7 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 from local_runtime import scope
+from local_runtime.accounting import SdkCallCounter, item_size, write_units
 from local_runtime.apigateway import RestApiDefinition, RestApiGateway, policy_allows
 from local_runtime.lambdas import FunctionError, Invocation
 from local_runtime.pollers import next_cron_time, rate_seconds, succeeded_messages
@@ -331,3 +332,30 @@ def test_the_sandbox_lists_the_routed_sandbox_accounts_with_its_secret() -> None
         }
         for account in ("a", "b")
     ]
+
+
+def test_write_units_are_counted_by_item_and_twice_inside_transactions() -> None:
+    small = {"pk": {"S": "ORDER#1"}, "sk": {"S": "ORDER"}, "amount": {"N": "1999"}}
+    assert item_size(small) == len("pk") + 7 + len("sk") + 5 + len("amount") + 3
+    big = {**small, "blob": {"S": "x" * 1500}}
+    indexed = {**small, "gsi1pk": {"S": "MERCHANT#m#ORDERS"}, "gsi2pk": {"S": "OPEN#1"}}
+    assert write_units("PutItem", {"Item": small}) == (1, 0)
+    assert write_units("PutItem", {"Item": big}) == (2, 0)
+    assert write_units("PutItem", {"Item": indexed}) == (1, 2)
+    assert write_units("UpdateItem", {"Key": {}}) == (1, 0)
+    transaction = {
+        "TransactItems": [
+            {"Put": {"Item": big}},
+            {"Put": {"Item": indexed}},
+            {"Update": {"Key": {}}},
+            {"ConditionCheck": {"Key": {}}},
+        ]
+    }
+    assert write_units("TransactWriteItems", transaction) == (2 * 2 + 2 + 2, 2)
+    assert write_units("GetItem", {"Key": {}}) == (0, 0)
+    counter = SdkCallCounter()
+    counter.record_write_units("ApiFunction", 8, 2)
+    counter.record_write_units("ApiFunction", 1, 0)
+    assert counter.write_units() == {"ApiFunction": {"table": 9, "index": 2}}
+    counter.reset()
+    assert counter.write_units() == {}
