@@ -21,6 +21,7 @@ from paycore.dal.instruments import InstrumentStore
 from paycore.domain.changes import BalanceCredit, CouponIssue
 from paycore.domain.instruments import Balance, Coupon, CouponStatus
 from paycore.errors import NotFound, ValidationFailed
+from paycore.ids import new_id
 from paycore.services import instruments as service
 from tests.functional.conftest import MotoStack
 
@@ -53,7 +54,7 @@ def raw_item(table: str, pk: str, sk: str) -> dict[str, Any] | None:
 
 
 def credit(store: InstrumentStore, amount: int, buyer: str = BUYER) -> Balance:
-    return store.credit_balance(BalanceCredit(MCH, buyer, CUR, amount, NOW))
+    return store.credit_balance(BalanceCredit(new_id("crd"), MCH, buyer, CUR, amount, NOW))
 
 
 def balance(store: InstrumentStore, buyer: str = BUYER, currency: str = CUR) -> tuple[int, int]:

@@ -7,6 +7,7 @@ import base64
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -229,6 +230,8 @@ def test_a_settlement_that_lost_the_race_reads_again_instead_of_failing(
         "http://127.0.0.1:9",
     )
     steps = PaymentSteps(store)
+    # The create step pins the account that holds the channel order (the money's account).
+    store.save_payment(replace(payment, channel_account="sandbox-primary"))
     stale = store.get_payment(payment.id)
     assert stale is not None
     paid = {"status": "succeeded", "paid_amount": 700, "paid_currency": "CNY"}

@@ -101,7 +101,7 @@ def test_the_chart_says_which_accounts_are_bounded_hot_and_clearing() -> None:
     # available may go negative (the contract lets the merchant see it)
     assert not CHART[AccountKind.MERCHANT_AVAILABLE].bounded
     # every bounded account is checked in the transaction: on its own item or per order
-    assert all(CHART[k].upkeep is not Upkeep.AGGREGATED for k in bounded)
+    assert all(CHART[k].upkeep is not Upkeep.SHARDED for k in bounded)
 
 
 # -- journal entries ----------------------------------------------------------------------------

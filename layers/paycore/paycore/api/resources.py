@@ -15,6 +15,7 @@ from paycore.money import MAX_AMOUNT, CurrencyCode
 MinorUnits = Annotated[
     int, Field(ge=0, le=MAX_AMOUNT, description="Minor units of the currency (JPY: yen)")
 ]
+Total = Annotated[int, Field(ge=0, description="Minor units of the currency, summed")]
 Timestamp = Annotated[
     str, Field(description="RFC 3339, UTC", examples=["2026-12-06T08:00:00.000Z"])
 ]
@@ -346,6 +347,52 @@ class ChannelList(Resource):
     object: Literal["list"]
     data: list[Channel]
     has_more: bool
+
+
+# -- the books ---------------------------------------------------------------------------
+
+
+class TrialBalanceAccount(Resource):
+    account: str = Field(description="The account id, e.g. merchant:mch_...:pending:CNY")
+    debits: Total
+    credits: Total
+
+
+class TrialBalance(Resource):
+    """Every account of one currency with its total debits and credits (docs/ledger.md)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "object": "trial_balance",
+                    "currency": "CNY",
+                    "accounts": [
+                        {
+                            "account": "channel:sandbox:sandbox-primary:clearing:CNY",
+                            "debits": 1999,
+                            "credits": 0,
+                        },
+                        {
+                            "account": "merchant:mch_01jefq3r6f4x2k8w9c7d5b1a0z:pending:CNY",
+                            "debits": 0,
+                            "credits": 1987,
+                        },
+                        {"account": "platform:fees:CNY", "debits": 0, "credits": 12},
+                    ],
+                    "total_debits": 1999,
+                    "total_credits": 1999,
+                }
+            ]
+        },
+    )
+
+    object: Literal["trial_balance"]
+    currency: CurrencyCode
+    accounts: list[TrialBalanceAccount]
+    total_debits: Total
+    total_credits: Total
 
 
 class Health(Resource):

@@ -30,6 +30,7 @@ from paycore import clock
 from paycore.aws import client
 from paycore.config import get_settings
 from paycore.dal.codec import from_item, to_item, to_values
+from paycore.dal.ledger import add_entry
 from paycore.dal.transaction import Part, Transaction, raise_unavailable, write_items
 from paycore.domain.changes import BalanceCredit, CouponIssue
 from paycore.domain.instruments import (
@@ -439,11 +440,13 @@ class InstrumentStore:
         return _balance(item) if item else None
 
     def credit_balance(self, credit: BalanceCredit) -> Balance:
-        """Write the credit (creating the balance); the balance as read right after."""
+        """Write the credit (creating the balance) with its journal entry; the balance as
+        read right after."""
         transaction = Transaction(self.table)
         add_moves(transaction, (credit.move,))
-        if transaction.write(self._ddb) is not None:  # pragma: no cover - unconditional
-            raise RuntimeError("a balance credit has no condition to fail")
+        add_entry(transaction, credit.entry)
+        if transaction.write(self._ddb) is not None:
+            raise RuntimeError(f"credit {credit.id} was posted already")
         found = self.get_balance(credit.merchant_id, credit.buyer_id, credit.currency)
         if found is None:  # pragma: no cover - just written
             raise RuntimeError("the credited balance is not there")
@@ -469,6 +472,7 @@ class InstrumentStore:
         }
         transaction = Transaction(self.table)
         transaction.put_new(values)
+        add_entry(transaction, issue.entry)
         if transaction.write(self._ddb) is not None:
             raise Conflict(f"coupon {coupon.id} already exists", code="coupon_exists")
 

@@ -18,7 +18,8 @@ from typing import Any
 
 from paycore.dal.codec import to_item
 from paycore.dal.instruments import add_moves
-from paycore.dal.trade_store import TradeStore
+from paycore.dal.ledger import add_entry
+from paycore.dal.trade_store import TradeStore, check_entry
 from paycore.dal.transaction import Part
 from paycore.domain.changes import RefundSettlement, RefundStart
 from paycore.domain.refunds import Refund, RefundKind, RefundStatus
@@ -57,9 +58,11 @@ class RefundStore(TradeStore):
         add_moves(transaction, start.moves)
         if start.event is not None:
             transaction.put_new(self._event_values(start.event), Part.EVENT)
+        add_entry(transaction, start.entry)
         cancelled = transaction.write(self._ddb)
         if cancelled is None:
             return
+        check_entry(refund.id, cancelled)
         if cancelled.failed(Part.NEW):
             raise Conflict(f"refund {refund.id} already exists", code="refund_exists")
         _check_instruments(refund.id, cancelled.instruments_not_as_read())
@@ -94,10 +97,12 @@ class RefundStore(TradeStore):
         add_moves(transaction, settlement.moves)
         if settlement.event is not None:
             transaction.put_new(self._event_values(settlement.event), Part.EVENT)
+        add_entry(transaction, settlement.entry)
         cancelled = transaction.write(self._ddb)
         if cancelled is None:
             return True
         _check_instruments(refund.id, cancelled.instruments_not_as_read())
+        check_entry(refund.id, cancelled)
         return False
 
     def put_refund_task_token(self, refund_id: str, task_token: str) -> None:

@@ -29,7 +29,8 @@ from paycore.aws import client
 from paycore.config import get_settings
 from paycore.dal.codec import from_item, to_item, to_values
 from paycore.dal.instruments import add_moves
-from paycore.dal.transaction import Part, Transaction, raise_unavailable
+from paycore.dal.ledger import add_entry
+from paycore.dal.transaction import Cancelled, Part, Transaction, raise_unavailable
 from paycore.domain.changes import OrderClosing, PaymentSettlement, PaymentStart
 from paycore.domain.models import Event, Merchant, Order, Payment
 from paycore.domain.status import OrderStatus, PaymentStatus
@@ -247,8 +248,10 @@ class TradeStore:
         add_moves(transaction, start.moves)
         if start.event is not None:
             transaction.put_new(self._event_values(start.event), Part.EVENT)
+        add_entry(transaction, start.entry)
         cancelled = transaction.write(self._ddb)
         if cancelled is not None:
+            check_entry(payment.id, cancelled)
             for refusal in cancelled.failed(Part.INSTRUMENT):
                 if refusal is not None:
                     raise refusal
@@ -298,10 +301,14 @@ class TradeStore:
         add_moves(transaction, settlement.moves)
         for event in settlement.events:
             transaction.put_new(self._event_values(event), Part.EVENT)
+        add_entry(transaction, settlement.entry)
         cancelled = transaction.write(self._ddb)
-        if cancelled is not None and cancelled.instruments_not_as_read():
+        if cancelled is None:
+            return True
+        if cancelled.instruments_not_as_read():
             raise RuntimeError(f"payment {payment.id}: instrument reservation not found")
-        return cancelled is None
+        check_entry(payment.id, cancelled)
+        return False
 
     def _payment_values(self, payment: Payment) -> dict[str, Any]:
         values = asdict(payment)
@@ -364,6 +371,12 @@ class TradeStore:
             # Stored as JSON text: the snapshot keeps its exact shape (nulls included).
             "data_object": json.dumps(event.data_object, separators=(",", ":")),
         }
+
+
+def check_entry(cause_id: str, cancelled: Cancelled) -> None:
+    """Raise when the change's journal entry exists but its state change was not made."""
+    if cancelled.entry_without_its_change():
+        raise RuntimeError(f"{cause_id}: its journal entry exists without its state change")
 
 
 def _fields(item: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:

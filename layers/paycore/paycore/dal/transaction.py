@@ -9,7 +9,10 @@ a cancelled transaction can be read back in the domain's words:
 - ``NEW``: a new object (``attribute_not_exists``); it fails when one with that id exists;
 - ``INSTRUMENT``: a conditional balance or coupon move; it fails when the money or the coupon
   is not there (the move's refusal, or a bug when the aggregates were current);
-- ``EVENT``: a new event, with an id derived from its cause.
+- ``EVENT``: a new event, with an id derived from its cause;
+- ``ENTRY``: the change's journal entry, new by its id (derived from the cause): it fails
+  when the change was already made (then an aggregate fails too: a retried step);
+- ``ACCOUNT``: an unconditional update of a ledger account's shard (never fails).
 
 A single Put or Update is sent as a plain PutItem or UpdateItem: the same guarantee for half
 the write units (transactional writes are billed twice).
@@ -41,6 +44,8 @@ class Part(StrEnum):
     NEW = "new"
     INSTRUMENT = "instrument"
     EVENT = "event"
+    ENTRY = "entry"
+    ACCOUNT = "account"
 
 
 def raise_unavailable(exc: ClientError) -> None:
@@ -80,6 +85,16 @@ class Cancelled:
         """An instrument move failed although every aggregate was current: a bug or a hand
         edit, never a race to retry away (the caller fails loudly; the alarm pages someone)."""
         return self.aggregates_current and bool(self.failed(Part.INSTRUMENT))
+
+    def entry_without_its_change(self) -> bool:
+        """The journal entry exists although the aggregates it changes were current and no
+        new object existed: an entry posted without its state change, a bug (raise)."""
+        return (
+            self.aggregates_current
+            and not self.failed(Part.NEW)
+            and not self.failed(Part.INSTRUMENT)
+            and bool(self.failed(Part.ENTRY))
+        )
 
 
 @dataclass

@@ -16,14 +16,17 @@ instrument moves need. Services never build DynamoDB items themselves.
 - ``RefundSettlement``: a refund made final, its order's amounts, its event and its credits.
 - ``BalanceCredit`` and ``CouponIssue``: a merchant gives its buyer stored value.
 
-Each also carries the rules that decide its instrument moves, so the same rule serves every
-path that makes the change.
+Each also carries its journal entry (``paycore.domain.postings``), written in the same
+transaction with its id new (the id derives from the cause: a retried step cannot post twice),
+and the rules that decide its instrument moves, so the same rule serves every path that makes
+the change.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from paycore.domain import postings
 from paycore.domain.instruments import (
     BalanceMove,
     BalanceMoveKind,
@@ -33,9 +36,10 @@ from paycore.domain.instruments import (
     InstrumentMove,
 )
 from paycore.domain.models import Event, Order, Payment
-from paycore.domain.refunds import Refund, allocation_key, paid_by_instrument
+from paycore.domain.refunds import Refund, RefundStatus, allocation_key, paid_by_instrument
 from paycore.domain.status import PaymentStatus
 from paycore.errors import Conflict
+from paycore.ledger.entries import JournalEntry
 
 # -- the instrument moves of payments and refunds ------------------------------------------------
 
@@ -152,34 +156,42 @@ class PaymentStart:
     order: Order
     payment: Payment
     moves: tuple[InstrumentMove, ...]
+    entry: JournalEntry | None
     event: Event | None = None
 
     @classmethod
     def reserving(cls, paying: Order, payment: Payment, at: str) -> PaymentStart:
         """A payment with a channel part: its internal instruments are reserved."""
-        return cls(paying, payment, payment_reservations(payment, at, at_once=False))
+        moves = payment_reservations(payment, at, at_once=False)
+        return cls(paying, payment, moves, postings.payment_started(payment))
 
     @classmethod
-    def at_once(
-        cls, paid: Order, succeeded: Payment, reserved_as: Payment, at: str, event: Event
-    ) -> PaymentStart:
+    def at_once(cls, paid: Order, succeeded: Payment, at: str, event: Event) -> PaymentStart:
         """Internal instruments pay the whole order: spent now, the order paid."""
-        return cls(paid, succeeded, payment_reservations(reserved_as, at, at_once=True), event)
+        moves = payment_reservations(succeeded, at, at_once=True)
+        entry = postings.payment_succeeded(succeeded, paid.holding, reserved=False)
+        return cls(paid, succeeded, moves, entry, event)
 
 
 @dataclass(frozen=True)
 class PaymentSettlement:
     """A final ``payment`` and its ``order`` (both transitioned, with the versions they were
-    read at), the events the change causes, and the instruments spent or released."""
+    read at), the events the change causes, the instruments spent or released, and the
+    entry: the money of a success, or the end of a failed payment's reservation."""
 
     payment: Payment
     order: Order
     events: tuple[Event, ...]
     moves: tuple[InstrumentMove, ...]
+    entry: JournalEntry | None
 
     @classmethod
     def of(cls, payment: Payment, order: Order, *events: Event, at: str) -> PaymentSettlement:
-        return cls(payment, order, events, payment_finish_moves(payment, at))
+        if payment.status is PaymentStatus.SUCCEEDED:
+            entry = postings.payment_succeeded(payment, order.holding)
+        else:
+            entry = postings.payment_failed(payment)
+        return cls(payment, order, events, payment_finish_moves(payment, at), entry)
 
 
 @dataclass(frozen=True)
@@ -197,8 +209,21 @@ class RefundStart:
 
     refund: Refund
     order: Order | None
+    entry: JournalEntry | None
     event: Event | None = None
     moves: tuple[InstrumentMove, ...] = ()
+
+    @classmethod
+    def reserving(
+        cls, refund: Refund, reserved: Order, *, payment: Payment, order_before: Order
+    ) -> RefundStart:
+        """A refund with a channel part: its amount is reserved on the order."""
+        return cls(refund, reserved, postings.refund_started(refund, payment, order_before))
+
+    @classmethod
+    def late_payment(cls, refund: Refund, payment: Payment) -> RefundStart:
+        """Money the channel took for a payment already final without it goes back."""
+        return cls(refund, None, postings.refund_started(refund, payment, None))
 
     @classmethod
     def at_once(
@@ -213,24 +238,49 @@ class RefundStart:
     ) -> RefundStart:
         """A refund of internal instruments only: succeeded, refunded and credited now."""
         moves = refund_credit_moves(payment, succeeded, order_before, at)
-        return cls(succeeded, refunded, event, moves)
+        entry = postings.refund_succeeded(succeeded, payment, order_before)
+        return cls(succeeded, refunded, entry, event, moves)
 
 
 @dataclass(frozen=True)
 class RefundSettlement:
     """A final ``refund`` with its ``order``'s amounts (None for a late-payment refund), its
-    event and, when it succeeded, its credits."""
+    event, its entry and, when it succeeded, its credits."""
 
     refund: Refund
     order: Order | None
     event: Event | None
+    entry: JournalEntry | None
     moves: tuple[InstrumentMove, ...] = ()
+
+    @classmethod
+    def of(
+        cls,
+        final: Refund,
+        order: Order | None,
+        *,
+        payment: Payment,
+        order_before: Order | None,
+        event: Event | None,
+        at: str,
+    ) -> RefundSettlement:
+        """``order`` is the order after the refund, ``order_before`` as it was read."""
+        if final.status is RefundStatus.SUCCEEDED:
+            moves = (
+                refund_credit_moves(payment, final, order_before, at)
+                if order_before is not None
+                else ()
+            )
+            entry = postings.refund_succeeded(final, payment, order_before)
+            return cls(final, order, event, entry, moves)
+        return cls(final, order, event, postings.refund_failed(final, payment, order_before))
 
 
 @dataclass(frozen=True)
 class BalanceCredit:
-    """A merchant tops up its buyer's stored balance."""
+    """A merchant tops up its buyer's stored balance (``id``: the credit, ``crd_...``)."""
 
+    id: str
     merchant_id: str
     buyer_id: str
     currency: str
@@ -248,9 +298,19 @@ class BalanceCredit:
             self.at,
         )
 
+    @property
+    def entry(self) -> JournalEntry:
+        return postings.balance_credited(
+            self.id, self.merchant_id, self.buyer_id, self.currency, self.amount
+        )
+
 
 @dataclass(frozen=True)
 class CouponIssue:
     """A merchant gives its buyer a coupon."""
 
     coupon: Coupon
+
+    @property
+    def entry(self) -> JournalEntry:
+        return postings.coupon_issued(self.coupon)

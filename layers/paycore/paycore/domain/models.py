@@ -19,6 +19,7 @@ from paycore.domain.status import (
     check_payment_transition,
 )
 from paycore.errors import Conflict
+from paycore.ledger.accounts import Holding
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,11 @@ class Order:
     def close(self, at: str) -> Order:
         check_order_transition(self.status, OrderStatus.CLOSED, code="order_not_closable")
         return replace(self, status=OrderStatus.CLOSED, updated_at=at)
+
+    @property
+    def holding(self) -> Holding:
+        """Where the merchant's money from this order sits: pending until settled."""
+        return Holding.PENDING
 
     @property
     def is_open(self) -> bool:
@@ -207,6 +213,9 @@ class Payment:
     balance_amount: int = 0  # frozen from the buyer's stored balance
     coupon_id: str | None = None
     coupon_amount: int = 0
+    coupon_face_value: int = 0  # the coupon's whole amount (used whole, even for less)
+    fee_rate_bps: int = 0  # the merchant's rate when the payment started
+    fee: int = 0  # on the channel part, at that rate (paycore.ledger.fees)
     # The misbehaviour switches for a local channel simulator (paycore.channels.simulate).
     simulate: dict[str, Any] | None = None
     channel_account: str | None = None  # the routed account that holds the channel order

@@ -32,16 +32,18 @@ class Side(StrEnum):
 
 
 class Upkeep(StrEnum):
-    """How the data layer keeps an account's balance."""
+    """How the data layer keeps an account's balance and checks its bound. Every account's
+    debits and credits are also kept in its ledger account items (sharded when the account is
+    hot), updated in the entry's transaction (``paycore.dal.ledger``)."""
 
     # Bounded: the account's own item (a buyer's balance, a coupon) is updated with a condition
     # in the same transaction as the entry, so the bound is checked before anything commits.
     BALANCE_ITEM = "balance_item"
-    # Bounded per order: each order's share is checked on the order's item in the entry's
-    # transaction; the merchant's total is aggregated asynchronously (it is hot).
+    # Bounded per order: each order's share is checked on the order's item (its version) in
+    # the entry's transaction; the merchant's total is in sharded account items (it is hot).
     ORDER_ITEM = "order_item"
-    # Unbounded: aggregated asynchronously from the entries, idempotently per entry id.
-    AGGREGATED = "aggregated"
+    # Unbounded: only the account items (sharded when hot); nothing to check.
+    SHARDED = "sharded"
 
 
 class Holding(StrEnum):
@@ -100,7 +102,7 @@ def _spec(
     bounded: bool = False,
     hot: bool = False,
     clearing: bool = False,
-    upkeep: Upkeep = Upkeep.AGGREGATED,
+    upkeep: Upkeep = Upkeep.SHARDED,
     meaning: str,
 ) -> AccountSpec:
     return AccountSpec(

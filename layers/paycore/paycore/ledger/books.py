@@ -2,8 +2,8 @@
 
 ``Ledger`` is the reference fold: each entry counts once (by id: the same entry again changes
 nothing; a different entry with the same id is refused), and the result does not depend on the
-order the entries arrive in. The data layer's asynchronous aggregation of hot accounts must
-give the same totals; the chaos run can fold every stored entry here and compare.
+order the entries arrive in. The data layer's account items (``paycore.dal.ledger``) must
+hold the same totals; the chaos run folds every stored entry here and compares.
 """
 
 from __future__ import annotations

@@ -22,7 +22,9 @@ def credit_balance(
     store: InstrumentStore, merchant_id: str, buyer_id: str, request: CreditBalanceRequest
 ) -> Balance:
     """Top up the buyer's available balance; the balance after the credit."""
-    credit = BalanceCredit(merchant_id, buyer_id, request.currency, request.amount, now_rfc3339())
+    credit = BalanceCredit(
+        new_id("crd"), merchant_id, buyer_id, request.currency, request.amount, now_rfc3339()
+    )
     return store.credit_balance(credit)
 
 

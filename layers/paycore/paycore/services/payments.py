@@ -40,6 +40,7 @@ class _Plan:
 
     coupon_id: str | None
     coupon_amount: int
+    coupon_face_value: int
     balance_amount: int
     channel: ChannelInstrument | None
     channel_amount: int
@@ -57,7 +58,7 @@ def _plan(store: TradeStore, order: Order, request: CreatePaymentRequest) -> _Pl
             code="buyer_required",
             param="instruments",
         )
-    coupon_amount = 0
+    coupon_amount = coupon_face_value = 0
     if coupon is not None:
         found = InstrumentStore(store.table).get_coupon(coupon.coupon_id)
         if found is None or found.merchant_id != order.merchant_id:
@@ -73,6 +74,7 @@ def _plan(store: TradeStore, order: Order, request: CreatePaymentRequest) -> _Pl
             )
         # A coupon is used whole; one worth more than the order pays the order, no more.
         coupon_amount = min(found.amount, order.amount)
+        coupon_face_value = found.amount
     balance_amount = balance.amount if balance is not None else 0
     rest = order.amount - coupon_amount - balance_amount
     if rest < 0:
@@ -96,7 +98,14 @@ def _plan(store: TradeStore, order: Order, request: CreatePaymentRequest) -> _Pl
         )
     if channel is not None:
         _check_routable(channel, order.currency, rest)  # refuses before any write
-    return _Plan(coupon.coupon_id if coupon else None, coupon_amount, balance_amount, channel, rest)
+    return _Plan(
+        coupon.coupon_id if coupon else None,
+        coupon_amount,
+        coupon_face_value,
+        balance_amount,
+        channel,
+        rest,
+    )
 
 
 def start_payment(
@@ -136,6 +145,7 @@ def start_payment(
         balance_amount=plan.balance_amount,
         coupon_id=plan.coupon_id,
         coupon_amount=plan.coupon_amount,
+        coupon_face_value=plan.coupon_face_value,
         simulate=plan.channel.switches() if plan.channel else None,
         callback_base_url=callback_base_url,
     )
@@ -167,7 +177,7 @@ def _pay_at_once(store: TradeStore, paying: Order, payment: Payment, at: str) ->
     succeeded = payment.succeed(None, at)
     paid = paying.mark_paid(payment.id, payment.amount, at)
     event = events.event_for(events.ORDER_PAID, paid.merchant_id, payment.id, paid.resource())
-    store.start_payment(PaymentStart.at_once(paid, succeeded, payment, at, event))
+    store.start_payment(PaymentStart.at_once(paid, succeeded, at, event))
     events.publish(event)
     return succeeded
 

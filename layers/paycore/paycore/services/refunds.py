@@ -39,8 +39,7 @@ from paycore.dal.workflow import (
     resume_with_outcome,
     start_refund_execution,
 )
-from paycore.domain.changes import RefundSettlement, RefundStart, refund_credit_moves
-from paycore.domain.instruments import InstrumentMove
+from paycore.domain.changes import RefundSettlement, RefundStart
 from paycore.domain.models import Event, Order, Payment
 from paycore.domain.refunds import (
     CHANNEL,
@@ -192,7 +191,9 @@ def _record_refund(refunds: RefundStore, order: Order, request: CreateRefundRequ
     )
     reserved = order.reserve_refund(refund.amount, allocations, at)
     if has_channel_part:
-        refunds.create_refund(RefundStart(refund, reserved))
+        refunds.create_refund(
+            RefundStart.reserving(refund, reserved, payment=payment, order_before=order)
+        )
         return refund
     # Only internal instruments: nothing to wait for.
     succeeded = refund.succeed(None, at)
@@ -270,7 +271,7 @@ def start_late_payment_refund(
             channel_account=payment.channel_account,
         )
         try:
-            refunds.create_refund(RefundStart(refund, None))
+            refunds.create_refund(RefundStart.late_payment(refund, payment))
         except Conflict:  # a twin call recorded it first
             existing = refunds.get_refund(refund_id)
             if existing is None:
@@ -418,16 +419,14 @@ def _finish(
         order = store.get_order(refund.order_id) if refund.kind is RefundKind.MERCHANT else None
         if refund.kind is RefundKind.MERCHANT and order is None:
             raise NotFound(f"no order {refund.order_id}", code="order_not_found")
-        moves: tuple[InstrumentMove, ...] = ()
+        payment = store.get_payment(refund.payment_id)
+        if payment is None:
+            raise NotFound(f"no payment {refund.payment_id}", code="payment_not_found")
+        before = order
         if outcome.status == SUCCEEDED:
             final = refund.succeed(outcome.channel_refund_id, at)
             if order is not None:
-                before = order
                 order = order.complete_refund(refund.amount, refund.allocations, at)
-                payment = store.get_payment(refund.payment_id)
-                if payment is None:
-                    raise NotFound(f"no payment {refund.payment_id}", code="payment_not_found")
-                moves = refund_credit_moves(payment, final, before, at)
         else:
             final = refund.fail(
                 outcome.failure_code or "refund_failed",
@@ -437,7 +436,10 @@ def _finish(
             if order is not None:
                 order = order.release_refund(refund.amount, refund.allocations, at)
         event = _event(final) if with_event else None
-        if store.finish_refund(RefundSettlement(final, order, event, moves)):
+        settlement = RefundSettlement.of(
+            final, order, payment=payment, order_before=before, event=event, at=at
+        )
+        if store.finish_refund(settlement):
             return final, True
         time.sleep((attempt + secrets.randbelow(10)) / 200)
     raise ConcurrentUpdate(f"refund {refund_id} changed while settling; retrying")

@@ -28,6 +28,7 @@ from paycore.api.routes import (
     channels,
     events,
     instruments,
+    ledger,
     merchants,
     orders,
     payments,
@@ -39,8 +40,9 @@ from paycore.errors import PaycoreError
 
 TITLE = "paycore merchant API"
 DESCRIPTION = (
-    "Orders, payments, refunds, balances, coupons and events. Money is an integer in the "
-    "currency's minor unit. Every error is application/problem+json with a stable `code`."
+    "Orders, payments, refunds, balances, coupons, events and the books. Money is an integer "
+    "in the currency's minor unit. Every error is application/problem+json with a stable "
+    "`code`."
 )
 
 
@@ -50,7 +52,7 @@ def build_app(
     app = PaycoreResolver()
     http = Http(app, commands, store_factory)
     _register_error_handlers(app)
-    for module in (merchants, orders, payments, refunds, instruments, events, channels):
+    for module in (merchants, orders, payments, refunds, instruments, events, channels, ledger):
         app.include_router(module.routes(http))
     app.include_router(_platform_routes(app))
     return app

@@ -1,0 +1,52 @@
+"""The money routes of the API function against moto: the books (trial balance), and who
+may read them."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.functional.conftest import MotoStack
+from tests.functional.test_api import ADMIN, Api
+
+
+@pytest.fixture
+def api(moto_stack: MotoStack) -> Api:
+    return Api()
+
+
+def test_the_trial_balance_is_for_the_platform_and_balances(api: Api) -> None:
+    who = api.merchant()
+    status, _, _ = api.call(
+        "POST",
+        "/v1/buyers/buyer-1/balance/credits",
+        resource="/v1/buyers/{buyer_id}/balance/credits",
+        path_parameters={"buyer_id": "buyer-1"},
+        body={"amount": 700, "currency": "CNY"},
+        authorizer=who,
+    )
+    assert status == 201
+
+    status, body, _ = api.call(
+        "GET", "/v1/ledger/trial_balance", query={"currency": "CNY"}, authorizer=ADMIN
+    )
+
+    assert status == 200
+    merchant = who["merchant_id"]
+    assert body == {
+        "object": "trial_balance",
+        "currency": "CNY",
+        "accounts": [
+            {"account": f"buyer:{merchant}:buyer-1:available:CNY", "debits": 0, "credits": 700},
+            {"account": f"merchant:{merchant}:issued_value:CNY", "debits": 700, "credits": 0},
+        ],
+        "total_debits": 700,
+        "total_credits": 700,
+    }
+    status, body, _ = api.call(
+        "GET", "/v1/ledger/trial_balance", query={"currency": "CNY"}, authorizer=who
+    )
+    assert status == 401 and body["code"] == "unauthenticated"
+    status, body, _ = api.call(
+        "GET", "/v1/ledger/trial_balance", query={"currency": "XXX"}, authorizer=ADMIN
+    )
+    assert status == 422 and body["code"] == "validation_failed"
