@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import boto3
 import pytest
 
 from paycore.api.models import (
@@ -18,6 +19,7 @@ from paycore.api.models import (
 )
 from paycore.dal.instruments import InstrumentStore
 from paycore.dal.ledger import LedgerStore
+from paycore.dal.refund_store import RefundStore
 from paycore.dal.trade_store import TradeStore
 from paycore.domain.status import OrderStatus, PaymentStatus
 from paycore.ledger.accounts import Account
@@ -40,6 +42,7 @@ BUYER = "buyer-1"
 ACCOUNT = "sandbox-primary"
 CLEARING = f"channel:sandbox:{ACCOUNT}:clearing:CNY"
 REFUNDING = f"channel:sandbox:{ACCOUNT}:refunding:CNY"
+FEES = "platform:fees:CNY"
 SUCCEEDED = {"status": "succeeded", "source": "query"}
 
 
@@ -105,11 +108,15 @@ def test_a_channel_payment_posts_its_money_with_the_settlement(
     assert item_of(items, f"PAYMENT#{payment_id}").values["status"] == "succeeded"
     assert item_of(items, f"ORDER#{order_id}").values["status"] == "paid"
     assert any(item.pk.startswith("EVENT#") for item in items)
+    # 0.60% (the default rate) of 19.99, rounded half up: 0.12.
     assert account_updates(items) == {
         CLEARING: (1999, 0),
-        f"merchant:{merchant}:pending:CNY": (0, 1999),
+        f"merchant:{merchant}:pending:CNY": (0, 1987),
+        FEES: (0, 12),
     }
-    assert assert_books_agree(moto_stack.trade_table).balance(_account(CLEARING)) == 1999
+    ledger = assert_books_agree(moto_stack.trade_table)
+    assert ledger.balance(_account(CLEARING)) == 1999
+    assert ledger.balance(_account(FEES)) == 12
 
 
 def test_a_combined_payment_reserves_its_balance_then_spends_balance_and_coupon(
@@ -142,7 +149,8 @@ def test_a_combined_payment_reserves_its_balance_then_spends_balance_and_coupon(
     assert item_of(settled, f"COUPON#{coupon}").values[":used"] == "used"
     assert account_updates(settled) == {
         CLEARING: (999, 0),
-        f"merchant:{merchant}:pending:CNY": (0, 999),
+        f"merchant:{merchant}:pending:CNY": (0, 993),
+        FEES: (0, 6),  # on the channel part only
         frozen: (700, 0),
         f"coupon:{coupon}:CNY": (300, 0),
         issued: (0, 1000),
@@ -255,12 +263,15 @@ def test_a_channel_refund_leaves_clearing_when_started_and_is_paid_by_the_mercha
     done = writes.transaction_of(f"je_{refund.id}_refund_succeeded")
     assert item_of(done, f"REFUND#{refund.id}").values["status"] == "succeeded"
     assert item_of(done, f"ORDER#{order_id}").values["amount_refunded"] == 500
+    # The fee of 12 on 1,999, returned in proportion for 500: floor((12*500*2 + 1999) / 3998).
+    assert item_of(done, f"REFUND#{refund.id}").values["fee_refunded"] == 3
     assert account_updates(done) == {
-        f"merchant:{merchant}:pending:CNY": (500, 0),
+        f"merchant:{merchant}:pending:CNY": (497, 0),
+        FEES: (3, 0),
         REFUNDING: (0, 500),
     }
     ledger = assert_books_agree(moto_stack.trade_table)
-    assert ledger.balance(_account(f"merchant:{merchant}:pending:CNY")) == 1499
+    assert ledger.balance(_account(f"merchant:{merchant}:pending:CNY")) == 1987 - 497
     assert ledger.balance(_account(CLEARING)) == 1499
     assert ledger.open_clearing() == []
 
@@ -371,10 +382,56 @@ def test_the_trial_balance_lists_every_account_of_the_currency_and_balances(
     assert lines == {
         CLEARING: (1999, 99),
         REFUNDING: (99, 0),
-        f"merchant:{merchant}:pending:CNY": (0, 1999),
+        f"merchant:{merchant}:pending:CNY": (0, 1987),
+        FEES: (0, 12),
         f"merchant:{merchant}:issued_value:CNY": (250, 0),
         f"buyer:{merchant}:{BUYER}:available:CNY": (0, 250),
     }
     assert balance.total_debits == balance.total_credits == 1999 + 99 + 250
     assert [line.account for line in balance.lines] == sorted(lines)
     assert LedgerStore().trial_balance("USD").lines == ()
+
+
+def test_fees_are_fixed_when_a_payment_starts_and_a_full_refund_in_parts_returns_all(
+    store: TradeStore, writes: WriteLog, moto_stack: MotoStack
+) -> None:
+    merchant = merchants.onboard_merchant(store, "Shop", None, fee_rate_bps=250).merchant
+    order_id = _order(store, merchant.id, 1999)
+    payment_id = _pay(store, merchant.id, order_id, CHANNEL)
+    started = store.get_payment(payment_id)
+    assert started is not None and (started.fee_rate_bps, started.fee) == (250, 50)
+    assert (started.resource()["fee"], started.resource()["net"]) == (None, None)
+    # The merchant's rate changes after the payment started: the payment keeps its own.
+    boto3.client("dynamodb").update_item(
+        TableName=moto_stack.trade_table,
+        Key={"pk": {"S": f"MERCHANT#{merchant.id}"}, "sk": {"S": "MERCHANT"}},
+        UpdateExpression="SET fee_rate_bps = :rate",
+        ExpressionAttributeValues={":rate": {"N": "9999"}},
+    )
+    assert (terms := store.get_merchant(merchant.id)) and terms.fee_rate_bps == 9999
+
+    PaymentSteps(store).settle(payment_id, SUCCEEDED)
+
+    paid = store.get_payment(payment_id)
+    assert paid is not None and (paid.resource()["fee"], paid.resource()["net"]) == (50, 1949)
+    succeeded = writes.transaction_of(f"je_{payment_id}_payment_succeeded")
+    assert account_updates(succeeded)[FEES] == (0, 50)
+    returned = []
+    for amount in (700, 700, 599):
+        refund = refunds.create_refund(
+            store, merchant.id, order_id, CreateRefundRequest(amount=amount), "http://x.test"
+        )
+        RefundSteps(store).settle_refund(refund.id, {"status": "succeeded", "source": "query"})
+        done = RefundStore(store.table).get_refund(refund.id)
+        assert done is not None and done.fee_refunded is not None
+        assert done.resource()["fee_refunded"] == done.fee_refunded
+        returned.append(done.fee_refunded)
+        entry = writes.transaction_of(f"je_{refund.id}_refund_succeeded")
+        assert account_updates(entry)[FEES] == (done.fee_refunded, 0)
+    # floor((50 * R * 2 + 1999) / 3998) at R = 700, 1400, 1999: 18, 35, 50.
+    assert returned == [18, 17, 15]
+    ledger = assert_books_agree(moto_stack.trade_table)
+    assert ledger.balance(_account(FEES)) == 0
+    assert ledger.balance(_account(f"merchant:{merchant.id}:pending:CNY")) == 0
+    assert ledger.balance(_account(CLEARING)) == 0
+    assert ledger.open_clearing() == []

@@ -50,3 +50,30 @@ def test_the_trial_balance_is_for_the_platform_and_balances(api: Api) -> None:
         "GET", "/v1/ledger/trial_balance", query={"currency": "XXX"}, authorizer=ADMIN
     )
     assert status == 422 and body["code"] == "validation_failed"
+
+
+def test_onboarding_takes_and_shows_the_merchants_terms(api: Api) -> None:
+    status, body, _ = api.call(
+        "POST", "/v1/merchants", body={"name": "Default terms"}, authorizer=ADMIN
+    )
+    assert status == 201
+    assert (body["fee_rate_bps"], body["settlement_delay_days"]) == (60, 1)
+    status, body, _ = api.call(
+        "POST",
+        "/v1/merchants",
+        body={"name": "Own terms", "fee_rate_bps": 0, "settlement_delay_days": 30},
+        authorizer=ADMIN,
+    )
+    assert status == 201
+    assert (body["fee_rate_bps"], body["settlement_delay_days"]) == (0, 30)
+    for field, value in (
+        ("fee_rate_bps", 10_001),
+        ("fee_rate_bps", -1),
+        ("settlement_delay_days", 31),
+        ("fee_rate_bps", 1.5),
+    ):
+        status, body, _ = api.call(
+            "POST", "/v1/merchants", body={"name": "Bad", field: value}, authorizer=ADMIN
+        )
+        assert status == 422 and body["code"] == "validation_failed", (field, value)
+        assert body.get("param") == field, body

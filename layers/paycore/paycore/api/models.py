@@ -16,7 +16,9 @@ from pydantic import (
 
 from paycore.channels.simulate import SimulateSwitches
 from paycore.clock import parse_rfc3339, rfc3339
+from paycore.domain.models import DEFAULT_SETTLEMENT_DELAY_DAYS, MAX_SETTLEMENT_DELAY_DAYS
 from paycore.http_urls import check_http_url
+from paycore.ledger.fees import DEFAULT_FEE_RATE_BPS, MAX_FEE_RATE_BPS
 from paycore.money import MAX_AMOUNT, CurrencyCode
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
@@ -33,10 +35,18 @@ def _check_url(value: str | None) -> str | None:
 
 
 class CreateMerchantRequest(BaseModel):
+    """``fee_rate_bps``: the fee on channel-collected money, in basis points (60 = 0.60%);
+    ``settlement_delay_days``: how many days after a payment succeeds (or, for guaranteed
+    trade, is confirmed) its money becomes available."""
+
     model_config = _STRICT
 
     name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     webhook_url: str | None = None
+    fee_rate_bps: Annotated[int, Field(ge=0, le=MAX_FEE_RATE_BPS)] = DEFAULT_FEE_RATE_BPS
+    settlement_delay_days: Annotated[int, Field(ge=0, le=MAX_SETTLEMENT_DELAY_DAYS)] = (
+        DEFAULT_SETTLEMENT_DELAY_DAYS
+    )
 
     _url = field_validator("webhook_url")(_check_url)
 

@@ -48,6 +48,8 @@ class Merchant(Resource):
                     "object": "merchant",
                     "name": "Tea Shop",
                     "webhook_url": "https://tea.example/webhooks",
+                    "fee_rate_bps": 60,
+                    "settlement_delay_days": 1,
                     "created_at": "2026-12-06T08:00:00.000Z",
                     "api_key": "sk_live_4f0c...",
                     "webhook_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
@@ -60,6 +62,12 @@ class Merchant(Resource):
     object: Literal["merchant"]
     name: str
     webhook_url: str | None
+    fee_rate_bps: int = Field(
+        ge=0, le=10_000, description="Fee on channel-collected money, basis points"
+    )
+    settlement_delay_days: int = Field(
+        ge=0, le=30, description="Days from success (or confirmation) to available"
+    )
     created_at: Timestamp
     api_key: str | None = Field(description="Shown once; null in a replay")
     webhook_secret: str | None = Field(description="Standard Webhooks secret; shown once")
@@ -184,6 +192,8 @@ class Payment(Resource):
                     "next_action": {"type": "redirect", "url": "https://pay.example/p/abc"},
                     "failure_code": None,
                     "failure_message": None,
+                    "fee": None,
+                    "net": None,
                     "channel_account": "sandbox-primary",
                     "channel_attempts": [
                         {
@@ -210,6 +220,11 @@ class Payment(Resource):
     next_action: NextAction | None
     failure_code: str | None
     failure_message: str | None
+    fee: MinorUnits | None = Field(
+        description="Once succeeded: the fee on the channel part (coupon and balance parts "
+        "carry none), rounded half up"
+    )
+    net: MinorUnits | None = Field(description="Once succeeded: the channel part less the fee")
     channel_account: str | None
     channel_attempts: list[ChannelAttempt]
     created_at: Timestamp
@@ -245,6 +260,7 @@ class Refund(Resource):
                     "reason": "damaged box",
                     "kind": "merchant",
                     "allocations": [{"type": "channel", "amount": 500}],
+                    "fee_refunded": 3,
                     "failure_code": None,
                     "failure_message": None,
                     "created_at": "2026-12-06T09:00:00.000Z",
@@ -267,6 +283,9 @@ class Refund(Resource):
         "had ended without it"
     )
     allocations: list[RefundPart]
+    fee_refunded: MinorUnits | None = Field(
+        description="Once succeeded: the part of the payment's fee this refund returned"
+    )
     failure_code: str | None
     failure_message: str | None
     created_at: Timestamp

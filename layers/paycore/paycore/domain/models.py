@@ -20,6 +20,10 @@ from paycore.domain.status import (
 )
 from paycore.errors import Conflict
 from paycore.ledger.accounts import Holding
+from paycore.ledger.fees import DEFAULT_FEE_RATE_BPS
+
+DEFAULT_SETTLEMENT_DELAY_DAYS = 1
+MAX_SETTLEMENT_DELAY_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,9 @@ class Merchant:
     webhook_url: str | None
     webhook_secret: str  # whsec_<base64>; shown to the merchant once, kept to sign webhooks
     created_at: str
+    # The merchant's terms, fixed on each payment when it starts (paycore.ledger.fees).
+    fee_rate_bps: int = DEFAULT_FEE_RATE_BPS
+    settlement_delay_days: int = DEFAULT_SETTLEMENT_DELAY_DAYS
 
     def resource(self) -> dict[str, Any]:
         return {
@@ -36,6 +43,8 @@ class Merchant:
             "object": "merchant",
             "name": self.name,
             "webhook_url": self.webhook_url,
+            "fee_rate_bps": self.fee_rate_bps,
+            "settlement_delay_days": self.settlement_delay_days,
             "created_at": self.created_at,
         }
 
@@ -216,6 +225,7 @@ class Payment:
     coupon_face_value: int = 0  # the coupon's whole amount (used whole, even for less)
     fee_rate_bps: int = 0  # the merchant's rate when the payment started
     fee: int = 0  # on the channel part, at that rate (paycore.ledger.fees)
+    settlement_delay_days: int = DEFAULT_SETTLEMENT_DELAY_DAYS  # the merchant's, at the start
     # The misbehaviour switches for a local channel simulator (paycore.channels.simulate).
     simulate: dict[str, Any] | None = None
     channel_account: str | None = None  # the routed account that holds the channel order
@@ -226,6 +236,12 @@ class Payment:
     @property
     def is_final(self) -> bool:
         return self.status is not PaymentStatus.PROCESSING
+
+    @property
+    def net(self) -> int:
+        """What the merchant gets from the channel part: the part less the fee (coupon and
+        stored-balance parts are the merchant's own value and carry no fee)."""
+        return self.channel_amount - self.fee
 
     def succeed(self, channel_transaction_id: str | None, at: str) -> Payment:
         check_payment_transition(self.status, PaymentStatus.SUCCEEDED)
@@ -260,6 +276,8 @@ class Payment:
             "next_action": dict(self.next_action) if self.next_action else None,
             "failure_code": self.failure_code,
             "failure_message": self.failure_message,
+            "fee": self.fee if self.status is PaymentStatus.SUCCEEDED else None,
+            "net": self.net if self.status is PaymentStatus.SUCCEEDED else None,
             "channel_account": self.channel_account,
             "channel_attempts": [dict(item) for item in self.channel_attempts],
             "created_at": self.created_at,

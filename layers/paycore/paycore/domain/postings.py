@@ -68,6 +68,15 @@ def channel_money(payment: Payment, order: Order) -> ChannelMoney:
     )
 
 
+def fee_refunded(refund: Refund, payment: Payment, order: Order | None) -> int:
+    """The fee ``refund`` returns if it succeeds now, ``order`` as read before it completes:
+    the increase of the cumulative figure of paycore.ledger.fees. A late-payment refund and
+    a refund without a channel part return none."""
+    if refund.kind is RefundKind.LATE_PAYMENT or not refund.channel_amount or order is None:
+        return 0
+    return channel_money(payment, order).fee_refunded_by(refund.channel_amount)
+
+
 def payment_started(payment: Payment) -> JournalEntry | None:
     """A payment with a channel part starts: its balance part is reserved."""
     return _posted(rules.payment_reserved(payment_facts(payment, routed=False)))

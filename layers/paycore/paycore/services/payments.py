@@ -23,6 +23,7 @@ from paycore.domain.models import Order, Payment
 from paycore.domain.status import OrderStatus, PaymentStatus
 from paycore.errors import Conflict, NotFound, PaycoreError, ServiceUnavailable, ValidationFailed
 from paycore.ids import has_prefix, new_id
+from paycore.ledger.fees import fee_for
 from paycore.services import events
 from paycore.services.orders import get_order
 
@@ -127,6 +128,9 @@ def start_payment(
     if parse_rfc3339(order.expires_at) <= now():
         raise Conflict("order has expired", code="order_expired")
     plan = _plan(store, order, request)
+    terms = store.get_merchant(merchant_id)
+    if terms is None:  # pragma: no cover - the authorizer found its key
+        raise NotFound(f"no merchant {merchant_id}", code="merchant_not_found")
     at = now_rfc3339()
     payment = Payment(
         id=new_id("pay"),
@@ -148,6 +152,10 @@ def start_payment(
         coupon_face_value=plan.coupon_face_value,
         simulate=plan.channel.switches() if plan.channel else None,
         callback_base_url=callback_base_url,
+        # The merchant's terms when the payment starts are the payment's for good.
+        fee_rate_bps=terms.fee_rate_bps,
+        fee=fee_for(plan.channel_amount, terms.fee_rate_bps),
+        settlement_delay_days=terms.settlement_delay_days,
     )
     paying = order.start_paying(payment.id, at)
     if plan.channel is None:

@@ -39,6 +39,7 @@ from paycore.dal.workflow import (
     resume_with_outcome,
     start_refund_execution,
 )
+from paycore.domain import postings
 from paycore.domain.changes import RefundSettlement, RefundStart
 from paycore.domain.models import Event, Order, Payment
 from paycore.domain.refunds import (
@@ -196,7 +197,7 @@ def _record_refund(refunds: RefundStore, order: Order, request: CreateRefundRequ
         )
         return refund
     # Only internal instruments: nothing to wait for.
-    succeeded = refund.succeed(None, at)
+    succeeded = refund.succeed(None, at, fee_refunded=0)  # no channel part: no fee
     refunded = reserved.complete_refund(refund.amount, allocations, at)
     event = _event(succeeded)
     refunds.create_refund(
@@ -424,7 +425,8 @@ def _finish(
             raise NotFound(f"no payment {refund.payment_id}", code="payment_not_found")
         before = order
         if outcome.status == SUCCEEDED:
-            final = refund.succeed(outcome.channel_refund_id, at)
+            returned = postings.fee_refunded(refund, payment, order)
+            final = refund.succeed(outcome.channel_refund_id, at, fee_refunded=returned)
             if order is not None:
                 order = order.complete_refund(refund.amount, refund.allocations, at)
         else:
