@@ -4,26 +4,14 @@ change that causes it: read from the transaction the data layer sent, then from 
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any
-
 import boto3
 import pytest
 
-from paycore.api.models import (
-    CreateCouponRequest,
-    CreateOrderRequest,
-    CreatePaymentRequest,
-    CreateRefundRequest,
-    CreditBalanceRequest,
-)
-from paycore.dal.instruments import InstrumentStore
 from paycore.dal.ledger import LedgerStore
 from paycore.dal.refund_store import RefundStore
 from paycore.dal.trade_store import TradeStore
 from paycore.domain.status import OrderStatus, PaymentStatus
 from paycore.ledger.accounts import Account
-from paycore.services import instruments, merchants, orders, payments, refunds
 from paycore.services.orchestration import PaymentSteps
 from paycore.services.refunds import RefundSteps, late_payment_refund_id
 from tests.functional.conftest import MotoStack
@@ -35,58 +23,19 @@ from tests.functional.ledger_support import (
     stored_entries,
     writes,
 )
+from tests.functional.money_support import BUYER, CHANNEL, SUCCEEDED, Shop
 
 __all__ = ["writes"]
 
-BUYER = "buyer-1"
 ACCOUNT = "sandbox-primary"
 CLEARING = f"channel:sandbox:{ACCOUNT}:clearing:CNY"
 REFUNDING = f"channel:sandbox:{ACCOUNT}:refunding:CNY"
 FEES = "platform:fees:CNY"
-SUCCEEDED = {"status": "succeeded", "source": "query"}
 
 
 @pytest.fixture
 def store(moto_stack: MotoStack, refund_machine: str) -> TradeStore:
     return TradeStore()
-
-
-def _merchant(store: TradeStore) -> str:
-    return merchants.onboard_merchant(store, "Shop", None).merchant.id
-
-
-def _order(store: TradeStore, merchant_id: str, amount: int) -> str:
-    request = CreateOrderRequest(
-        merchant_order_no=f"A-{amount}",
-        amount=amount,
-        currency="CNY",
-        subject="Tea",
-        buyer_id=BUYER,
-    )
-    return orders.create_order(store, merchant_id, request).id
-
-
-def _pay(store: TradeStore, merchant_id: str, order_id: str, *instrument: dict[str, Any]) -> str:
-    """Start a payment; one with a channel part is pinned to the account that takes it (what
-    the create step records)."""
-    request = CreatePaymentRequest.model_validate({"instruments": list(instrument)})
-    payment = payments.start_payment(store, merchant_id, order_id, request, "http://127.0.0.1:9")
-    if payment.channel is not None:
-        store.save_payment(replace(payment, channel_account=ACCOUNT))
-    return payment.id
-
-
-def _credit(merchant_id: str, amount: int) -> None:
-    request = CreditBalanceRequest(amount=amount, currency="CNY")
-    instruments.credit_balance(InstrumentStore(), merchant_id, BUYER, request)
-
-
-def _coupon(merchant_id: str, amount: int) -> str:
-    request = CreateCouponRequest(buyer_id=BUYER, amount=amount, currency="CNY")
-    return instruments.issue_coupon(InstrumentStore(), merchant_id, request).id
-
-
-CHANNEL = {"type": "channel", "channel": "sandbox"}
 
 
 def _account(account_id: str) -> Account:
@@ -96,9 +45,10 @@ def _account(account_id: str) -> Account:
 def test_a_channel_payment_posts_its_money_with_the_settlement(
     store: TradeStore, writes: WriteLog, moto_stack: MotoStack
 ) -> None:
-    merchant = _merchant(store)
-    order_id = _order(store, merchant, 1999)
-    payment_id = _pay(store, merchant, order_id, CHANNEL)
+    shop = Shop(store)
+    merchant = shop.id
+    order_id = shop.order(1999)
+    payment_id = shop.pay(order_id, CHANNEL)
     # A channel-only payment reserves nothing: its start posts no entry.
     assert writes.posted() == []
 
@@ -122,13 +72,12 @@ def test_a_channel_payment_posts_its_money_with_the_settlement(
 def test_a_combined_payment_reserves_its_balance_then_spends_balance_and_coupon(
     store: TradeStore, writes: WriteLog, moto_stack: MotoStack
 ) -> None:
-    merchant = _merchant(store)
-    _credit(merchant, 700)
-    coupon = _coupon(merchant, 300)
-    order_id = _order(store, merchant, 1999)
-    payment_id = _pay(
-        store,
-        merchant,
+    shop = Shop(store)
+    merchant = shop.id
+    shop.credit(700)
+    coupon = shop.coupon(300)
+    order_id = shop.order(1999)
+    payment_id = shop.pay(
         order_id,
         {"type": "coupon", "coupon_id": coupon},
         {"type": "balance", "amount": 700},
@@ -164,10 +113,11 @@ def test_a_combined_payment_reserves_its_balance_then_spends_balance_and_coupon(
 def test_a_failed_payment_releases_what_it_reserved(
     store: TradeStore, writes: WriteLog, moto_stack: MotoStack
 ) -> None:
-    merchant = _merchant(store)
-    _credit(merchant, 500)
-    order_id = _order(store, merchant, 1999)
-    payment_id = _pay(store, merchant, order_id, {"type": "balance", "amount": 500}, CHANNEL)
+    shop = Shop(store)
+    merchant = shop.id
+    shop.credit(500)
+    order_id = shop.order(1999)
+    payment_id = shop.pay(order_id, {"type": "balance", "amount": 500}, CHANNEL)
 
     failed = {"status": "failed", "failure_code": "payment_declined", "source": "callback"}
     PaymentSteps(store).settle(payment_id, failed)
@@ -187,13 +137,12 @@ def test_a_failed_payment_releases_what_it_reserved(
 def test_an_internal_payment_spends_balance_and_coupon_in_its_one_transaction(
     store: TradeStore, writes: WriteLog, moto_stack: MotoStack
 ) -> None:
-    merchant = _merchant(store)
-    _credit(merchant, 1500)
-    coupon = _coupon(merchant, 800)  # worth more than the order needs: used whole
-    order_id = _order(store, merchant, 1999)
-    payment_id = _pay(
-        store,
-        merchant,
+    shop = Shop(store)
+    merchant = shop.id
+    shop.credit(1500)
+    coupon = shop.coupon(800)  # worth more than the order needs: used whole
+    order_id = shop.order(1999)
+    payment_id = shop.pay(
         order_id,
         {"type": "coupon", "coupon_id": coupon},
         {"type": "balance", "amount": 1199},
@@ -215,9 +164,10 @@ def test_an_internal_payment_spends_balance_and_coupon_in_its_one_transaction(
 def test_credits_and_coupons_post_the_merchants_own_value(
     store: TradeStore, writes: WriteLog, moto_stack: MotoStack
 ) -> None:
-    merchant = _merchant(store)
-    _credit(merchant, 1000)
-    coupon = _coupon(merchant, 300)
+    shop = Shop(store)
+    merchant = shop.id
+    shop.credit(1000)
+    coupon = shop.coupon(300)
 
     [credit_entry, coupon_entry] = writes.posted()
     assert coupon_entry == f"je_{coupon}_coupon_issued"
@@ -237,28 +187,25 @@ def test_credits_and_coupons_post_the_merchants_own_value(
     assert_books_agree(moto_stack.trade_table)
 
 
-def _paid(store: TradeStore, amount: int = 1999) -> tuple[str, str, str]:
-    merchant = _merchant(store)
-    order_id = _order(store, merchant, amount)
-    payment_id = _pay(store, merchant, order_id, CHANNEL)
-    PaymentSteps(store).settle(payment_id, SUCCEEDED)
-    return merchant, order_id, payment_id
+def _paid(store: TradeStore, amount: int = 1999) -> tuple[Shop, str, str]:
+    shop = Shop(store)
+    order_id, payment_id = shop.paid(amount)
+    return shop, order_id, payment_id
 
 
 def test_a_channel_refund_leaves_clearing_when_started_and_is_paid_by_the_merchant_once_done(
     store: TradeStore, writes: WriteLog, moto_stack: MotoStack
 ) -> None:
-    merchant, order_id, _ = _paid(store)
-    refund = refunds.create_refund(
-        store, merchant, order_id, CreateRefundRequest(amount=500), "http://127.0.0.1:9"
-    )
+    shop, order_id, _ = _paid(store)
+    merchant = shop.id
+    refund = shop.refund(order_id, 500)
 
     started = writes.transaction_of(f"je_{refund.id}_refund_started")
     assert item_of(started, f"REFUND#{refund.id}").values["status"] == "processing"
     assert item_of(started, f"ORDER#{order_id}").values["refund_pending"] == 500
     assert account_updates(started) == {REFUNDING: (500, 0), CLEARING: (0, 500)}
 
-    RefundSteps(store).settle_refund(refund.id, {"status": "succeeded", "source": "callback"})
+    shop.finish_refund(refund.id)
 
     done = writes.transaction_of(f"je_{refund.id}_refund_succeeded")
     assert item_of(done, f"REFUND#{refund.id}").values["status"] == "succeeded"
@@ -279,10 +226,8 @@ def test_a_channel_refund_leaves_clearing_when_started_and_is_paid_by_the_mercha
 def test_a_failed_refund_puts_its_channel_part_back(
     store: TradeStore, writes: WriteLog, moto_stack: MotoStack
 ) -> None:
-    merchant, order_id, _ = _paid(store)
-    refund = refunds.create_refund(
-        store, merchant, order_id, CreateRefundRequest(amount=1999), "http://127.0.0.1:9"
-    )
+    shop, order_id, _ = _paid(store)
+    refund = shop.refund(order_id, 1999)
 
     RefundSteps(store).settle_refund(
         refund.id, {"status": "failed", "failure_code": "refund_rejected", "source": "query"}
@@ -299,14 +244,13 @@ def test_a_failed_refund_puts_its_channel_part_back(
 def test_an_internal_refund_gives_the_balance_back_at_once(
     store: TradeStore, writes: WriteLog, moto_stack: MotoStack
 ) -> None:
-    merchant = _merchant(store)
-    _credit(merchant, 1999)
-    order_id = _order(store, merchant, 1999)
-    _pay(store, merchant, order_id, {"type": "balance", "amount": 1999})
+    shop = Shop(store)
+    merchant = shop.id
+    shop.credit(1999)
+    order_id = shop.order(1999)
+    shop.pay(order_id, {"type": "balance", "amount": 1999})
 
-    refund = refunds.create_refund(
-        store, merchant, order_id, CreateRefundRequest(amount=600), "http://127.0.0.1:9"
-    )
+    refund = shop.refund(order_id, 600)
 
     assert refund.status.value == "succeeded"
     items = writes.transaction_of(f"je_{refund.id}_refund_succeeded")
@@ -322,9 +266,9 @@ def test_an_internal_refund_gives_the_balance_back_at_once(
 def test_a_late_payment_is_owed_back_then_returned(
     store: TradeStore, writes: WriteLog, moto_stack: MotoStack
 ) -> None:
-    merchant = _merchant(store)
-    order_id = _order(store, merchant, 1999)
-    payment_id = _pay(store, merchant, order_id, CHANNEL)
+    shop = Shop(store)
+    order_id = shop.order(1999)
+    payment_id = shop.pay(order_id, CHANNEL)
     closed = {"status": "failed", "failure_code": "order_expired", "source": "query"}
     PaymentSteps(store).settle(payment_id, {**closed, "paid_amount": 1999, "paid_currency": "CNY"})
     refund_id = late_payment_refund_id(payment_id)
@@ -370,11 +314,10 @@ def test_a_retried_step_never_posts_twice(
 def test_the_trial_balance_lists_every_account_of_the_currency_and_balances(
     store: TradeStore, moto_stack: MotoStack
 ) -> None:
-    merchant, order_id, _ = _paid(store)
-    _credit(merchant, 250)
-    refunds.create_refund(
-        store, merchant, order_id, CreateRefundRequest(amount=99), "http://127.0.0.1:9"
-    )
+    shop, order_id, _ = _paid(store)
+    merchant = shop.id
+    shop.credit(250)
+    shop.refund(order_id, 99)
 
     balance = LedgerStore().trial_balance("CNY")
 
@@ -395,9 +338,10 @@ def test_the_trial_balance_lists_every_account_of_the_currency_and_balances(
 def test_fees_are_fixed_when_a_payment_starts_and_a_full_refund_in_parts_returns_all(
     store: TradeStore, writes: WriteLog, moto_stack: MotoStack
 ) -> None:
-    merchant = merchants.onboard_merchant(store, "Shop", None, fee_rate_bps=250).merchant
-    order_id = _order(store, merchant.id, 1999)
-    payment_id = _pay(store, merchant.id, order_id, CHANNEL)
+    shop = Shop(store, fee_rate_bps=250)
+    merchant = shop.merchant
+    order_id = shop.order(1999)
+    payment_id = shop.pay(order_id, CHANNEL)
     started = store.get_payment(payment_id)
     assert started is not None and (started.fee_rate_bps, started.fee) == (250, 50)
     assert (started.resource()["fee"], started.resource()["net"]) == (None, None)
@@ -418,10 +362,7 @@ def test_fees_are_fixed_when_a_payment_starts_and_a_full_refund_in_parts_returns
     assert account_updates(succeeded)[FEES] == (0, 50)
     returned = []
     for amount in (700, 700, 599):
-        refund = refunds.create_refund(
-            store, merchant.id, order_id, CreateRefundRequest(amount=amount), "http://x.test"
-        )
-        RefundSteps(store).settle_refund(refund.id, {"status": "succeeded", "source": "query"})
+        refund = shop.refunded(order_id, amount)
         done = RefundStore(store.table).get_refund(refund.id)
         assert done is not None and done.fee_refunded is not None
         assert done.resource()["fee_refunded"] == done.fee_refunded

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from paycore.dal.trade_store import TradeStore
 from tests.functional.conftest import MotoStack
+from tests.functional.money_support import Shop
 from tests.functional.test_api import ADMIN, Api
 
 
@@ -77,3 +79,37 @@ def test_onboarding_takes_and_shows_the_merchants_terms(api: Api) -> None:
         )
         assert status == 422 and body["code"] == "validation_failed", (field, value)
         assert body.get("param") == field, body
+
+
+def _balance(api: Api, who: dict[str, str]) -> list[dict[str, object]]:
+    status, body, _ = api.call("GET", "/v1/balance", authorizer=who)
+    assert status == 200, body
+    assert body["object"] == "balance"
+    return list(body["data"])
+
+
+def test_the_balance_shows_each_currency_a_merchant_took_money_in(
+    api: Api, moto_stack: MotoStack, refund_machine: str
+) -> None:
+    store = TradeStore()
+    shop, other = Shop(store), Shop(store, "Other", fee_rate_bps=0)
+    who = {"role": "merchant", "merchant_id": shop.id}
+    assert _balance(api, who) == []
+
+    order_id, _ = shop.paid(1999)  # fee 12: 1,987 pending
+    shop.paid(1500, "JPY")  # fee 9
+    other.paid(700)
+    shop.refunded(order_id, 500)  # returns 3 of the fee: 497 from pending
+    internal = shop.order(300)
+    shop.credit(300)
+    shop.pay(internal, {"type": "balance", "amount": 300})  # the merchant's own value
+
+    assert _balance(api, who) == [
+        {"currency": "CNY", "escrow": 0, "pending": 1987 - 497, "available": 0},
+        {"currency": "JPY", "escrow": 0, "pending": 1491, "available": 0},
+    ]
+    assert _balance(api, {"role": "merchant", "merchant_id": other.id}) == [
+        {"currency": "CNY", "escrow": 0, "pending": 700, "available": 0}
+    ]
+    status, body, _ = api.call("GET", "/v1/balance", authorizer=ADMIN)
+    assert status == 401 and body["code"] == "unauthenticated"

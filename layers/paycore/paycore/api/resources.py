@@ -414,6 +414,32 @@ class TrialBalance(Resource):
     total_credits: Total
 
 
+class MerchantBalanceLine(Resource):
+    currency: CurrencyCode
+    escrow: Total = Field(description="Guaranteed-trade money not confirmed yet")
+    pending: Total = Field(description="Waiting for its settlement day")
+    available: int = Field(description="Settled; negative when refunds took more than it held")
+
+
+class MerchantBalance(Resource):
+    """Where the merchant's money is, per currency it has touched (docs/money.md)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "object": "balance",
+                    "data": [{"currency": "CNY", "escrow": 0, "pending": 1987, "available": 0}],
+                }
+            ]
+        },
+    )
+
+    object: Literal["balance"]
+    data: list[MerchantBalanceLine]
+
+
 class Health(Resource):
     status: Literal["ok"]
 

@@ -39,9 +39,11 @@ from paycore.config import get_settings
 from paycore.dal.codec import from_item, to_item, to_values
 from paycore.dal.transaction import Part, Transaction, raise_unavailable
 from paycore.errors import ServiceUnavailable
-from paycore.ledger.accounts import Account, AccountKind, Side
+from paycore.ledger import accounts
+from paycore.ledger.accounts import Account, AccountKind, Holding, Side
 from paycore.ledger.books import TrialBalance, TrialBalanceLine
 from paycore.ledger.entries import JournalEntry
+from paycore.money import CURRENCY_EXPONENTS
 
 ENTRY_SK = "ENTRY"
 LEDGER_INDEX = "gsi2"
@@ -267,3 +269,24 @@ class LedgerStore:
         raise ServiceUnavailable(
             f"the {currency} books are being written faster than they can be read; retry"
         )
+
+    def merchant_holdings(self, merchant_id: str) -> dict[str, dict[Holding, int]]:
+        """The merchant's escrow, pending and available per currency it has touched (any of
+        the three has an account item), each on its normal side (credit: what is owed to the
+        merchant; available may be negative). Reads every shard of the three accounts in
+        every supported currency, consistently: 3 x 8 x 11 keys, three BatchGetItem calls."""
+        keys: list[dict[str, Any]] = []
+        for currency in CURRENCY_EXPONENTS:
+            for holding in Holding:
+                account = accounts.merchant_holding(merchant_id, holding, currency)
+                keys.extend(
+                    to_item({"pk": account_pk(account.id), "sk": shard_sk(shard)})
+                    for shard in range(shard_count(account))
+                )
+        found: dict[str, dict[Holding, int]] = {}
+        for item in self.read_shards(keys):
+            account = Account.parse(str(item["account"]))
+            holding = Holding(account.kind.value.removeprefix("merchant_"))
+            line = found.setdefault(account.currency, dict.fromkeys(Holding, 0))
+            line[holding] += int(item.get("credits", 0)) - int(item.get("debits", 0))
+        return dict(sorted(found.items()))
