@@ -38,6 +38,15 @@ class Shop:
         self.merchant: Merchant = merchants.onboard_merchant(store, name, None, **terms).merchant
         self.id = self.merchant.id
 
+    @classmethod
+    def existing(cls, store: TradeStore, merchant_id: str) -> Shop:
+        """A merchant onboarded elsewhere (e.g. through the API)."""
+        shop = cls.__new__(cls)
+        merchant = store.get_merchant(merchant_id)
+        assert merchant is not None
+        shop.store, shop.merchant, shop.id = store, merchant, merchant_id
+        return shop
+
     def order(self, amount: int, currency: str = "CNY", **extra: Any) -> str:
         request = CreateOrderRequest.model_validate(
             {

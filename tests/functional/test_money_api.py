@@ -113,3 +113,39 @@ def test_the_balance_shows_each_currency_a_merchant_took_money_in(
     ]
     status, body, _ = api.call("GET", "/v1/balance", authorizer=ADMIN)
     assert status == 401 and body["code"] == "unauthenticated"
+
+
+def test_guaranteed_orders_are_created_and_confirmed_over_the_api(
+    api: Api, moto_stack: MotoStack, refund_machine: str
+) -> None:
+    who = api.merchant()
+    created = api.order(who, "G-1", trade_type="guaranteed", auto_confirm_in=3600)
+    assert (created["trade_type"], created["auto_confirm_in"]) == ("guaranteed", 3600)
+    assert created["auto_confirm_at"] is None and created["confirmed_at"] is None
+    assert api.order(who, "G-2", trade_type="guaranteed")["auto_confirm_in"] == 864000
+    instant = api.order(who, "I-1")
+    assert (instant["trade_type"], instant["auto_confirm_in"]) == ("instant", None)
+    for extra in (
+        {"auto_confirm_in": 3600},  # an instant order confirms nothing
+        {"trade_type": "guaranteed", "auto_confirm_in": 59},
+        {"trade_type": "guaranteed", "auto_confirm_in": 7_776_001},
+        {"trade_type": "escrow"},
+    ):
+        payload = {"merchant_order_no": "BAD", "amount": 1, "currency": "CNY", "subject": "T"}
+        status, body, _ = api.call("POST", "/v1/orders", body={**payload, **extra}, authorizer=who)
+        assert status == 422 and body["code"] == "validation_failed", extra
+
+    status, body, _ = api.on_order("POST", created["id"], "/confirm", authorizer=who)
+    assert status == 409 and body["code"] == "order_not_confirmable"  # not paid yet
+    shop = Shop.existing(TradeStore(), who["merchant_id"])
+    shop.settle(shop.pay(created["id"], {"type": "channel", "channel": "sandbox"}))
+
+    status, body, _ = api.on_order("POST", created["id"], "/confirm", authorizer=who)
+    assert status == 200 and body["status"] == "paid" and body["confirmed_at"]
+    status, again, _ = api.on_order("POST", created["id"], "/confirm", authorizer=who)
+    assert status == 409 and again["code"] == "order_not_confirmable"
+    other = api.merchant("Other")
+    status, body, _ = api.on_order("POST", created["id"], "/confirm", authorizer=other)
+    assert status == 404 and body["code"] == "order_not_found"
+    status, body, _ = api.call("GET", "/v1/events", authorizer=who, query={"limit": "100"})
+    assert [e["type"] for e in body["data"]].count("order.confirmed") == 1

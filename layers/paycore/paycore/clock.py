@@ -26,3 +26,8 @@ def parse_rfc3339(value: str) -> datetime:
 
 def in_seconds(seconds: int) -> str:
     return rfc3339(now() + timedelta(seconds=seconds))
+
+
+def seconds_after(moment: str, seconds: int) -> str:
+    """``seconds`` after the RFC 3339 ``moment``, in the same form."""
+    return rfc3339(parse_rfc3339(moment) + timedelta(seconds=seconds))

@@ -16,7 +16,12 @@ from pydantic import (
 
 from paycore.channels.simulate import SimulateSwitches
 from paycore.clock import parse_rfc3339, rfc3339
-from paycore.domain.models import DEFAULT_SETTLEMENT_DELAY_DAYS, MAX_SETTLEMENT_DELAY_DAYS
+from paycore.domain.models import (
+    DEFAULT_SETTLEMENT_DELAY_DAYS,
+    MAX_AUTO_CONFIRM_IN,
+    MAX_SETTLEMENT_DELAY_DAYS,
+    MIN_AUTO_CONFIRM_IN,
+)
 from paycore.http_urls import check_http_url
 from paycore.ledger.fees import DEFAULT_FEE_RATE_BPS, MAX_FEE_RATE_BPS
 from paycore.money import MAX_AMOUNT, CurrencyCode
@@ -67,6 +72,16 @@ class CreateOrderRequest(BaseModel):
         Field(max_length=50),
     ] = Field(default_factory=dict)
     buyer_id: Identifier | None = None
+    trade_type: Literal["instant", "guaranteed"] = "instant"
+    auto_confirm_in: (
+        Annotated[int, Field(ge=MIN_AUTO_CONFIRM_IN, le=MAX_AUTO_CONFIRM_IN)] | None
+    ) = None
+
+    @model_validator(mode="after")
+    def _auto_confirm_for_guaranteed_trade(self) -> CreateOrderRequest:
+        if self.auto_confirm_in is not None and self.trade_type != "guaranteed":
+            raise ValueError("auto_confirm_in is for guaranteed orders only")
+        return self
 
 
 class NoParameters(BaseModel):

@@ -98,6 +98,10 @@ class Order(Resource):
                     "updated_at": "2026-12-06T08:01:12.345Z",
                     "metadata": {"cart": "c-77"},
                     "buyer_id": "buyer-42",
+                    "trade_type": "guaranteed",
+                    "auto_confirm_in": 864000,
+                    "auto_confirm_at": "2026-12-16T08:01:12.345Z",
+                    "confirmed_at": None,
                 }
             ]
         },
@@ -117,6 +121,16 @@ class Order(Resource):
     updated_at: Timestamp
     metadata: dict[str, str]
     buyer_id: str | None
+    trade_type: Literal["instant", "guaranteed"] = Field(
+        description="guaranteed (担保交易): the money waits in escrow until confirmed"
+    )
+    auto_confirm_in: int | None = Field(
+        description="Guaranteed trade: seconds after payment when the order confirms itself"
+    )
+    auto_confirm_at: Timestamp | None = Field(
+        description="Guaranteed trade: when a paid order confirms itself unless confirmed before"
+    )
+    confirmed_at: Timestamp | None = Field(description="Guaranteed trade: when it was confirmed")
 
 
 # -- payments ----------------------------------------------------------------------------
@@ -321,7 +335,12 @@ class Coupon(Resource):
 # -- events ------------------------------------------------------------------------------
 
 EventType = Literal[
-    "order.paid", "order.closed", "payment.failed", "refund.succeeded", "refund.failed"
+    "order.paid",
+    "order.closed",
+    "order.confirmed",
+    "payment.failed",
+    "refund.succeeded",
+    "refund.failed",
 ]
 
 

@@ -8,9 +8,13 @@ Item layout (pk / sk):
 - ``PAYMENT#<pay>`` / ``PAYMENT``: the payment; ``PAYMENT#<pay>`` / ``TASKTOKEN`` holds the
   state machine's task token apart, so it never travels with the payment.
 - ``EVENT#<evt>`` / ``EVENT``: the event; gsi1 ``MERCHANT#<mch>#EVENTS`` by creation time.
-- Open orders (``created`` or ``paying``) are also in the sparse index gsi2, partition
-  ``OPEN#<shard>`` (one of ``OPEN_SHARDS``, so no hot key) sorted by ``expires_at``: the expiry
-  sweeper finds the orders due without a scan. A paid or closed order leaves the index.
+- Orders with a deadline are also in the sparse, keys-only index gsi2, partitioned
+  ``<KIND>#<shard>`` (one of ``OPEN_SHARDS``, so no hot key) and sorted by the deadline, so a
+  sweep finds the orders due without a scan: open orders (``created`` or ``paying``) under
+  ``OPEN`` by ``expires_at`` (the expiry sweep); paid guaranteed orders not confirmed yet under
+  ``CONFIRM`` by ``auto_confirm_at`` (the auto-confirm sweep). An order leaves the index when
+  its deadline no longer applies (paid or closed; confirmed or refunded in full). The ledger's
+  account items share the index under ``LEDGER#...`` (``paycore.dal.ledger``).
 
 Every change of an order or payment is a conditional write on the version it was read at;
 a state change and its event are written in one transaction.
@@ -31,14 +35,21 @@ from paycore.dal.codec import from_item, to_item, to_values
 from paycore.dal.instruments import add_moves
 from paycore.dal.ledger import add_entry
 from paycore.dal.transaction import Cancelled, Part, Transaction, raise_unavailable
-from paycore.domain.changes import OrderClosing, PaymentSettlement, PaymentStart
-from paycore.domain.models import Event, Merchant, Order, Payment
+from paycore.domain.changes import (
+    OrderClosing,
+    PaymentSettlement,
+    PaymentStart,
+    TradeConfirmation,
+)
+from paycore.domain.models import Event, Merchant, Order, Payment, TradeType
 from paycore.domain.status import OrderStatus, PaymentStatus
 from paycore.errors import ConcurrentUpdate, Conflict, NotFound
 
 GSI = "gsi1"
 EXPIRY_INDEX = "gsi2"
 OPEN_SHARDS = 8
+OPEN = "OPEN"  # gsi2 partitions of open orders, by expires_at
+CONFIRM = "CONFIRM"  # ... of paid guaranteed orders not confirmed yet, by auto_confirm_at
 
 
 def _key(pk: str, sk: str) -> dict[str, Any]:
@@ -65,8 +76,8 @@ def _mono_pk(merchant_id: str, merchant_order_no: str) -> str:
     return f"MONO#{merchant_id}#{merchant_order_no}"
 
 
-def _open_shard(order_id: str) -> str:
-    return f"OPEN#{int(hashlib.sha256(order_id.encode()).hexdigest(), 16) % OPEN_SHARDS}"
+def _deadline_shard(kind: str, order_id: str) -> str:
+    return f"{kind}#{int(hashlib.sha256(order_id.encode()).hexdigest(), 16) % OPEN_SHARDS}"
 
 
 class TradeStore:
@@ -190,6 +201,21 @@ class TradeStore:
             raise ConcurrentUpdate(f"order {order.id} changed while it was being updated")
         return saved
 
+    def confirm_order(self, confirmation: TradeConfirmation) -> Order:
+        """Write the confirmed order, its event and its entry if nobody changed the order
+        since it was read; the order as stored."""
+        order = confirmation.order
+        saved = replace(order, version=order.version + 1)
+        transaction = self._transaction()
+        transaction.put_versioned(self._order_values(saved), order.version)
+        transaction.put_new(self._event_values(confirmation.event), Part.EVENT)
+        add_entry(transaction, confirmation.entry)
+        cancelled = transaction.write(self._ddb)
+        if cancelled is not None:
+            check_entry(order.id, cancelled)
+            raise ConcurrentUpdate(f"order {order.id} changed while it was being confirmed")
+        return saved
+
     def list_orders(
         self, merchant_id: str, limit: int, starting_after: str | None
     ) -> tuple[list[Order], bool]:
@@ -203,6 +229,7 @@ class TradeStore:
     def _order_values(self, order: Order) -> dict[str, Any]:
         values = asdict(order)
         values["status"] = order.status.value
+        values["trade_type"] = order.trade_type.value
         values.update(
             pk=_order_pk(order.id),
             sk="ORDER",
@@ -210,11 +237,26 @@ class TradeStore:
             gsi1sk=f"{order.created_at}#{order.id}",
         )
         if order.is_open:
-            values.update(gsi2pk=_open_shard(order.id), gsi2sk=f"{order.expires_at}#{order.id}")
+            values.update(
+                gsi2pk=_deadline_shard(OPEN, order.id), gsi2sk=f"{order.expires_at}#{order.id}"
+            )
+        elif order.is_confirmable:
+            values.update(
+                gsi2pk=_deadline_shard(CONFIRM, order.id),
+                gsi2sk=f"{order.auto_confirm_at}#{order.id}",
+            )
         return values
 
     def expired_order_ids(self, now_rfc3339: str, limit: int = 100) -> list[str]:
         """Ids of open orders whose ``expires_at`` is at or before ``now_rfc3339``."""
+        return self._due_order_ids(OPEN, now_rfc3339, limit)
+
+    def orders_to_confirm(self, now_rfc3339: str, limit: int = 100) -> list[str]:
+        """Ids of paid guaranteed orders whose ``auto_confirm_at`` is at or before
+        ``now_rfc3339`` and that are not confirmed yet."""
+        return self._due_order_ids(CONFIRM, now_rfc3339, limit)
+
+    def _due_order_ids(self, kind: str, now_rfc3339: str, limit: int) -> list[str]:
         found: list[str] = []
         for shard in range(OPEN_SHARDS):
             query: dict[str, Any] = {
@@ -222,7 +264,7 @@ class TradeStore:
                 "IndexName": EXPIRY_INDEX,
                 "KeyConditionExpression": "gsi2pk = :pk AND gsi2sk <= :now",
                 "ExpressionAttributeValues": to_values(
-                    {":pk": f"OPEN#{shard}", ":now": f"{now_rfc3339}#~"}
+                    {":pk": f"{kind}#{shard}", ":now": f"{now_rfc3339}#~"}
                 ),
                 "Limit": limit,
             }
@@ -397,6 +439,7 @@ def _merchant(item: dict[str, Any]) -> Merchant:
 def _order(item: dict[str, Any]) -> Order:
     values = _fields(item, _ORDER_FIELDS)
     values["status"] = OrderStatus(values["status"])
+    values["trade_type"] = TradeType(values.get("trade_type", TradeType.INSTANT))
     return Order(**values)
 
 

@@ -10,6 +10,8 @@ instrument moves need. Services never build DynamoDB items themselves.
 - ``PaymentSettlement``: a payment made final, its order paid, payable again or closed, its
   events, and its reserved instruments spent or released.
 - ``OrderClosing``: an unpaid order closed, with its event.
+- ``TradeConfirmation``: a paid guaranteed order confirmed, its event, and its money moved
+  from the merchant's escrow to pending.
 - ``RefundStart``: a new refund and its amount reserved on the order (or, for a refund of
   internal instruments only, refunded at once with its credits and event); a late-payment
   refund alone.
@@ -200,6 +202,19 @@ class OrderClosing:
 
     order: Order
     event: Event
+
+
+@dataclass(frozen=True)
+class TradeConfirmation:
+    """A guaranteed order confirmed (transitioned, with the version it was read at)."""
+
+    order: Order
+    event: Event
+    entry: JournalEntry | None
+
+    @classmethod
+    def of(cls, confirmed: Order, payment: Payment, event: Event) -> TradeConfirmation:
+        return cls(confirmed, event, postings.trade_confirmed(confirmed, payment))
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any
 
+from paycore.clock import seconds_after
 from paycore.domain.refunds import add_allocations
 from paycore.domain.status import (
     OrderStatus,
@@ -24,6 +26,15 @@ from paycore.ledger.fees import DEFAULT_FEE_RATE_BPS
 
 DEFAULT_SETTLEMENT_DELAY_DAYS = 1
 MAX_SETTLEMENT_DELAY_DAYS = 30
+# Guaranteed trade: how long after payment an unconfirmed order confirms itself (10 days).
+DEFAULT_AUTO_CONFIRM_IN = 864_000
+MIN_AUTO_CONFIRM_IN = 60
+MAX_AUTO_CONFIRM_IN = 7_776_000
+
+
+class TradeType(StrEnum):
+    INSTANT = "instant"  # the merchant's money is pending as soon as the order is paid
+    GUARANTEED = "guaranteed"  # 担保交易: held in escrow until the buyer confirms
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,10 @@ class Order:
     # refunds not failed have taken from it, and what succeeded refunds gave back through it.
     refund_allocated: dict[str, int] = field(default_factory=dict)
     refunded_by_instrument: dict[str, int] = field(default_factory=dict)
+    trade_type: TradeType = TradeType.INSTANT
+    auto_confirm_in: int | None = None  # guaranteed trade: seconds from paid to confirmed
+    auto_confirm_at: str | None = None  # guaranteed trade: set when paid
+    confirmed_at: str | None = None  # guaranteed trade: by the merchant, or automatically
     version: int = 0  # optimistic lock: every write expects it and stores it + 1
 
     def start_paying(self, payment_id: str, at: str) -> Order:
@@ -86,7 +101,36 @@ class Order:
     def mark_paid(self, payment_id: str, amount: int, at: str) -> Order:
         self._check_current_payment(payment_id)
         check_order_transition(self.status, OrderStatus.PAID, code="order_not_paying")
-        return replace(self, status=OrderStatus.PAID, amount_paid=amount, updated_at=at)
+        paid = replace(self, status=OrderStatus.PAID, amount_paid=amount, updated_at=at)
+        if self.trade_type is TradeType.GUARANTEED:
+            wait = self.auto_confirm_in or DEFAULT_AUTO_CONFIRM_IN
+            paid = replace(paid, auto_confirm_at=seconds_after(at, wait))
+        return paid
+
+    @property
+    def is_confirmable(self) -> bool:
+        """A paid guaranteed order not confirmed yet, not refunded in full."""
+        return (
+            self.trade_type is TradeType.GUARANTEED
+            and self.status in (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED)
+            and self.confirmed_at is None
+        )
+
+    def confirm(self, at: str) -> Order:
+        """The buyer received the goods (or the order confirmed itself): the merchant's money
+        leaves escrow. Not a status change: the order stays paid (or partly refunded)."""
+        if not self.is_confirmable:
+            why = (
+                "it is not a guaranteed order"
+                if self.trade_type is not TradeType.GUARANTEED
+                else "it is already confirmed"
+                if self.confirmed_at
+                else f"it is {self.status.value}"
+            )
+            raise Conflict(
+                f"order {self.id} cannot be confirmed: {why}", code="order_not_confirmable"
+            )
+        return replace(self, confirmed_at=at, updated_at=at)
 
     def reopen(self, payment_id: str, at: str) -> Order:
         """A payment failed: the order is payable again."""
@@ -100,7 +144,10 @@ class Order:
 
     @property
     def holding(self) -> Holding:
-        """Where the merchant's money from this order sits: pending until settled."""
+        """Where the merchant's money from this order sits: escrow while a guaranteed order
+        is not confirmed, then pending until settled."""
+        if self.trade_type is TradeType.GUARANTEED and self.confirmed_at is None:
+            return Holding.ESCROW
         return Holding.PENDING
 
     @property
@@ -130,6 +177,10 @@ class Order:
             "updated_at": self.updated_at,
             "metadata": dict(self.metadata),
             "buyer_id": self.buyer_id,
+            "trade_type": self.trade_type.value,
+            "auto_confirm_in": self.auto_confirm_in,
+            "auto_confirm_at": self.auto_confirm_at,
+            "confirmed_at": self.confirmed_at,
         }
 
     # -- refunds (see paycore.domain.refunds) ---------------------------------------------

@@ -163,6 +163,15 @@ def refund_failed(refund: Refund, payment: Payment, order: Order | None) -> Jour
     return _posted(rules.refund_failed(refund_facts(refund, payment, order)))
 
 
+def trade_confirmed(order: Order, payment: Payment) -> JournalEntry | None:
+    """A guaranteed ``order`` is confirmed (``order`` as read before): what the merchant
+    still holds from its payment moves from escrow to pending."""
+    money = channel_money(payment, order)
+    return _posted(
+        rules.trade_confirmed(order.id, payment.id, order.merchant_id, order.currency, money)
+    )
+
+
 def balance_credited(
     credit_id: str, merchant_id: str, buyer_id: str, currency: str, amount: int
 ) -> JournalEntry:

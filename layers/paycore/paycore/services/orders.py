@@ -5,7 +5,7 @@ from __future__ import annotations
 from paycore.api.models import CreateOrderRequest
 from paycore.clock import in_seconds, now_rfc3339
 from paycore.dal.trade_store import TradeStore
-from paycore.domain.models import Order
+from paycore.domain.models import DEFAULT_AUTO_CONFIRM_IN, Order, TradeType
 from paycore.domain.status import OrderStatus
 from paycore.errors import NotFound
 from paycore.ids import has_prefix, new_id
@@ -26,6 +26,12 @@ def create_order(store: TradeStore, merchant_id: str, request: CreateOrderReques
         updated_at=at,
         metadata=dict(request.metadata),
         buyer_id=request.buyer_id,
+        trade_type=TradeType(request.trade_type),
+        auto_confirm_in=(
+            request.auto_confirm_in or DEFAULT_AUTO_CONFIRM_IN
+            if request.trade_type == TradeType.GUARANTEED.value
+            else None
+        ),
     )
     store.create_order(order)
     return order
