@@ -3,9 +3,12 @@ may read them."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from paycore.dal.trade_store import TradeStore
+from paycore.services import settlement
 from tests.functional.conftest import MotoStack
 from tests.functional.money_support import Shop
 from tests.functional.test_api import ADMIN, Api
@@ -149,3 +152,51 @@ def test_guaranteed_orders_are_created_and_confirmed_over_the_api(
     assert status == 404 and body["code"] == "order_not_found"
     status, body, _ = api.call("GET", "/v1/events", authorizer=who, query={"limit": "100"})
     assert [e["type"] for e in body["data"]].count("order.confirmed") == 1
+
+
+def test_settlements_are_run_by_the_platform_and_read_by_the_merchant(
+    api: Api, moto_stack: MotoStack, refund_machine: str
+) -> None:
+    store = TradeStore()
+    shop = Shop(store, settlement_delay_days=0)
+    shop.paid(1999)
+    who = {"role": "merchant", "merchant_id": shop.id}
+    today = settlement.today().isoformat()
+
+    status, body, _ = api.call("POST", "/v1/settlements/run", body={"date": today}, authorizer=who)
+    assert status == 401 and body["code"] == "unauthenticated"
+    status, body, _ = api.call(
+        "POST", "/v1/settlements/run", body={"date": today}, authorizer=ADMIN
+    )
+    assert status == 200 and body == {
+        "object": "settlement_run",
+        "date": today,
+        "payments_count": 1,
+        "settlements_count": 1,
+    }
+    status, body, _ = api.call(
+        "GET", "/v1/settlements", query={"date": today, "currency": "CNY"}, authorizer=who
+    )
+    assert status == 200
+    assert (body["payments_count"], body["gross"], body["fees"], body["net"]) == (1, 1999, 12, 1987)
+    status, body, _ = api.call(
+        "GET", "/v1/settlements", query={"date": today, "currency": "JPY"}, authorizer=who
+    )
+    assert status == 200 and body["payments_count"] == 0 and body["net"] == 0
+    assert _balance(api, who) == [{"currency": "CNY", "escrow": 0, "pending": 0, "available": 1987}]
+
+    tomorrow = (settlement.today() + timedelta(days=1)).isoformat()
+    for date, code in (
+        (tomorrow, "settlement_date_in_future"),
+        ("2026-02-30", "validation_failed"),
+        ("20261206", "validation_failed"),
+    ):
+        status, body, _ = api.call(
+            "POST", "/v1/settlements/run", body={"date": date}, authorizer=ADMIN
+        )
+        assert status == 422 and body["code"] == code, (date, body)
+        assert body.get("param") == "date"
+    status, body, _ = api.call(
+        "GET", "/v1/settlements", query={"date": "2026-13-01", "currency": "CNY"}, authorizer=who
+    )
+    assert status == 422 and body["param"] == "date"

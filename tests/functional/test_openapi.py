@@ -54,8 +54,8 @@ def test_every_served_route_is_described_and_nothing_else(spec: dict[str, Any]) 
     assert described == served
 
 
-# The platform's routes: onboarding and the books.
-ADMIN_PATHS = {"/v1/merchants", "/v1/ledger/trial_balance"}
+# The platform's routes: onboarding, the books and settlement runs.
+ADMIN_PATHS = {"/v1/merchants", "/v1/ledger/trial_balance", "/v1/settlements/run"}
 
 
 def test_each_route_says_who_may_call_it(spec: dict[str, Any]) -> None:

@@ -16,7 +16,13 @@ from local_runtime import scope
 from local_runtime.accounting import SdkCallCounter, item_size, write_units
 from local_runtime.apigateway import RestApiDefinition, RestApiGateway, policy_allows
 from local_runtime.lambdas import FunctionError, Invocation
-from local_runtime.pollers import next_cron_time, rate_seconds, succeeded_messages
+from local_runtime.pollers import (
+    ScheduleSpec,
+    next_cron_time,
+    rate_seconds,
+    scheduled_event,
+    succeeded_messages,
+)
 from local_runtime.provision import generate_secret_string, physical_name
 from local_runtime.resolver import NO_VALUE, Resolver, dependency_order
 from local_runtime.template import TemplateError, effective_parameters, load_yaml
@@ -140,6 +146,41 @@ def test_cron_expressions_use_aws_fields() -> None:
     # Day of week: 2 is Monday in AWS cron.
     assert next_cron_time("cron(0 8 ? * 2 *)", after) == datetime(2025, 1, 6, 8, 0, tzinfo=UTC)
     assert next_cron_time("cron(0 0 1 JAN ? *)", after) == datetime(2026, 1, 1, 0, 0, tzinfo=UTC)
+
+
+def test_a_scheduler_cron_runs_in_its_time_zone() -> None:
+    # 00:00 in Shanghai (UTC+8) is 16:00 UTC the day before.
+    midnight = "cron(0 0 * * ? *)"
+    after = datetime(2026, 12, 6, 15, 59, tzinfo=UTC)
+    assert next_cron_time(midnight, after, "Asia/Shanghai") == datetime(
+        2026, 12, 6, 16, 0, tzinfo=UTC
+    )
+    assert next_cron_time(midnight, after, "UTC") == datetime(2026, 12, 7, 0, 0, tzinfo=UTC)
+    # New York in summer is UTC-4, in winter UTC-5.
+    assert next_cron_time(midnight, datetime(2026, 7, 1, 12, tzinfo=UTC), "America/New_York") == (
+        datetime(2026, 7, 2, 4, 0, tzinfo=UTC)
+    )
+    assert next_cron_time(midnight, datetime(2026, 12, 1, 12, tzinfo=UTC), "America/New_York") == (
+        datetime(2026, 12, 2, 5, 0, tzinfo=UTC)
+    )
+
+
+def test_a_scheduler_input_gets_its_context_attributes() -> None:
+    spec = ScheduleSpec(
+        logical_id="Daily",
+        expression="cron(0 0 * * ? *)",
+        function_id="SettlementFunction",
+        arn="arn:aws:scheduler:us-east-1:123456789012:schedule/default/Daily",
+        input='{"scheduled_time": "<aws.scheduler.scheduled-time>", '
+        '"arn": "<aws.scheduler.schedule-arn>"}',
+        source="aws.scheduler",
+        timezone="Asia/Shanghai",
+    )
+    before = datetime.now(UTC).replace(microsecond=0)
+    event = scheduled_event(spec, "us-east-1", "123456789012")
+    fired = datetime.strptime(event["scheduled_time"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert before <= fired <= datetime.now(UTC)
+    assert event["arn"] == spec.arn
 
 
 # -- API Gateway --------------------------------------------------------------------------

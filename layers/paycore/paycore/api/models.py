@@ -202,3 +202,12 @@ class CreateRefundRequest(BaseModel):
 
     amount: Amount
     reason: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
+
+
+class RunSettlementRequest(BaseModel):
+    """The settlement day to run, ``YYYY-MM-DD`` in the settlement time zone (today or
+    before)."""
+
+    model_config = _STRICT
+
+    date: Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$")]

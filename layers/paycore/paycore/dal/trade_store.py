@@ -12,9 +12,13 @@ Item layout (pk / sk):
   ``<KIND>#<shard>`` (one of ``OPEN_SHARDS``, so no hot key) and sorted by the deadline, so a
   sweep finds the orders due without a scan: open orders (``created`` or ``paying``) under
   ``OPEN`` by ``expires_at`` (the expiry sweep); paid guaranteed orders not confirmed yet under
-  ``CONFIRM`` by ``auto_confirm_at`` (the auto-confirm sweep). An order leaves the index when
-  its deadline no longer applies (paid or closed; confirmed or refunded in full). The ledger's
-  account items share the index under ``LEDGER#...`` (``paycore.dal.ledger``).
+  ``CONFIRM`` by ``auto_confirm_at`` (the auto-confirm sweep); orders whose money is pending
+  under ``SETTLE`` by ``settle_on``, the settlement day it is due (the settlement run). An order
+  leaves the index when its deadline no longer applies (paid or closed; confirmed or refunded
+  in full; settled). The ledger's account items share the index under ``LEDGER#...``
+  (``paycore.dal.ledger``).
+- ``SETTLEMENT#<mch>#<CUR>`` / ``<YYYY-MM-DD>``: what settlement of that day moved for the
+  merchant, added to (``ADD``) by each batch of each run in the batch's transaction.
 
 Every change of an order or payment is a conditional write on the version it was read at;
 a state change and its event are written in one transaction.
@@ -39,17 +43,21 @@ from paycore.domain.changes import (
     OrderClosing,
     PaymentSettlement,
     PaymentStart,
+    SettlementBatch,
     TradeConfirmation,
 )
 from paycore.domain.models import Event, Merchant, Order, Payment, TradeType
 from paycore.domain.status import OrderStatus, PaymentStatus
 from paycore.errors import ConcurrentUpdate, Conflict, NotFound
+from paycore.ledger.rules import SettlementFigures
 
 GSI = "gsi1"
 EXPIRY_INDEX = "gsi2"
 OPEN_SHARDS = 8
 OPEN = "OPEN"  # gsi2 partitions of open orders, by expires_at
 CONFIRM = "CONFIRM"  # ... of paid guaranteed orders not confirmed yet, by auto_confirm_at
+SETTLE = "SETTLE"  # ... of orders whose money is pending, by the settlement day it is due
+_BATCH_GET = 100
 
 
 def _key(pk: str, sk: str) -> dict[str, Any]:
@@ -70,6 +78,10 @@ def _payment_pk(payment_id: str) -> str:
 
 def _event_pk(event_id: str) -> str:
     return f"EVENT#{event_id}"
+
+
+def _settlement_pk(merchant_id: str, currency: str) -> str:
+    return f"SETTLEMENT#{merchant_id}#{currency}"
 
 
 def _mono_pk(merchant_id: str, merchant_order_no: str) -> str:
@@ -245,6 +257,10 @@ class TradeStore:
                 gsi2pk=_deadline_shard(CONFIRM, order.id),
                 gsi2sk=f"{order.auto_confirm_at}#{order.id}",
             )
+        elif order.awaits_settlement:
+            values.update(
+                gsi2pk=_deadline_shard(SETTLE, order.id), gsi2sk=f"{order.settle_on}#{order.id}"
+            )
         return values
 
     def expired_order_ids(self, now_rfc3339: str, limit: int = 100) -> list[str]:
@@ -255,6 +271,96 @@ class TradeStore:
         """Ids of paid guaranteed orders whose ``auto_confirm_at`` is at or before
         ``now_rfc3339`` and that are not confirmed yet."""
         return self._due_order_ids(CONFIRM, now_rfc3339, limit)
+
+    def orders_due_for_settlement(self, settlement_date: str) -> list[str]:
+        """Ids of every order whose pending money is due by settlement ``settlement_date``
+        (``settle_on`` on or before it) and not settled yet."""
+        found: list[str] = []
+        for shard in range(OPEN_SHARDS):
+            query: dict[str, Any] = {
+                "TableName": self.table,
+                "IndexName": EXPIRY_INDEX,
+                "KeyConditionExpression": "gsi2pk = :pk AND gsi2sk <= :due",
+                "ExpressionAttributeValues": to_values(
+                    {":pk": f"{SETTLE}#{shard}", ":due": f"{settlement_date}#~"}
+                ),
+            }
+            while True:
+                answer = self._ddb.query(**query)
+                found.extend(
+                    str(from_item(item)["pk"]).removeprefix("ORDER#")
+                    for item in answer.get("Items", [])
+                )
+                if "LastEvaluatedKey" not in answer:
+                    break
+                query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        return found
+
+    def get_orders(self, order_ids: list[str]) -> list[Order]:
+        """The orders of ``order_ids`` that exist, read consistently (BatchGetItem)."""
+        found: list[Order] = []
+        for start in range(0, len(order_ids), _BATCH_GET):
+            chunk = order_ids[start : start + _BATCH_GET]
+            keys = [_key(_order_pk(order_id), "ORDER") for order_id in chunk]
+            request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True}}
+            while request:
+                answer = self._ddb.batch_get_item(RequestItems=request)
+                found.extend(
+                    _order(from_item(item)) for item in answer["Responses"].get(self.table, [])
+                )
+                request = answer.get("UnprocessedKeys") or {}
+        return found
+
+    def settle_orders(self, batch: SettlementBatch) -> None:
+        """Write a settlement batch: every order settled (each on the version it was read
+        at), the entry making their money available, and the day's figures, in one
+        transaction. ``ConcurrentUpdate`` when an order changed meanwhile (a refund, another
+        run): nothing is written then."""
+        transaction = self._transaction()
+        for order in batch.orders:
+            saved = replace(order, version=order.version + 1)
+            transaction.put_versioned(self._order_values(saved), order.version)
+        add_entry(transaction, batch.entry)
+        figures = batch.figures.as_dict()
+        transaction.add(
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": _key(_settlement_pk(batch.merchant_id, batch.currency), batch.date),
+                    "UpdateExpression": "ADD "
+                    + ", ".join(f"#{name} :{name}" for name in figures)
+                    + " SET #merchant_id = :merchant_id, #currency = :currency, #date = :date",
+                    "ExpressionAttributeNames": {
+                        f"#{name}": name for name in (*figures, "merchant_id", "currency", "date")
+                    },
+                    "ExpressionAttributeValues": to_values(
+                        {
+                            **{f":{name}": value for name, value in figures.items()},
+                            ":merchant_id": batch.merchant_id,
+                            ":currency": batch.currency,
+                            ":date": batch.date,
+                        }
+                    ),
+                }
+            },
+            Part.ACCOUNT,
+        )
+        cancelled = transaction.write(self._ddb)
+        if cancelled is not None:
+            check_entry(f"settlement {batch.date} of {batch.merchant_id}", cancelled)
+            raise ConcurrentUpdate(f"an order of {batch.merchant_id} changed while settling")
+
+    def get_settlement(
+        self, merchant_id: str, currency: str, settlement_date: str
+    ) -> SettlementFigures:
+        """What settlement ``settlement_date`` moved for the merchant in ``currency``,
+        summed over its runs (zero when it moved nothing)."""
+        item = self._get(_settlement_pk(merchant_id, currency), settlement_date)
+        if item is None:
+            return SettlementFigures()
+        return SettlementFigures(
+            **{name: int(item.get(name, 0)) for name in SettlementFigures.__dataclass_fields__}
+        )
 
     def _due_order_ids(self, kind: str, now_rfc3339: str, limit: int) -> list[str]:
         found: list[str] = []

@@ -12,7 +12,8 @@ a cancelled transaction can be read back in the domain's words:
 - ``EVENT``: a new event, with an id derived from its cause;
 - ``ENTRY``: the change's journal entry, new by its id (derived from the cause): it fails
   when the change was already made (then an aggregate fails too: a retried step);
-- ``ACCOUNT``: an unconditional update of a ledger account's shard (never fails).
+- ``ACCOUNT``: an unconditional ``ADD`` to totals: a ledger account's shard, a settlement's
+  figures (never fails).
 
 A single Put or Update is sent as a plain PutItem or UpdateItem: the same guarantee for half
 the write units (transactional writes are billed twice).

@@ -17,6 +17,8 @@ instrument moves need. Services never build DynamoDB items themselves.
   refund alone.
 - ``RefundSettlement``: a refund made final, its order's amounts, its event and its credits.
 - ``BalanceCredit`` and ``CouponIssue``: a merchant gives its buyer stored value.
+- ``SettlementBatch``: a batch of one merchant's orders in one currency settled, their pending
+  money made available, and the settlement's figures added up.
 
 Each also carries its journal entry (``paycore.domain.postings``), written in the same
 transaction with its id new (the id derives from the cause: a retried step cannot post twice),
@@ -26,6 +28,7 @@ the change.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from paycore.domain import postings
@@ -42,6 +45,7 @@ from paycore.domain.refunds import Refund, RefundStatus, allocation_key, paid_by
 from paycore.domain.status import PaymentStatus
 from paycore.errors import Conflict
 from paycore.ledger.entries import JournalEntry
+from paycore.ledger.rules import SettlementFigures
 
 # -- the instrument moves of payments and refunds ------------------------------------------------
 
@@ -329,3 +333,32 @@ class CouponIssue:
     @property
     def entry(self) -> JournalEntry:
         return postings.coupon_issued(self.coupon)
+
+
+@dataclass(frozen=True)
+class SettlementBatch:
+    """Settlement ``date`` of ``orders`` (settled, each with the version it was read at) of
+    one merchant in one currency: their entry, and the figures they add to that day."""
+
+    merchant_id: str
+    currency: str
+    date: str
+    orders: tuple[Order, ...]
+    figures: SettlementFigures
+    entry: JournalEntry | None
+
+    @classmethod
+    def of(cls, due: Sequence[Order], settlement_date: str, at: str) -> SettlementBatch:
+        """``due``: orders as read, all of one merchant and currency and due by then."""
+        first = due[0]
+        if any((o.merchant_id, o.currency) != (first.merchant_id, first.currency) for o in due):
+            raise ValueError("a settlement batch is one merchant's orders in one currency")
+        lines = postings.settlement_lines(due)
+        return cls(
+            first.merchant_id,
+            first.currency,
+            settlement_date,
+            tuple(order.settle(settlement_date, at) for order in due),
+            SettlementFigures.of(lines),
+            postings.settlement(first.merchant_id, first.currency, settlement_date, lines),
+        )

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from paycore.clock import seconds_after
+from paycore.clock import days_after, local_date, seconds_after
 from paycore.domain.refunds import add_allocations
 from paycore.domain.status import (
     OrderStatus,
@@ -22,7 +22,7 @@ from paycore.domain.status import (
 )
 from paycore.errors import Conflict
 from paycore.ledger.accounts import Holding
-from paycore.ledger.fees import DEFAULT_FEE_RATE_BPS
+from paycore.ledger.fees import DEFAULT_FEE_RATE_BPS, ChannelMoney
 
 DEFAULT_SETTLEMENT_DELAY_DAYS = 1
 MAX_SETTLEMENT_DELAY_DAYS = 30
@@ -90,6 +90,14 @@ class Order:
     auto_confirm_in: int | None = None  # guaranteed trade: seconds from paid to confirmed
     auto_confirm_at: str | None = None  # guaranteed trade: set when paid
     confirmed_at: str | None = None  # guaranteed trade: by the merchant, or automatically
+    # The paid payment's channel money and the merchant's settlement delay, kept on the order
+    # (set when paid) for confirmation and settlement; see ``channel_money``.
+    channel_paid: int = 0
+    paid_fee: int = 0
+    settlement_delay_days: int = DEFAULT_SETTLEMENT_DELAY_DAYS
+    channel_refunds: int = 0  # succeeded refunds that gave back some of the channel part
+    settle_on: str | None = None  # YYYY-MM-DD: the settlement that makes its money available
+    settled_on: str | None = None  # YYYY-MM-DD: the settlement that did
     version: int = 0  # optimistic lock: every write expects it and stores it + 1
 
     def start_paying(self, payment_id: str, at: str) -> Order:
@@ -98,14 +106,53 @@ class Order:
             self, status=OrderStatus.PAYING, current_payment_id=payment_id, updated_at=at
         )
 
-    def mark_paid(self, payment_id: str, amount: int, at: str) -> Order:
-        self._check_current_payment(payment_id)
+    def mark_paid(self, payment: Payment, at: str, *, time_zone: str) -> Order:
+        """``payment`` succeeded at ``at``. An instant order's money is due for settlement
+        ``settlement_delay_days`` after that day in ``time_zone``; a guaranteed one waits in
+        escrow until ``auto_confirm_at`` at the latest."""
+        self._check_current_payment(payment.id)
         check_order_transition(self.status, OrderStatus.PAID, code="order_not_paying")
-        paid = replace(self, status=OrderStatus.PAID, amount_paid=amount, updated_at=at)
+        paid = replace(
+            self,
+            status=OrderStatus.PAID,
+            amount_paid=payment.amount,
+            channel_paid=payment.channel_amount,
+            paid_fee=payment.fee,
+            settlement_delay_days=payment.settlement_delay_days,
+            updated_at=at,
+        )
         if self.trade_type is TradeType.GUARANTEED:
             wait = self.auto_confirm_in or DEFAULT_AUTO_CONFIRM_IN
-            paid = replace(paid, auto_confirm_at=seconds_after(at, wait))
-        return paid
+            return replace(paid, auto_confirm_at=seconds_after(at, wait))
+        return replace(paid, settle_on=paid._settlement_day(at, time_zone))
+
+    def _settlement_day(self, at: str, time_zone: str) -> str | None:
+        """The settlement that makes money pending from ``at`` available (None: no money)."""
+        if not self.channel_paid:
+            return None
+        return days_after(local_date(at, time_zone), self.settlement_delay_days)
+
+    @property
+    def channel_money(self) -> ChannelMoney:
+        """The paid channel part as the merchant's money: gross, fee, and what succeeded
+        refunds gave back of it."""
+        return ChannelMoney(
+            self.channel_paid, self.paid_fee, self.refunded_by_instrument.get("channel", 0)
+        )
+
+    @property
+    def awaits_settlement(self) -> bool:
+        """Its money is pending (paid instant, or confirmed) and no settlement took it yet."""
+        return self.settle_on is not None and self.settled_on is None
+
+    def settle(self, settlement_date: str, at: str) -> Order:
+        """Settlement ``settlement_date`` makes this order's pending money available."""
+        if not self.awaits_settlement or str(self.settle_on) > settlement_date:
+            raise Conflict(
+                f"order {self.id} is not due for settlement {settlement_date}",
+                code="order_not_due",
+            )
+        return replace(self, settled_on=settlement_date, updated_at=at)
 
     @property
     def is_confirmable(self) -> bool:
@@ -116,7 +163,7 @@ class Order:
             and self.confirmed_at is None
         )
 
-    def confirm(self, at: str) -> Order:
+    def confirm(self, at: str, *, time_zone: str) -> Order:
         """The buyer received the goods (or the order confirmed itself): the merchant's money
         leaves escrow. Not a status change: the order stays paid (or partly refunded)."""
         if not self.is_confirmable:
@@ -130,7 +177,12 @@ class Order:
             raise Conflict(
                 f"order {self.id} cannot be confirmed: {why}", code="order_not_confirmable"
             )
-        return replace(self, confirmed_at=at, updated_at=at)
+        return replace(
+            self,
+            confirmed_at=at,
+            settle_on=self._settlement_day(at, time_zone),
+            updated_at=at,
+        )
 
     def reopen(self, payment_id: str, at: str) -> Order:
         """A payment failed: the order is payable again."""
@@ -145,7 +197,9 @@ class Order:
     @property
     def holding(self) -> Holding:
         """Where the merchant's money from this order sits: escrow while a guaranteed order
-        is not confirmed, then pending until settled."""
+        is not confirmed, then pending until settled, then available."""
+        if self.settled_on is not None:
+            return Holding.AVAILABLE
         if self.trade_type is TradeType.GUARANTEED and self.confirmed_at is None:
             return Holding.ESCROW
         return Holding.PENDING
@@ -222,6 +276,8 @@ class Order:
             amount_refunded=refunded,
             refund_pending=self.refund_pending - amount,
             refunded_by_instrument=add_allocations(self.refunded_by_instrument, allocations),
+            channel_refunds=self.channel_refunds
+            + any(a["type"] == "channel" and int(a["amount"]) > 0 for a in allocations),
             updated_at=at or self.updated_at,
         )
 

@@ -9,6 +9,8 @@ channel): nothing is written then.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from paycore.domain.instruments import Coupon
 from paycore.domain.models import Order, Payment
 from paycore.domain.refunds import (
@@ -22,7 +24,14 @@ from paycore.ledger import rules
 from paycore.ledger.accounts import Holding
 from paycore.ledger.entries import JournalEntry
 from paycore.ledger.fees import ChannelMoney
-from paycore.ledger.rules import ChannelPart, CouponReturn, CouponUse, PaymentFacts, RefundFacts
+from paycore.ledger.rules import (
+    ChannelPart,
+    CouponReturn,
+    CouponUse,
+    PaymentFacts,
+    RefundFacts,
+    SettlementLine,
+)
 
 # The channel account of a payment not routed yet. The entries that need the channel part's
 # figures before routing (a reservation, a release) post nothing to the channel account.
@@ -170,6 +179,21 @@ def trade_confirmed(order: Order, payment: Payment) -> JournalEntry | None:
     return _posted(
         rules.trade_confirmed(order.id, payment.id, order.merchant_id, order.currency, money)
     )
+
+
+def settlement_lines(orders: Sequence[Order]) -> list[SettlementLine]:
+    """What each order brings to a settlement: its payment's channel money as it is now."""
+    return [
+        SettlementLine(str(order.current_payment_id), order.channel_money, order.channel_refunds)
+        for order in orders
+    ]
+
+
+def settlement(
+    merchant_id: str, currency: str, settlement_date: str, lines: Sequence[SettlementLine]
+) -> JournalEntry | None:
+    """Settlement ``settlement_date`` makes the lines' pending money available."""
+    return _posted(rules.settlement(merchant_id, currency, settlement_date, lines))
 
 
 def balance_credited(

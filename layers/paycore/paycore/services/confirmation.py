@@ -13,6 +13,7 @@ from __future__ import annotations
 from aws_lambda_powertools import Logger
 
 from paycore.clock import now_rfc3339
+from paycore.config import get_settings
 from paycore.dal.trade_store import TradeStore
 from paycore.domain.changes import TradeConfirmation
 from paycore.domain.models import Order
@@ -38,7 +39,8 @@ def _confirm(store: TradeStore, order_id: str) -> Order:
         if order is None:  # pragma: no cover - checked by the callers
             raise NotFound(f"no order {order_id}", code="order_not_found")
         at = now_rfc3339()
-        confirmed = order.confirm(at)  # refuses what cannot be confirmed
+        # Refuses what cannot be confirmed; its money is due a settlement delay from today.
+        confirmed = order.confirm(at, time_zone=get_settings().settlement_time_zone)
         payment = store.get_payment(str(order.current_payment_id))
         if payment is None:  # pragma: no cover - a paid order has its payment
             raise NotFound(f"order {order_id} has no payment", code="payment_not_found")

@@ -23,6 +23,7 @@ from paycore.channels.base import (
 )
 from paycore.channels.registry import get_gateway, route
 from paycore.clock import now, now_rfc3339, parse_rfc3339
+from paycore.config import get_settings
 from paycore.dal.trade_store import TradeStore
 from paycore.dal.workflow import caught_channel_error, resume_with_outcome
 from paycore.domain.changes import PaymentSettlement
@@ -385,7 +386,7 @@ class PaymentSteps:
         event: Event
         if outcome.status == SUCCEEDED:
             payment = payment.succeed(outcome.channel_transaction_id, at)
-            order = order.mark_paid(payment.id, payment.amount, at)
+            order = order.mark_paid(payment, at, time_zone=get_settings().settlement_time_zone)
             event = events.event_for(
                 events.ORDER_PAID, order.merchant_id, payment.id, order.resource()
             )

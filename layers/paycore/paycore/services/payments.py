@@ -183,7 +183,7 @@ def start_payment(
 def _pay_at_once(store: TradeStore, paying: Order, payment: Payment, at: str) -> Payment:
     """Coupon and balance cover the order: spend them, pay the order, record the event."""
     succeeded = payment.succeed(None, at)
-    paid = paying.mark_paid(payment.id, payment.amount, at)
+    paid = paying.mark_paid(payment, at, time_zone=get_settings().settlement_time_zone)
     event = events.event_for(events.ORDER_PAID, paid.merchant_id, payment.id, paid.resource())
     store.start_payment(PaymentStart.at_once(paid, succeeded, at, event))
     events.publish(event)

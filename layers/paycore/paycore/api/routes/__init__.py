@@ -33,6 +33,7 @@ from paycore.api.routes import (
     orders,
     payments,
     refunds,
+    settlements,
 )
 from paycore.api.routes.http import JSON, Http, new_router
 from paycore.dal.trade_store import TradeStore
@@ -52,7 +53,17 @@ def build_app(
     app = PaycoreResolver()
     http = Http(app, commands, store_factory)
     _register_error_handlers(app)
-    for module in (merchants, orders, payments, refunds, instruments, events, channels, ledger):
+    for module in (
+        merchants,
+        orders,
+        payments,
+        refunds,
+        instruments,
+        events,
+        channels,
+        ledger,
+        settlements,
+    ):
         app.include_router(module.routes(http))
     app.include_router(_platform_routes(app))
     return app
