@@ -23,7 +23,7 @@ from tests.simulators.receiver import NotificationReceiver, Received
 
 SCHEDULE = (0.0, 0.05, 0.05)  # three attempts, quickly
 DEAD_URL = "http://127.0.0.1:9/callbacks/alipay/nobody"  # nothing listens: fails fast
-ACCOUNTS = ("alipay-a", "alipay-b", "alipay-bill", "alipay-quiet")
+ACCOUNTS = ("alipay-a", "alipay-b", "alipay-bill", "alipay-quiet", "alipay-real")
 
 Receivers = Callable[..., NotificationReceiver]
 

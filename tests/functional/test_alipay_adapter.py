@@ -152,6 +152,17 @@ def test_create_again_finds_the_same_trade_and_another_amount_is_refused(
         gateway.create_order(order(request.out_trade_no, 2000))
 
 
+def test_a_return_url_alipay_would_refuse_is_left_out(
+    world: AlipayWorld, gateway: AlipayGateway
+) -> None:
+    request = order(return_url="https://shop.example/return?" + "x" * 250)
+
+    created = gateway.create_order(request)
+
+    assert str(created.next_action.url).startswith(f"{world.simulator.url}/cashier/")
+    assert "return_url" not in world.debug_trade(request.out_trade_no)["extra"]
+
+
 def test_alipay_takes_yuan_only(world: AlipayWorld, gateway: AlipayGateway) -> None:
     request = order(currency="USD")
 
@@ -785,6 +796,14 @@ def test_the_days_bill_with_payments_refunds_switches_and_an_orphan(world: Alipa
     )
     assert by_reference[orphan["out_trade_no"]].channel_transaction_id == orphan["transaction_id"]
     assert {line.currency for line in statement.lines} == {"CNY"}
+
+
+def test_a_real_accounts_bill_link_must_be_https(world: AlipayWorld) -> None:
+    paid(world.gateway("alipay-real"), order())  # the day has a bill
+    gateway = world.gateway("alipay-real", simulator=False)  # the simulator's links are http
+
+    with pytest.raises(ChannelUnavailable, match="https"):
+        gateway.fetch_statement(today())
 
 
 def test_a_day_without_trades_has_an_empty_statement_and_a_future_day_none(

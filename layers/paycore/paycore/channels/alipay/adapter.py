@@ -87,6 +87,7 @@ BILL_URL = "alipay.data.dataservice.bill.downloadurl.query"
 MAX_SUBJECT = 256
 MAX_REFUND_REASON = 256
 MAX_PASSBACK = 512
+MAX_URL = 256  # notify_url and return_url
 _MAX_NOTIFICATION_FIELDS = 100
 _FORM = "application/x-www-form-urlencoded"
 
@@ -138,7 +139,9 @@ class AlipayGateway:
         passback = self._passback(request.simulate, reference)
         if passback is not None:
             biz["passback_params"] = passback
-        url = self._client.page_pay_url(biz, request.notify_url, request.return_url)
+        url = self._client.page_pay_url(
+            biz, request.notify_url, self._return_url(request.return_url, reference)
+        )
         answer = self._client.open_page_pay(url, reference)
         if answer.location is None:
             self._refuse_page(answer, reference)
@@ -338,6 +341,8 @@ class AlipayGateway:
         url = answer.content.get("bill_download_url")
         if not isinstance(url, str) or not url:
             self._client.unavailable(reference, "the answer has no bill_download_url")
+        if not self.simulator and not url.startswith("https://"):
+            self._client.unavailable(reference, "a real account's bill link must be https")
         file = self._client.download(url, reference)
         lines = self._readable(
             lambda content: statement_lines(content, day), file.content, reference
@@ -411,6 +416,16 @@ class AlipayGateway:
         if len(text) > MAX_PASSBACK:
             raise ChannelRejected(f"simulate is too long for passback_params ({len(text)} > 512)")
         return text
+
+    def _return_url(self, return_url: str | None, reference: str) -> str | None:
+        """Alipay takes a return_url of at most 256 characters; a longer one is left out
+        (the buyer then stays on Alipay's result page) rather than failing the payment."""
+        if return_url is not None and len(return_url) > MAX_URL:
+            logger.warning(
+                "return_url of %s left out: Alipay takes %d characters", reference, MAX_URL
+            )
+            return None
+        return return_url
 
     def _refuse_page(self, answer: PagePayAnswer, reference: str) -> NoReturn:
         """page.pay answered an error page: Alipay's system error leaves the outcome unknown;
