@@ -11,19 +11,20 @@ retried create never makes a second one; ``time_expire`` is the order's deadline
 closes the trade when we give up on it.
 
 Not found. At Alipay a page.pay trade may not exist yet although the buyer holds its link (it
-appears once the buyer opens the cashier). The channel order id we return at create
-(``<out_trade_no>@<time_expire>``, see ``transformers.page_pay_order_id``) says the buyer got a
-link: with it, ``ACQ.TRADE_NOT_EXIST`` is PENDING until the link expires and CLOSED after;
-without it (a create whose answer was lost, so nobody holds a link), it is NOT_FOUND, which
-proves the account created nothing and lets the payment fail over.
+appears once the buyer logs in at the cashier; the simulator creates it at the first
+request). The channel order id we return at create (``<out_trade_no>@<time_expire>``, see
+``transformers.page_pay_order_id``) says the buyer got a link: with it,
+``ACQ.TRADE_NOT_EXIST`` is PENDING until the link expires and CLOSED after; without it (a
+create whose answer was lost, so nobody holds a link), it is NOT_FOUND, which proves the
+account created nothing and lets the payment fail over.
 
 Statuses. ``TRADE_CLOSED`` is an unpaid trade closed (by us, by expiry, by the buyer giving up:
 CLOSED) or a paid trade fully refunded (SUCCEEDED: the money was taken; the refunds are their
 own). Refunds are synchronous: ``fund_change`` ``Y`` means this call refunded; ``N`` (a repeat,
 or a refund still processing) is settled by a refund query, as Alipay asks.
 ``ACQ.SELLER_BALANCE_NOT_ENOUGH`` is a refund that failed (FAILED); other refusals are
-``ChannelRejected``. Alipay notifies a refund only once it succeeded, and never notifies a
-failed refund, a close or an expiry: queries tell those.
+``ChannelRejected``. Alipay notifies a refund only once it succeeded; a failed refund, a
+merchant's close and (at the simulator) an expiry are not notified: queries tell those.
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ class AlipayGateway:
         """Create (or find again) the page.pay trade by requesting its signed URL; the buyer
         is sent to the cashier it redirects to."""
         reference = request.out_trade_no
-        self._check_currency(request.currency, reference)
+        self._check_currency(request.currency)
         expires_at = parse_rfc3339(request.expires_at)
         biz: dict[str, Any] = {
             "out_trade_no": request.out_trade_no,
@@ -206,7 +207,7 @@ class AlipayGateway:
         refusal (not paid, more than paid, the refund id reused for another amount);
         ``ChannelUnavailable`` when the outcome is unknown."""
         reference = request.out_refund_no
-        self._check_currency(request.currency, reference)
+        self._check_currency(request.currency)
         biz: dict[str, Any] = {
             "out_trade_no": request.out_trade_no,
             "refund_amount": yuan(request.amount),
@@ -394,7 +395,7 @@ class AlipayGateway:
         if answered is not None and answered != asked:
             self._client.unavailable(reference, f"the answer is about another trade ({answered})")
 
-    def _check_currency(self, currency: str, reference: str) -> None:
+    def _check_currency(self, currency: str) -> None:
         if currency != CURRENCY:
             raise ChannelRejected(
                 f"Alipay computer-website payment takes {CURRENCY} only, not {currency}"
