@@ -28,6 +28,7 @@ from paycore.dal.workflow import caught_channel_error, resume_with_outcome
 from paycore.domain.models import Event, Order, Payment
 from paycore.domain.status import OrderStatus, PaymentStatus
 from paycore.errors import (
+    ChannelError,
     ChannelRejected,
     ChannelUnavailable,
     ConcurrentUpdate,
@@ -174,7 +175,15 @@ class PaymentSteps:
                 if state.status is ChannelPaymentStatus.NOT_FOUND:
                     payment = self._record_attempt(payment.id, account, "not_created", str(exc))
                     continue
-                return self._adopt(payment.id, account, state, task_token, str(exc))
+                return self._adopt(
+                    payment.id,
+                    account,
+                    gateway=gateway,
+                    request=request,
+                    state=state,
+                    task_token=task_token,
+                    detail=str(exc),
+                )
             return self._created(
                 payment.id,
                 account,
@@ -210,17 +219,32 @@ class PaymentSteps:
         self,
         payment_id: str,
         account: str,
+        *,
+        gateway: ChannelGateway,
+        request: CreateChannelOrder,
         state: ChannelPaymentState,
         task_token: str,
         detail: str,
     ) -> dict[str, Any]:
-        """The create did reach the channel (its answer was lost): use that order."""
+        """The create did reach the channel (its answer was lost): use that order. A query
+        rarely says where the buyer pays (Alipay's, WeChat Pay's do not), so while the order
+        waits for the buyer the create is asked again: the same reference finds the same
+        order, never a second one, and its answer carries the buyer's next action."""
         payment = self._payment(payment_id)
+        next_action, channel_order_id = state.next_action, state.channel_order_id
+        if next_action is None and state.status is ChannelPaymentStatus.PENDING:
+            try:
+                again = gateway.create_order(request)
+            except ChannelError as exc:
+                logger.warning("the adopted order's next action is unknown: %s", exc.code)
+            else:
+                next_action = again.next_action
+                channel_order_id = again.channel_order_id or channel_order_id
         result = self._created(
             payment_id,
             account,
-            channel_order_id=state.channel_order_id,
-            next_action=state.next_action,
+            channel_order_id=channel_order_id,
+            next_action=next_action,
             result="created_answer_lost",
             detail=detail,
         )
