@@ -17,6 +17,7 @@ import pytest
 
 from paycore.channels.base import CreateChannelOrder
 from paycore.channels.stripe.adapter import StripeGateway
+from paycore.channels.stripe.client import ThreadSessions
 from paycore.channels.stripe.settings import StripeSettings
 from paycore.errors import ChannelRejected, ChannelUnavailable
 from paycore.ids import new_id
@@ -225,3 +226,44 @@ def test_a_query_of_a_session_stripe_does_not_have_is_not_found(fakes: list[Fake
     state = gateway(fake.url).query_order("pay_x", "cs_1")
 
     assert state.status.value == "not_found"
+
+
+def test_each_thread_gets_its_own_session_that_follows_no_redirect() -> None:
+    sessions = ThreadSessions()
+    seen: dict[str, Any] = {}
+
+    def grab(name: str) -> None:
+        seen[name] = sessions.current()
+        assert sessions.current() is seen[name]  # the same one within a thread
+
+    threads = [threading.Thread(target=grab, args=(f"t{n}",)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len({id(session) for session in seen.values()}) == 3
+    assert {session.max_redirects for session in seen.values()} == {0}
+
+
+def test_one_gateway_serves_several_threads_at_once(fakes: list[FakeStripe]) -> None:
+    fake = start(fakes, 500, error("api_error", "boom"), delay=0.2)
+    shared = gateway(fake.url)
+    outcomes: list[str] = []
+
+    def ask() -> None:
+        try:
+            shared.query_order("pay_x", "cs_1")
+        except ChannelUnavailable:
+            outcomes.append("unavailable")
+
+    threads = [threading.Thread(target=ask) for _ in range(6)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert outcomes == ["unavailable"] * 6
+    assert len(fake.hits) == 6
+    assert time.monotonic() - started < 1.0  # concurrently, not one after the other

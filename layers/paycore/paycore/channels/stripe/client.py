@@ -3,8 +3,9 @@
 The client is built once per gateway: the account's secret key, ``base_addresses={"api":
 api_base_url}`` (the local simulator, or Stripe's production API), the HTTP timeout from
 ``settings.channel_timeout_seconds``, ``max_network_retries=0`` (paycore's state machines do
-the retrying, each retry after a status query), and a ``requests`` session that follows no
-redirect (Stripe's API never redirects; a followed POST would turn into a GET).
+the retrying, each retry after a status query), and ``requests`` sessions that follow no
+redirect (Stripe's API never redirects; a followed POST would turn into a GET), one per thread
+as the library keeps them by default (a process may share one gateway between threads).
 
 Error policy, which the payment and refund state machines rely on: anything that leaves the
 outcome unknown raises ``ChannelUnavailable`` and the caller must query before doing anything
@@ -20,8 +21,9 @@ anything else is ``ChannelRejected``). No exception of the library leaves this m
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar, cast
 
 import requests
 import stripe
@@ -54,6 +56,31 @@ class Refused(Exception):
         self.param = param
 
 
+class ThreadSessions:
+    """What ``stripe.RequestsClient`` takes as its ``session``: a ``requests`` session per
+    thread, each following no redirect (a 3xx raises ``TooManyRedirects``, which the library
+    turns into ``APIConnectionError``: an unknown outcome)."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def current(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.max_redirects = 0
+            self._local.session = session
+        return session
+
+    def request(self, *args: Any, **kwargs: Any) -> requests.Response:
+        return self.current().request(*args, **kwargs)
+
+    def close(self) -> None:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is not None:
+            session.close()
+
+
 class StripeApi:
     """The ``StripeClient`` of one account, and the one place its errors are read."""
 
@@ -62,13 +89,12 @@ class StripeApi:
             raise ValueError("the HTTP timeout must be positive")
         self.base_url = settings.api_base_url
         self.timeout = timeout
-        session = requests.Session()
-        session.max_redirects = 0  # a 3xx raises TooManyRedirects: an unknown outcome
+        sessions = cast(requests.Session, ThreadSessions())
         self.client = stripe.StripeClient(
             settings.secret_key.get_secret_value(),
             base_addresses={"api": settings.api_base_url},
             max_network_retries=0,
-            http_client=stripe.RequestsClient(timeout=timeout, session=session),
+            http_client=stripe.RequestsClient(timeout=timeout, session=sessions),
         )
 
     def __repr__(self) -> str:  # never shows the key
