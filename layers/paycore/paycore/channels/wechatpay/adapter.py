@@ -154,7 +154,7 @@ class WechatPayGateway:
                 # Created and paid by an earlier call: only a query can tell how.
                 self._client.unavailable(reference, "the order is already paid: query it")
             self._refuse(answer, reference)
-        found = self._readable(code_url, answer.json(), reference)
+        found = self._read(code_url, answer, reference)
         return ChannelOrder(reference, reference, NextAction.qr_code(found))
 
     def _recover_code_url(
@@ -190,9 +190,9 @@ class WechatPayGateway:
             if self._meaning(answer) is ErrorMeaning.NOT_FOUND:
                 return ChannelPaymentState(out_trade_no, ChannelPaymentStatus.NOT_FOUND)
             self._refuse(answer, out_trade_no)
-        state = self._readable(
+        state = self._read(
             lambda body: payment_state(body, mchid=self._settings.mchid),
-            answer.json(),
+            answer,
             out_trade_no,
         )
         if state.out_trade_no != out_trade_no:
@@ -249,7 +249,7 @@ class WechatPayGateway:
         )
         if answer.status != 200:
             self._refuse(answer, reference)
-        state = self._readable(refund_answer, answer.json(), reference)
+        state = self._read(refund_answer, answer, reference)
         self._check_same_refund(request.out_trade_no, request.out_refund_no, state)
         if state.amount != request.amount:
             raise ChannelRejected(
@@ -268,7 +268,7 @@ class WechatPayGateway:
                     out_refund_no, out_trade_no, ChannelRefundStatus.NOT_FOUND
                 )
             self._refuse(answer, out_refund_no)
-        state = self._readable(refund_answer, answer.json(), out_refund_no)
+        state = self._read(refund_answer, answer, out_refund_no)
         self._check_same_refund(out_trade_no, out_refund_no, state)
         return state
 
@@ -344,7 +344,7 @@ class WechatPayGateway:
             if self._meaning(answer) is ErrorMeaning.NO_STATEMENT:
                 return ChannelStatement(day, filename, "text/csv", b"", ())
             self._refuse(answer, reference)
-        link = self._readable(bill_link, answer.json(), reference)
+        link = self._read(bill_link, answer, reference)
         downloaded = self._client.download(link.download_url, reference, _MAX_BILL_BYTES)
         if isinstance(downloaded, Answer):
             self._refuse(downloaded, reference)
@@ -361,6 +361,10 @@ class WechatPayGateway:
     def _meaning(self, answer: Answer) -> ErrorMeaning | None:
         code = error_code(answer.body) if answer.body is not None else None
         return meaning_of(code) if code is not None else None
+
+    def _read(self, read: Callable[[dict[str, Any]], _T], answer: Answer, reference: str) -> _T:
+        """``read`` of a 2xx answer's JSON object (ChannelUnavailable when it has none)."""
+        return self._readable(lambda _: read(answer.json()), answer, reference)
 
     def _readable(self, read: Callable[[Any], _T], body: Any, reference: str) -> _T:
         """``read(body)``, or ChannelUnavailable when a 2xx body is not what we expect."""
