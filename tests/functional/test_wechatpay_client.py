@@ -10,7 +10,7 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -258,3 +258,19 @@ def test_a_slow_answer_is_unavailable(wechatpay: ScriptedWechatPay) -> None:
             gateway.query_order("pay_scripted_0004")
     finally:
         release.set()
+
+
+def test_a_bill_whose_download_fails_is_unavailable_not_rejected(
+    wechatpay: ScriptedWechatPay,
+) -> None:
+    link = {"hash_type": "SHA1", "hash_value": "0" * 40}
+    link["download_url"] = f"{wechatpay.url}/v3/billdownload/file?token=abc"
+    wechatpay.replies = [
+        Reply(200, _json(link)),
+        Reply(400, _json({"code": "INVALID_REQUEST", "message": "下载地址已失效"})),
+    ]
+
+    with pytest.raises(ChannelUnavailable, match="download answered HTTP 400 INVALID_REQUEST"):
+        _gateway(wechatpay).fetch_statement(date(2030, 1, 1))
+    assert wechatpay.requests[1][1] == "/v3/billdownload/file?token=abc"
+    assert wechatpay.refused_authorizations == 0  # the download is a signed GET too

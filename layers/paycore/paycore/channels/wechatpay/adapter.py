@@ -346,8 +346,11 @@ class WechatPayGateway:
             self._refuse(answer, reference)
         link = self._read(bill_link, answer, reference)
         downloaded = self._client.download(link.download_url, reference, _MAX_BILL_BYTES)
-        if isinstance(downloaded, Answer):
-            self._refuse(downloaded, reference)
+        if isinstance(downloaded, Answer):  # e.g. the 30-second download_url expired
+            code = error_code(downloaded.body) if downloaded.body is not None else None
+            self._client.unavailable(
+                reference, f"the bill download answered HTTP {downloaded.status} {code or ''}"
+            )
         content = self._readable(_gunzip, downloaded, reference)
         if hashlib.sha1(content).hexdigest() != link.hash_value:  # noqa: S324 - WeChat Pay's
             self._client.unavailable(reference, "the bill does not match its SHA1")
