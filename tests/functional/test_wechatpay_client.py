@@ -274,3 +274,21 @@ def test_a_bill_whose_download_fails_is_unavailable_not_rejected(
         _gateway(wechatpay).fetch_statement(date(2030, 1, 1))
     assert wechatpay.requests[1][1] == "/v3/billdownload/file?token=abc"
     assert wechatpay.refused_authorizations == 0  # the download is a signed GET too
+
+
+def test_a_lost_create_stays_unknown_whatever_the_recovery_calls_answer(
+    wechatpay: ScriptedWechatPay,
+) -> None:
+    """A refusal of the recovery query or of the repeated create proves nothing about the
+    first create: the outcome stays unknown, never a final no."""
+    asked = order("http://127.0.0.1:9/notify")
+    lost = Reply(502, _json({"code": "SYSTEM_ERROR", "message": "系统异常"}))
+    refused = Reply(400, _json({"code": "PARAM_ERROR", "message": "参数错误"}))
+    unpaid = Reply(200, _transaction(wechatpay.merchant, asked.out_trade_no))
+
+    for replies in ([lost, refused], [lost, unpaid, refused]):
+        wechatpay.replies = replies
+        wechatpay.requests.clear()
+        with pytest.raises(ChannelUnavailable, match="HTTP 502"):
+            _gateway(wechatpay).create_order(asked)
+        assert len(wechatpay.requests) == len(replies)

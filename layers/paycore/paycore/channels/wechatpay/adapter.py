@@ -81,7 +81,7 @@ from paycore.channels.wechatpay.transformers import (
 )
 from paycore.clock import parse_rfc3339
 from paycore.config import Settings
-from paycore.errors import CallbackRejected, ChannelRejected, ChannelUnavailable
+from paycore.errors import CallbackRejected, ChannelError, ChannelRejected, ChannelUnavailable
 from paycore.money import AmountFormatError, to_minor_units
 
 logger = logging.getLogger(__name__)
@@ -161,18 +161,19 @@ class WechatPayGateway:
         self, payload: dict[str, Any], reference: str, lost: ChannelUnavailable
     ) -> ChannelOrder:
         """The create's answer was lost. If the order exists unpaid, the same create again
-        answers its ``code_url`` (a query never shows it); otherwise the original error stands
-        and the caller's query decides (NOT_FOUND: nothing was created)."""
+        answers its ``code_url`` (a query never shows it). Otherwise, or when either call
+        fails in any way, the original error stands (the outcome is still unknown) and the
+        caller's own query decides (NOT_FOUND: nothing was created)."""
         try:
             state = self.query_order(reference)
-        except ChannelUnavailable:
+        except ChannelError:
             raise lost from None
         if state.status is not ChannelPaymentStatus.PENDING:
             raise lost
         logger.info("wechatpay order %s exists after a lost answer: creating it again", reference)
         try:
             return self._create(payload, reference)
-        except ChannelUnavailable:
+        except ChannelError:
             raise lost from None
 
     def query_order(
