@@ -20,6 +20,7 @@ from paycore.channels.base import (
     ChannelRefundStatus,
     StatementLineKind,
 )
+from paycore.channels.wechatpay.adapter import _fen
 from paycore.channels.wechatpay.transformers import (
     BILL_COLUMNS,
     BILL_SUMMARY_COLUMNS,
@@ -41,6 +42,8 @@ from paycore.channels.wechatpay.transformers import (
     to_payment_status,
     to_refund_status,
 )
+from paycore.errors import ChannelRejected
+from paycore.money import MAX_AMOUNT
 from tests.support import ROOT
 
 MCHID = "1900000109"
@@ -459,3 +462,26 @@ def test_a_bill_whose_summary_disagrees_or_whose_values_lack_the_backtick_is_unr
     ):
         with pytest.raises(Unreadable):
             bill_lines(broken, DAY, MCHID)
+
+
+# -- money: one conversion each way (paycore.money) -------------------------------------------------
+
+
+def test_api_amounts_are_fen_integers_and_bill_amounts_yuan_text() -> None:
+    assert _fen(1999, "CNY") == 1999  # fen are CNY's minor unit: the integer passes unchanged
+    assert _fen(MAX_AMOUNT, "CNY") == MAX_AMOUNT
+    for amount, currency in ((1999, "USD"), (100, "JPY"), (MAX_AMOUNT + 1, "CNY"), (-1, "CNY")):
+        with pytest.raises(ChannelRejected):
+            _fen(amount, currency)
+    with pytest.raises(ChannelRejected):
+        _fen(True, "CNY")
+    (line,) = bill_lines(
+        _bill([_row(订单金额="0.01", 应结订单金额="0.01", 手续费="0.00000")]), DAY, MCHID
+    )
+    assert (line.amount, line.fee) == (1, 0)
+    (line,) = bill_lines(
+        _bill([_row(订单金额="10000000.00", 应结订单金额="10000000.00", 手续费="60000.00000")]),
+        DAY,
+        MCHID,
+    )
+    assert (line.amount, line.fee) == (1_000_000_000, 6_000_000)
