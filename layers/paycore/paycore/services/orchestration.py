@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 from paycore.channels.accounts import callback_url
@@ -39,6 +40,9 @@ from paycore.services import events
 from paycore.services.payments import settlement_items
 
 logger = logging.getLogger(__name__)
+
+# How far a channel's clock (and its whole-second deadlines) may be from ours.
+_CHANNEL_CLOCK_SKEW = timedelta(seconds=2)
 
 SUCCEEDED = "succeeded"
 _SETTLE_ATTEMPTS = 5
@@ -333,7 +337,13 @@ class PaymentSteps:
         if outcome.status == SUCCEEDED:
             return outcome.as_dict()
         order = self._order(payment.order_id)
-        if parse_rfc3339(order.expires_at) > now():
+        deadline = parse_rfc3339(order.expires_at)
+        # A channel that closes its order at our deadline by itself (Alipay's time_expire, in
+        # whole seconds, so up to a second early) closed it because the order expired.
+        expired_at_channel = deadline - now() <= _CHANNEL_CLOCK_SKEW
+        if deadline > now() and not (
+            expired_at_channel and outcome.failure_code == "channel_order_closed"
+        ):
             return outcome.as_dict()
         if outcome.status == PENDING:
             closed = gateway.close_order(payment.id, payment.channel_order_id)
