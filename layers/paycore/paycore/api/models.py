@@ -57,6 +57,9 @@ class CreateOrderRequest(BaseModel):
         Field(max_length=50),
     ] = Field(default_factory=dict)
     buyer_id: Identifier | None = None
+    return_url: str | None = None
+
+    _url = field_validator("return_url")(_check_url)
 
 
 class NoParameters(BaseModel):
