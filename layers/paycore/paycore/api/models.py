@@ -173,6 +173,21 @@ class CreatePaymentRequest(BaseModel):
         return None
 
 
+class CashierPaymentRequest(BaseModel):
+    """The buyer's choice on the hosted cashier page: a channel for what is left to pay, the
+    stored balance (as much of it as the order needs) and one coupon. Never misbehaviour
+    switches: those are the merchant's, for its tests."""
+
+    model_config = _STRICT
+
+    channel: Annotated[str, StringConstraints(min_length=1, max_length=32)] | None = None
+    use_balance: bool = False
+    coupon_id: Annotated[str, StringConstraints(pattern=r"^cpn_[A-Za-z0-9]{1,60}$")] | None = None
+    lang: Literal["en", "zh-CN"] | None = Field(
+        default=None, description="The page's language, kept when the channel sends the buyer back"
+    )
+
+
 class CreateRefundRequest(BaseModel):
     """Give back part or all of what an order was paid."""
 
