@@ -178,6 +178,7 @@ _STYLE = (
     "#qr{text-align:center}#qr svg{background:#fff;padding:8px}"
     ".code{word-break:break-all;font-size:.75rem;color:#888}"
     "nav{text-align:right;font-size:.85rem}"
+    "[hidden]{display:none!important}"
 )
 
 # The page's script (see the module docstring). ``cfg`` is the page's JSON data block.
