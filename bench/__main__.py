@@ -255,9 +255,7 @@ def _print_section(section: Section, concurrency: int, header: str | None = None
 def run(payments: int, concurrency: int) -> int:
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("aws_lambda_powertools").setLevel(logging.ERROR)
-    profile = LocalProfile.from_env(
-        api_port=0, moto_port=0, sandbox_port=0, function_log_level="ERROR"
-    )
+    profile = LocalProfile.free_ports(function_log_level="ERROR")
     receiver = WebhookReceiver().start()
     with LocalRuntime(profile=profile) as runtime:
         journey = Journey(runtime, receiver)

@@ -1670,10 +1670,7 @@ def run_chaos(
 
 def chaos_profile() -> LocalProfile:
     """Short waits, so that late callbacks, queries and webhook retries run in seconds."""
-    return LocalProfile.from_env(
-        api_port=0,
-        moto_port=0,
-        sandbox_port=0,
+    return LocalProfile.free_ports(
         callback_wait_seconds=3,
         channel_query_interval_seconds=1,
         webhook_retry_schedule="1,1,1",

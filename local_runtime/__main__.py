@@ -48,6 +48,10 @@ WALKTHROUGH = (
 )
 
 
+# How the banner names each channel's local simulator.
+SIMULATOR_NAMES = {"alipay": "Alipay", "wechatpay": "WeChat Pay", "stripe": "Stripe"}
+
+
 def banner(runtime: LocalRuntime) -> str:
     """What a developer needs to start using the running backend."""
     api, token, moto = runtime.api_url, runtime.admin_token, runtime.moto_endpoint
@@ -73,6 +77,10 @@ def banner(runtime: LocalRuntime) -> str:
             f"dynamodb scan --table-name {shlex.quote(str(tables[0].ref))}"
         )
     lines.append(f"  Sandbox      {sandbox}")
+    for channel, url in runtime.simulator_urls.items():
+        lines.append(
+            f"  {SIMULATOR_NAMES.get(channel, channel):<12} {url}   (GET {url}/_sim/accounts)"
+        )
     filled = ", ".join(runtime.channel_accounts_filled) or "none"
     lines.append(f"  Channel accounts with local credentials: {filled}")
     outputs = runtime.outputs()

@@ -12,6 +12,9 @@ Environment variables (all optional):
 ``PAYCORE_PORT``                        API port (3000)
 ``PAYCORE_MOTO_PORT``                   moto server port (5000)
 ``PAYCORE_SANDBOX_PORT``                sandbox channel port (3100)
+``PAYCORE_ALIPAY_PORT``                 Alipay simulator port (3101)
+``PAYCORE_WECHATPAY_PORT``              WeChat Pay simulator port (3102)
+``PAYCORE_STRIPE_PORT``                 Stripe simulator port (3103)
 ``PAYCORE_ADMIN_TOKEN``                 platform admin token (generated when unset)
 ``PAYCORE_STAGE_NAME``                  ``StageName`` (local)
 ``PAYCORE_CALLBACK_WAIT_SECONDS``       ``CallbackWaitSeconds`` (30)
@@ -20,6 +23,7 @@ Environment variables (all optional):
 ``PAYCORE_WEBHOOK_MAX_ATTEMPTS``        ``WebhookMaxAttempts`` (6)
 ``PAYCORE_LOG_LEVEL``                   ``LogLevel`` of the functions (template default)
 ``PAYCORE_SANDBOX_NOTIFY_SCHEDULE``     sandbox notification delays, seconds (0.2,1,2,4)
+``PAYCORE_SIMULATOR_NOTIFY_SCHEDULE``   the channel simulators' notification delays (0.2,1,2,4)
 ``PAYCORE_CHANNEL_TIMEOUT_SECONDS``     ``ChannelTimeoutSeconds`` (5)
 ``PAYCORE_CHANNEL_ACCOUNTS``            ``ChannelAccounts`` JSON (template default)
 =====================================  ===================================================
@@ -37,12 +41,17 @@ from typing import Any
 DEFAULT_API_PORT = 3000
 DEFAULT_MOTO_PORT = 5000
 DEFAULT_SANDBOX_PORT = 3100
+# The real channels' local simulators (local_runtime/simulators), each on its own port.
+DEFAULT_SIMULATOR_PORTS = {"alipay": 3101, "wechatpay": 3102, "stripe": 3103}
 
 # Which environment variable sets which port (for the "port in use" message).
 PORT_VARIABLES = {
     "api_port": "PAYCORE_PORT",
     "moto_port": "PAYCORE_MOTO_PORT",
     "sandbox_port": "PAYCORE_SANDBOX_PORT",
+    "alipay_port": "PAYCORE_ALIPAY_PORT",
+    "wechatpay_port": "PAYCORE_WECHATPAY_PORT",
+    "stripe_port": "PAYCORE_STRIPE_PORT",
 }
 
 
@@ -59,6 +68,9 @@ class LocalProfile:
     api_port: int = DEFAULT_API_PORT
     moto_port: int = DEFAULT_MOTO_PORT
     sandbox_port: int = DEFAULT_SANDBOX_PORT
+    alipay_port: int = DEFAULT_SIMULATOR_PORTS["alipay"]
+    wechatpay_port: int = DEFAULT_SIMULATOR_PORTS["wechatpay"]
+    stripe_port: int = DEFAULT_SIMULATOR_PORTS["stripe"]
     region: str = "us-east-1"
     admin_token: str = dataclasses.field(default_factory=generate_token)
     admin_token_generated: bool = True
@@ -71,6 +83,9 @@ class LocalProfile:
     webhook_max_attempts: int = 6
     function_log_level: str | None = None
     sandbox_notify_schedule: tuple[float, ...] = (0.2, 1.0, 2.0, 4.0)
+    # The simulators' notification retries, compressed like the sandbox's (each simulator
+    # also knows its channel's real schedule, hours long).
+    simulator_notify_schedule: tuple[float, ...] = (0.2, 1.0, 2.0, 4.0)
     channel_timeout_seconds: float = 5.0
     channel_accounts: str | None = None  # None: the template's default accounts
     # Runtime knobs (not template parameters).
@@ -94,6 +109,8 @@ class LocalProfile:
         number("PAYCORE_PORT", "api_port")
         number("PAYCORE_MOTO_PORT", "moto_port")
         number("PAYCORE_SANDBOX_PORT", "sandbox_port")
+        for channel in DEFAULT_SIMULATOR_PORTS:
+            number(PORT_VARIABLES[f"{channel}_port"], f"{channel}_port")
         number("PAYCORE_CALLBACK_WAIT_SECONDS", "callback_wait_seconds")
         number("PAYCORE_CHANNEL_QUERY_INTERVAL_SECONDS", "channel_query_interval_seconds")
         number("PAYCORE_WEBHOOK_MAX_ATTEMPTS", "webhook_max_attempts")
@@ -109,15 +126,29 @@ class LocalProfile:
             values["webhook_retry_schedule"] = env["PAYCORE_WEBHOOK_RETRY_SCHEDULE"]
         if env.get("PAYCORE_LOG_LEVEL"):
             values["function_log_level"] = env["PAYCORE_LOG_LEVEL"].upper()
-        if env.get("PAYCORE_SANDBOX_NOTIFY_SCHEDULE"):
-            text = env["PAYCORE_SANDBOX_NOTIFY_SCHEDULE"]
-            values["sandbox_notify_schedule"] = tuple(
-                float(part) for part in text.split(",") if part.strip()
-            )
+        for variable, field_name in (
+            ("PAYCORE_SANDBOX_NOTIFY_SCHEDULE", "sandbox_notify_schedule"),
+            ("PAYCORE_SIMULATOR_NOTIFY_SCHEDULE", "simulator_notify_schedule"),
+        ):
+            if env.get(variable):
+                text = env[variable]
+                values[field_name] = tuple(float(part) for part in text.split(",") if part.strip())
         if "admin_token" in overrides and "admin_token_generated" not in overrides:
             overrides["admin_token_generated"] = False
         values.update(overrides)
         return cls(**values)
+
+    @classmethod
+    def free_ports(cls, **overrides: Any) -> LocalProfile:
+        """A profile on free ports for every server (tests, benchmarks), ignoring the
+        environment, then ``overrides``."""
+        ports = dict.fromkeys(PORT_VARIABLES, 0)
+        return cls.from_env({}, **{**ports, "moto_port": 0, **overrides})
+
+    def simulator_port(self, channel: str) -> int:
+        """The port of ``channel``'s simulator (0: a free one)."""
+        port: int = getattr(self, f"{channel}_port")
+        return port
 
     def parameter_overrides(self, api_url: str) -> dict[str, str]:
         """Values for the template's parameters (undeclared ones are ignored by the loader)."""

@@ -121,6 +121,8 @@ class LocalRuntime:
         self._gateway: RestApiGateway | None = None
         self._moto: moto_server.MotoServer | None = None
         self._sandbox: Any = None
+        # The real channels' simulators, by channel, started for the accounts routing names.
+        self._simulators: dict[str, Any] = {}
         self._pollers: list[SqsPoller] = []
         self._schedules: dict[str, ScheduleRunner] = {}
         self._saved_env: dict[str, str | None] = {}
@@ -240,6 +242,7 @@ class LocalRuntime:
             str(account.get("id")): str(account.get("channel"))
             for account in channel_accounts(environment.get("CHANNEL_ACCOUNTS", ""))
         }
+        self._start_simulators(routed)
         self.channel_accounts_filled = fill_account_secrets(
             self.client("secretsmanager"),
             environment["CHANNEL_SECRET_PREFIX"],
@@ -250,9 +253,36 @@ class LocalRuntime:
         if missing:
             log.info("channel accounts without a local service (not configured): %s", missing)
 
+    def _start_simulators(self, routed: dict[str, str]) -> None:
+        """Start the simulator of every real channel routing names an account of, serving
+        those accounts (fresh keys each run); Stripe's events go to each account's callback
+        route, which Stripe knows from its dashboard rather than from each request."""
+        from local_runtime.simulators import SIMULATORS
+
+        for channel, factory in SIMULATORS.items():
+            accounts = [account for account, named in routed.items() if named == channel]
+            if not accounts or channel in self._simulators:
+                continue
+            port = self.profile.simulator_port(channel)
+            if not port_available(self.profile.host, port):
+                raise PortInUseError(port, PORT_VARIABLES[f"{channel}_port"])
+            simulator = factory(
+                self.profile.host,
+                port,
+                accounts=accounts,
+                notify_schedule=self.profile.simulator_notify_schedule,
+            )
+            simulator.start()
+            self._simulators[channel] = simulator
+            if hasattr(simulator, "set_webhook_url"):
+                for account in accounts:
+                    simulator.set_webhook_url(
+                        account, f"{self.api_url}/callbacks/{channel}/{account}"
+                    )
+
     def _channel_services(self, routed: dict[str, str]) -> list[ChannelService]:
         """The local channel services running now, each listing the accounts it serves."""
-        services: list[ChannelService] = []
+        services: list[ChannelService] = list(self._simulators.values())
         if self._sandbox is not None:
             sandbox_accounts = [
                 account for account, channel in routed.items() if channel == "sandbox"
@@ -379,6 +409,8 @@ class LocalRuntime:
             poller.signal_stop()
         self._quietly("API server", self._api.stop if self._api else None)
         self._quietly("sandbox", self._sandbox.stop if self._sandbox is not None else None)
+        for channel, simulator in self._simulators.items():
+            self._quietly(f"{channel} simulator", simulator.stop)
         if self._stack is not None and self._moto is not None:
             arns = [r.ref for r in self._stack.of_type("AWS::StepFunctions::StateMachine")]
             self._quietly(
@@ -447,6 +479,11 @@ class LocalRuntime:
     @property
     def sandbox_url(self) -> str | None:
         return str(self._sandbox.url) if self._sandbox is not None else None
+
+    @property
+    def simulator_urls(self) -> dict[str, str]:
+        """The running channel simulators' base URLs, by channel."""
+        return {channel: str(sim.url) for channel, sim in self._simulators.items()}
 
     @property
     def admin_token(self) -> str:

@@ -27,11 +27,7 @@ CHANNEL_TIMEOUT_SECONDS = 2
 # package so it is gone before other suites run.
 @pytest.fixture(scope="package")
 def runtime() -> Iterator[LocalRuntime]:
-    profile = LocalProfile.from_env(
-        {},
-        api_port=0,
-        moto_port=0,
-        sandbox_port=0,
+    profile = LocalProfile.free_ports(
         callback_wait_seconds=CALLBACK_WAIT_SECONDS,
         channel_query_interval_seconds=1,
         webhook_retry_schedule="1,1,1",

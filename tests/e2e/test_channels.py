@@ -21,18 +21,23 @@ def _secret(runtime: LocalRuntime, account: str) -> Any:
     return json.loads(value["SecretString"])
 
 
-def test_the_sandbox_fills_its_accounts_secrets_and_the_others_stay_unconfigured(
-    runtime: LocalRuntime,
-) -> None:
-    assert runtime.channel_accounts_filled == ["sandbox-primary", "sandbox-backup"]
+def test_the_local_channel_services_fill_every_accounts_secret(runtime: LocalRuntime) -> None:
+    """The sandbox fills its accounts' secrets, and each real channel's simulator fills its
+    account's with the credentials it lists at /_sim/accounts."""
+    assert sorted(runtime.channel_accounts_filled) == sorted(
+        ["sandbox-primary", "sandbox-backup", "alipay-main", "wechatpay-main", "stripe-main"]
+    )
     for account in ("sandbox-primary", "sandbox-backup"):
         assert _secret(runtime, account) == {
             "base_url": f"{runtime.sandbox_url}/accounts/{account}",
             "secret": runtime.profile.sandbox_secret,
             "simulator": True,
         }
-    for account in ("alipay-main", "wechatpay-main", "stripe-main"):
-        assert _secret(runtime, account) == {}
+    for channel, url in runtime.simulator_urls.items():
+        (entry,) = requests.get(f"{url}/_sim/accounts", timeout=10).json()["data"]
+        assert entry["account"] == f"{channel}-main"
+        credentials = {k: v for k, v in entry.items() if k not in ("account", "channel")}
+        assert _secret(runtime, entry["account"]) == credentials
 
 
 def test_only_the_configured_channels_are_offered(onboard: Callable[..., Merchant]) -> None:

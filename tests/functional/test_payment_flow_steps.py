@@ -367,6 +367,25 @@ class TestCallback:
         assert store.get_payment(payment_id) == before
         assert resumed == []
 
+    def test_the_same_signed_notification_twice_is_a_replay_and_changes_nothing(
+        self, handler: Any, resumed: list[dict[str, Any]]
+    ) -> None:
+        """Captured and sent again within its 5 fresh minutes: refused. The channel's own
+        re-delivery is signed anew (another timestamp or body), so it is taken again."""
+        payment_id = self._created(TradeStore())
+        event = self._event(json.dumps(self._notification(payment_id)))
+
+        first = handler.lambda_handler(event, FakeContext())
+        replay = handler.lambda_handler(event, FakeContext())
+
+        assert first["statusCode"] == 200
+        assert replay["statusCode"] == 401
+        assert json.loads(replay["body"])["code"] == "callback_rejected"
+        assert "replay" in json.loads(replay["body"])["detail"]
+        assert len(resumed) == 1
+        redelivered = dict(self._notification(payment_id), sent_at="2026-11-25T10:00:05Z")
+        assert self._notify(handler, redelivered)["statusCode"] == 200
+
     def test_another_accounts_route_refuses_a_payment_it_does_not_hold(
         self, handler: Any, resumed: list[dict[str, Any]]
     ) -> None:

@@ -257,6 +257,7 @@ def test_the_readme_walks_through_exactly_what_the_make_run_banner_prints() -> N
         sandbox_url="http://127.0.0.1:3100",
         sandbox_error=None,
         channel_accounts_filled=["sandbox-primary", "sandbox-backup"],
+        simulator_urls={"alipay": "http://127.0.0.1:3101"},
         started_in_seconds=1.0,
         outputs=dict,
     )

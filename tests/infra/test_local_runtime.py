@@ -338,9 +338,7 @@ def write_fixture(root: Path) -> Path:
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntime]:
     template = write_fixture(tmp_path_factory.mktemp("mini"))
-    profile = LocalProfile.from_env(
-        {}, api_port=0, moto_port=0, sandbox_port=0, schedule_time_scale=60.0
-    )
+    profile = LocalProfile.free_ports(schedule_time_scale=60.0)
     with LocalRuntime(template, profile, start_sandbox=False) as started:
         yield started
 

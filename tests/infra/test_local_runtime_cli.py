@@ -68,6 +68,9 @@ def ports() -> dict[str, str]:
         "PAYCORE_PORT": str(free_port()),
         "PAYCORE_MOTO_PORT": str(free_port()),
         "PAYCORE_SANDBOX_PORT": str(free_port()),
+        "PAYCORE_ALIPAY_PORT": str(free_port()),
+        "PAYCORE_WECHATPAY_PORT": str(free_port()),
+        "PAYCORE_STRIPE_PORT": str(free_port()),
     }
 
 

@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
+import requests
 
 from local_runtime.profile import LocalProfile
 from local_runtime.runtime import DEFAULT_TEMPLATE, LocalRuntime
@@ -18,9 +19,7 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture(scope="module")
 def runtime() -> Iterator[LocalRuntime]:
-    profile = LocalProfile.from_env(
-        {}, api_port=0, moto_port=0, sandbox_port=0, admin_token="local-admin-token"
-    )
+    profile = LocalProfile.free_ports(admin_token="local-admin-token")
     with LocalRuntime(DEFAULT_TEMPLATE, profile, start_sandbox=False) as started:
         yield started
 
@@ -142,3 +141,30 @@ def test_routes_and_event_sources_come_from_the_template(runtime: LocalRuntime) 
     served = {(route.method, route.resource_path) for route in runtime.gateway.routes}
     assert set(api_events) == served
     assert all(route.function_id in runtime.lambdas.specs for route in runtime.gateway.routes)
+
+
+def test_every_real_channel_routing_names_has_a_simulator_that_filled_its_secrets(
+    runtime: LocalRuntime,
+) -> None:
+    """make run starts one simulator per real channel of the routing configuration, serving
+    its accounts, and writes each account's credentials into the secret the functions read."""
+    api = runtime.stack.functions["ApiFunction"].environment
+    routed = {a["id"]: a["channel"] for a in json.loads(api["CHANNEL_ACCOUNTS"])}
+    real = {channel for channel in routed.values() if channel != "sandbox"}
+    assert real == {"alipay", "wechatpay", "stripe"}
+    assert set(runtime.simulator_urls) == real
+    secretsmanager = runtime.client("secretsmanager")
+    for channel, url in runtime.simulator_urls.items():
+        listed = requests.get(f"{url}/_sim/accounts", timeout=10).json()["data"]
+        assert {entry["account"] for entry in listed} == {
+            account for account, named in routed.items() if named == channel
+        }
+        for entry in listed:
+            assert entry["channel"] == channel and entry["simulator"] is True
+            secret = secretsmanager.get_secret_value(
+                SecretId=api["CHANNEL_SECRET_PREFIX"] + entry["account"]
+            )
+            credentials = {k: v for k, v in entry.items() if k not in ("account", "channel")}
+            assert json.loads(secret["SecretString"]) == credentials
+    # (This runtime runs without the sandbox, so only the simulators' accounts are filled.)
+    assert set(runtime.channel_accounts_filled) == {a for a, c in routed.items() if c in real}
