@@ -44,11 +44,7 @@ LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 @pytest.fixture(scope="package")
 def runtime() -> Iterator[LocalRuntime]:
-    profile = LocalProfile.from_env(
-        {},
-        api_port=0,
-        moto_port=0,
-        sandbox_port=0,
+    profile = LocalProfile.free_ports(
         callback_wait_seconds=4,
         channel_query_interval_seconds=1,
         webhook_retry_schedule="1,1",

@@ -90,6 +90,30 @@ def test_pay_with_the_sandbox_and_come_back_to_the_merchant(
     screenshot(page, "3-link-after-payment")
 
 
+def test_pay_with_alipay_in_chinese_and_come_back_through_its_signed_return(
+    runtime: LocalRuntime,
+    merchant: Merchant,
+    buyer_in: BuyerIn,
+    screenshot: Screenshot,
+) -> None:
+    no = _no("ALI")
+    order = merchant.order(no)
+    page = buyer_in("zh-CN").open(order["cashier_url"])
+    visited: list[str] = []
+    page.on("request", lambda request: visited.append(request.url))
+
+    page.get_by_role("button", name="使用支付宝支付").click()
+    page.wait_for_url(f"{runtime.simulator_urls['alipay']}/**", timeout=WAIT_MS)
+    screenshot(page, "1-at-alipay")
+    page.get_by_role("button", name="Pay").click()
+
+    page.wait_for_url(order["return_url"], timeout=WAIT_MS)
+    # Alipay brought the buyer back to the cashier with its signed return parameters.
+    back = [url for url in visited if url.startswith(order["cashier_url"] + "?")]
+    assert back and "back=1" in back[0] and "sign=" in back[0] and "out_trade_no=pay_" in back[0]
+    assert merchant.call("GET", f"/v1/orders/{order['id']}")["status"] == "paid"
+
+
 def test_a_combined_payment_balance_coupon_and_the_sandbox_for_the_rest(
     runtime: LocalRuntime,
     merchant: Merchant,
