@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from paycore.api.cashier_page import money, negotiate
+from paycore.api.cashier_page import _pay_with, channel_name, money, negotiate
 
 
 @pytest.mark.parametrize(
@@ -47,3 +47,18 @@ def test_amounts_are_written_in_the_currencys_units(
     amount: int, currency: str, written: str
 ) -> None:
     assert money(amount, currency) == written
+
+
+@pytest.mark.parametrize(
+    ("channel", "language", "label"),
+    [
+        ("alipay", "zh-CN", "使用支付宝支付"),
+        ("wechatpay", "zh-CN", "使用微信支付"),
+        ("wechatpay", "en", "Pay with WeChat Pay"),
+        ("paypal", "en", "Pay with paypal"),  # a channel without a name of its own
+    ],
+)
+def test_the_pay_buttons_read_well_in_each_language(
+    channel: str, language: str, label: str
+) -> None:
+    assert _pay_with(channel_name(channel, language), language) == label  # type: ignore[arg-type]

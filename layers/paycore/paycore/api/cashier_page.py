@@ -51,6 +51,12 @@ _CHANNEL_NAMES: dict[str, dict[Language, str]] = {
     "stripe": {"en": "card (Stripe)", "zh-CN": "银行卡（Stripe）"},
 }
 
+# The app a buyer scans a channel's QR code with.
+_APP_NAMES: dict[str, dict[Language, str]] = {
+    "wechatpay": {"en": "WeChat", "zh-CN": "微信"},
+    "alipay": {"en": "Alipay", "zh-CN": "支付宝"},
+}
+
 _TEXT: dict[str, dict[Language, str]] = {
     "title": {"en": "Pay {merchant}", "zh-CN": "向{merchant}付款"},
     "amount_due": {"en": "Amount due", "zh-CN": "应付金额"},
@@ -342,6 +348,17 @@ def channel_name(channel: str, language: Language) -> str:
     return _CHANNEL_NAMES.get(channel, {}).get(language, channel)
 
 
+def _pay_with(name: str, language: Language) -> str:
+    """``Pay with Alipay``, ``使用支付宝支付``; ``使用微信支付``, not ``使用微信支付支付``."""
+    if language == "zh-CN" and name.endswith("支付"):
+        return f"使用{name}"
+    return text("pay_with", language, channel=name)
+
+
+def _app_name(channel: str, language: Language) -> str:
+    return _APP_NAMES.get(channel, {}).get(language) or channel_name(channel, language)
+
+
 def new_nonce() -> str:
     return secrets.token_urlsafe(18)
 
@@ -457,7 +474,7 @@ def _in_flight(action: dict[str, str] | None, channel: str, language: Language) 
         code_url = action["code_url"]
         parts += [
             f'<div id="qr" data-code-url="{escape(code_url)}">{_qr_svg(code_url, language)}</div>',
-            f"<p>{escape(text('scan', language, channel=name))}</p>",
+            f"<p>{escape(text('scan', language, channel=_app_name(channel, language)))}</p>",
             f'<p class="code">{escape(code_url)}</p>',
         ]
     else:
@@ -512,7 +529,7 @@ def _choices(view: CashierView, language: Language) -> list[str]:
         parts.append(
             f'<button type="submit" name="channel" value="{escape(offer.channel)}" '
             f'data-next-action="{offer.next_action_type.value}">'
-            f"{escape(text('pay_with', language, channel=name))}</button>"
+            f"{escape(_pay_with(name, language))}</button>"
         )
     if view.balance is not None or view.coupons:
         parts.append(
