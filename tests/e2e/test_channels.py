@@ -40,22 +40,31 @@ def test_the_local_channel_services_fill_every_accounts_secret(runtime: LocalRun
         assert _secret(runtime, entry["account"]) == credentials
 
 
-def test_only_the_configured_channels_are_offered(onboard: Callable[..., Merchant]) -> None:
+def test_every_configured_channel_is_offered_as_routing_allows(
+    onboard: Callable[..., Merchant],
+) -> None:
     shop = onboard()
 
-    answer = shop.request("GET", "/v1/channels", params={"currency": "CNY", "amount": 1999})
+    def offered(currency: str) -> list[tuple[str, str]]:
+        answer = shop.request("GET", "/v1/channels", params={"currency": currency, "amount": 1999})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["object"] == "list" and answer.json()["has_more"] is False
+        return [(c["channel"], c["next_action_type"]) for c in answer.json()["data"]]
 
-    assert answer.status_code == 200, answer.text
-    assert answer.json() == {
-        "object": "list",
-        "data": [{"object": "channel", "channel": "sandbox", "next_action_type": "redirect"}],
-        "has_more": False,
-    }
+    assert offered("CNY") == [
+        ("sandbox", "redirect"),
+        ("alipay", "redirect"),
+        ("wechatpay", "qr_code"),
+        ("stripe", "redirect"),
+    ]
+    # Alipay and WeChat Pay accounts take yuan only.
+    assert offered("USD") == [("sandbox", "redirect"), ("stripe", "redirect")]
     refused = shop.pay(
-        shop.create_order("CH-ALIPAY-1")["id"], [{"type": "channel", "channel": "alipay"}]
+        shop.create_order("CH-USD-1", currency="USD")["id"],
+        [{"type": "channel", "channel": "wechatpay"}],
     )
     assert refused.status_code == 422
-    assert refused.json()["code"] == "unsupported_channel"
+    assert refused.json()["code"] == "no_channel_account"
 
 
 def test_a_payment_is_notified_at_its_accounts_own_callback_route(
