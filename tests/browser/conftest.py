@@ -106,11 +106,13 @@ class Merchant:
         assert answer.status_code < 300, answer.text
         return answer.json()
 
-    def order(self, no: str, amount: int = 1999, **extra: Any) -> dict[str, Any]:
+    def order(
+        self, no: str, amount: int = 1999, currency: str = "CNY", **extra: Any
+    ) -> dict[str, Any]:
         payload = {
             "merchant_order_no": no,
             "amount": amount,
-            "currency": "CNY",
+            "currency": currency,
             "subject": "Green tea 绿茶",
             "return_url": f"{self.shop.url}/orders/{no}",
             **extra,

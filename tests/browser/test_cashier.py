@@ -8,6 +8,7 @@ import re
 import secrets
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlencode
 
 from playwright.sync_api import Page, expect
 
@@ -112,6 +113,56 @@ def test_pay_with_alipay_in_chinese_and_come_back_through_its_signed_return(
     back = [url for url in visited if url.startswith(order["cashier_url"] + "?")]
     assert back and "back=1" in back[0] and "sign=" in back[0] and "out_trade_no=pay_" in back[0]
     assert merchant.call("GET", f"/v1/orders/{order['id']}")["status"] == "paid"
+
+
+def test_a_qr_code_is_drawn_scanned_and_followed_to_the_merchant(
+    runtime: LocalRuntime,
+    merchant: Merchant,
+    buyer_in: BuyerIn,
+    screenshot: Screenshot,
+) -> None:
+    order = merchant.order(_no("QR"))
+    buyer = buyer_in("zh-CN")
+    page = buyer.open(order["cashier_url"])
+
+    page.get_by_role("button", name="使用微信支付").click()
+    qr = page.locator("#qr")
+    expect(qr.locator("svg#qr-code")).to_be_visible(timeout=WAIT_MS)
+    expect(page.locator("#waiting")).to_be_visible()
+    code_url = qr.get_attribute("data-code-url")
+    assert code_url and code_url.startswith("weixin://wxpay/bizpayurl?pr="), code_url
+    screenshot(page, "1-qr-code")
+
+    # The buyer's phone scans the code (a second tab plays the phone) and pays.
+    scan = f"{runtime.simulator_urls['wechatpay']}/scan?{urlencode({'code_url': code_url})}"
+    phone = buyer.open(scan)
+    phone.get_by_role("button", name="Pay").click()
+
+    # The cashier page, left as it was, follows the payment to the merchant.
+    page.wait_for_url(order["return_url"], timeout=WAIT_MS)
+    assert merchant.call("GET", f"/v1/orders/{order['id']}")["status"] == "paid"
+
+
+def test_a_card_payment_with_stripe_in_dollars(
+    runtime: LocalRuntime,
+    merchant: Merchant,
+    buyer_in: BuyerIn,
+    screenshot: Screenshot,
+) -> None:
+    order = merchant.order(_no("USD"), amount=123450, currency="USD")
+    page = buyer_in("en-US").open(order["cashier_url"])
+    expect(page.locator("#amount")).to_have_text("$1,234.50 USD")
+    # Routing offers what takes dollars: the yuan-only Alipay and WeChat Pay accounts do not.
+    expect(page.get_by_role("button", name="Pay with Alipay")).to_have_count(0)
+    screenshot(page, "1-choose")
+
+    page.get_by_role("button", name="Pay with card (Stripe)").click()
+    page.wait_for_url(f"{runtime.simulator_urls['stripe']}/**", timeout=WAIT_MS)
+    page.get_by_role("button", name="Pay").click()
+
+    page.wait_for_url(order["return_url"], timeout=WAIT_MS)
+    paid = merchant.call("GET", f"/v1/orders/{order['id']}")
+    assert (paid["status"], paid["amount_paid"]) == ("paid", 123450)
 
 
 def test_a_combined_payment_balance_coupon_and_the_sandbox_for_the_rest(
