@@ -51,6 +51,7 @@ def _paying_order(store: TradeStore, expires_in: int = 1800) -> tuple[str, str]:
             subject="Tea",
             expires_in=expires_in,
         ),
+        "https://api.example.test/live",
     )
     payment = payments.start_payment(
         store,
@@ -171,6 +172,7 @@ def test_a_payment_fails_only_once_every_account_proved_it_created_nothing(
         store,
         merchant.id,
         CreateOrderRequest(merchant_order_no="F-1", amount=500, currency="CNY", subject="Tea"),
+        "https://api.example.test/live",
     )
     down = {"create_error": {"times": 2}}  # both accounts answer 503 without creating
     payment = payments.start_payment(
@@ -211,6 +213,7 @@ def test_a_settlement_that_lost_the_race_reads_again_instead_of_failing(
         CreateOrderRequest(
             merchant_order_no="R-1", amount=1000, currency="CNY", subject="Tea", buyer_id="b-1"
         ),
+        "https://api.example.test/live",
     )
     payment = payments.start_payment(
         store,

@@ -25,6 +25,7 @@ from paycore.api.openapi import PUBLIC, SECURITY_SCHEMES, answers, document
 from paycore.api.resolver import PaycoreResolver
 from paycore.api.resources import Health
 from paycore.api.routes import (
+    cashier,
     channels,
     events,
     instruments,
@@ -50,7 +51,7 @@ def build_app(
     app = PaycoreResolver()
     http = Http(app, commands, store_factory)
     _register_error_handlers(app)
-    for module in (merchants, orders, payments, refunds, instruments, events, channels):
+    for module in (merchants, orders, payments, refunds, instruments, events, channels, cashier):
         app.include_router(module.routes(http))
     app.include_router(_platform_routes(app))
     return app
