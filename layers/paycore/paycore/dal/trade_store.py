@@ -339,13 +339,19 @@ class TradeStore:
             items.append(self._put_new(self._event_values(event)))
         codes = self._transact(items)
         if codes is not None:
+            order_changed = Conflict(
+                "the order changed while the payment was being started (another payment of "
+                "it, or a close)",
+                code="order_not_payable",
+            )
+            # The order first: a twin payment that won the race also spent the balance or the
+            # coupon this one wanted, and the answer is that the order is taken, not the money.
+            if codes[1] == "ConditionalCheckFailed":
+                raise order_changed
             for code, (_, conflict) in zip(codes[2:], reservations, strict=False):
                 if code == "ConditionalCheckFailed":
                     raise conflict
-            raise Conflict(
-                "the order changed while the payment was being started; retry",
-                code="order_not_payable",
-            )
+            raise order_changed
         return saved_order, payment
 
     def get_payment(self, payment_id: str) -> Payment | None:
