@@ -30,6 +30,15 @@ def test_merchant_key_cannot_onboard(onboard: Callable[..., Merchant]) -> None:
     shop = onboard()
     answer = shop.request("POST", "/v1/merchants", json={"name": "Evil"})
     assert answer.status_code == 401 and answer.headers["Content-Type"] == PROBLEM
+    # Refused by API Gateway (the authorizer's policy), before any body is read.
+    answer = shop.request("POST", "/v1/merchants", json=["not", "a", "merchant"])
+    assert answer.status_code == 401 and answer.json()["code"] == "unauthenticated"
+
+
+def test_the_admin_token_is_no_merchant_key(runtime: LocalRuntime) -> None:
+    admin = {"Authorization": f"Bearer {runtime.admin_token}"}
+    answer = requests.get(runtime.api_url + "/v1/orders", headers=admin, timeout=10)
+    assert answer.status_code == 401 and answer.json()["code"] == "unauthenticated"
 
 
 def test_unknown_route_is_404_problem(runtime: LocalRuntime) -> None:

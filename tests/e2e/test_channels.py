@@ -21,36 +21,50 @@ def _secret(runtime: LocalRuntime, account: str) -> Any:
     return json.loads(value["SecretString"])
 
 
-def test_the_sandbox_fills_its_accounts_secrets_and_the_others_stay_unconfigured(
-    runtime: LocalRuntime,
-) -> None:
-    assert runtime.channel_accounts_filled == ["sandbox-primary", "sandbox-backup"]
+def test_the_local_channel_services_fill_every_accounts_secret(runtime: LocalRuntime) -> None:
+    """The sandbox fills its accounts' secrets, and each real channel's simulator fills its
+    account's with the credentials it lists at /_sim/accounts."""
+    assert sorted(runtime.channel_accounts_filled) == sorted(
+        ["sandbox-primary", "sandbox-backup", "alipay-main", "wechatpay-main", "stripe-main"]
+    )
     for account in ("sandbox-primary", "sandbox-backup"):
         assert _secret(runtime, account) == {
             "base_url": f"{runtime.sandbox_url}/accounts/{account}",
             "secret": runtime.profile.sandbox_secret,
             "simulator": True,
         }
-    for account in ("alipay-main", "wechatpay-main", "stripe-main"):
-        assert _secret(runtime, account) == {}
+    for channel, url in runtime.simulator_urls.items():
+        (entry,) = requests.get(f"{url}/_sim/accounts", timeout=10).json()["data"]
+        assert entry["account"] == f"{channel}-main"
+        credentials = {k: v for k, v in entry.items() if k not in ("account", "channel")}
+        assert _secret(runtime, entry["account"]) == credentials
 
 
-def test_only_the_configured_channels_are_offered(onboard: Callable[..., Merchant]) -> None:
+def test_every_configured_channel_is_offered_as_routing_allows(
+    onboard: Callable[..., Merchant],
+) -> None:
     shop = onboard()
 
-    answer = shop.request("GET", "/v1/channels", params={"currency": "CNY", "amount": 1999})
+    def offered(currency: str) -> list[tuple[str, str]]:
+        answer = shop.request("GET", "/v1/channels", params={"currency": currency, "amount": 1999})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["object"] == "list" and answer.json()["has_more"] is False
+        return [(c["channel"], c["next_action_type"]) for c in answer.json()["data"]]
 
-    assert answer.status_code == 200, answer.text
-    assert answer.json() == {
-        "object": "list",
-        "data": [{"object": "channel", "channel": "sandbox", "next_action_type": "redirect"}],
-        "has_more": False,
-    }
+    assert offered("CNY") == [
+        ("sandbox", "redirect"),
+        ("alipay", "redirect"),
+        ("wechatpay", "qr_code"),
+        ("stripe", "redirect"),
+    ]
+    # Alipay and WeChat Pay accounts take yuan only.
+    assert offered("USD") == [("sandbox", "redirect"), ("stripe", "redirect")]
     refused = shop.pay(
-        shop.create_order("CH-ALIPAY-1")["id"], [{"type": "channel", "channel": "alipay"}]
+        shop.create_order("CH-USD-1", currency="USD")["id"],
+        [{"type": "channel", "channel": "wechatpay"}],
     )
     assert refused.status_code == 422
-    assert refused.json()["code"] == "unsupported_channel"
+    assert refused.json()["code"] == "no_channel_account"
 
 
 def test_a_payment_is_notified_at_its_accounts_own_callback_route(

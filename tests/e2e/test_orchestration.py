@@ -164,6 +164,36 @@ def test_concurrent_payments_never_overdraw_a_balance(onboard: Callable[..., Mer
     ]
 
 
+def test_twin_payments_of_one_order_one_wins_and_the_others_hear_the_order_is_taken(
+    onboard: Callable[..., Merchant],
+) -> None:
+    """Four payments of the same order at once, each wanting the whole balance: one starts;
+    the others are told the order is being paid (order_not_payable), not that the money is
+    short, whichever check they lost."""
+    shop = onboard()
+    shop.credit("buyer-twin", 700)
+    order = shop.create_order("MIX-TWIN-1", amount=700, buyer_id="buyer-twin")
+    start = threading.Barrier(4)
+    answers: list[requests.Response] = []
+    lock = threading.Lock()
+
+    def pay() -> None:
+        start.wait()
+        answer = shop.pay(order["id"], [{"type": "balance", "amount": 700}])
+        with lock:
+            answers.append(answer)
+
+    threads = [threading.Thread(target=pay) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(a.status_code for a in answers) == [202, 409, 409, 409], [a.text for a in answers]
+    assert {a.json()["code"] for a in answers if a.status_code == 409} == {"order_not_payable"}
+    assert shop.order(order["id"])["status"] == "paid"
+
+
 def test_instruments_that_do_not_add_up_are_refused(onboard: Callable[..., Merchant]) -> None:
     shop = onboard()
     shop.credit("buyer-5", 5000)
@@ -352,17 +382,26 @@ def test_a_payment_after_close_is_refunded_automatically(
 def test_unpaid_orders_close_themselves_when_they_expire(
     runtime: LocalRuntime, onboard: Callable[..., Merchant]
 ) -> None:
+    """An idle order, and an order being paid on each channel: past expires_at the sweep
+    closes them, and each channel's order is closed too (waited for once, for all)."""
+    from tests.e2e.test_channel_journeys import CHANNELS, channel_orders
+
     shop = onboard()
     idle = shop.create_order("EXPIRE-IDLE-1", expires_in=60)
-    paying = shop.create_order("EXPIRE-PAYING-1", expires_in=60)
-    payment = shop.pay(paying["id"]).json()
-    assert payment["next_action"] is not None
+    paying = {}
+    for channel in CHANNELS:
+        order = shop.create_order(f"EXPIRE-PAYING-{channel}", expires_in=60)
+        answer = shop.pay(order["id"], [{"type": "channel", "channel": channel}])
+        assert answer.status_code == 202, answer.text
+        paying[channel] = (order, answer.json())
 
     eventually(lambda: shop.order(idle["id"])["status"] == "closed", timeout=90)
 
-    assert eventually(lambda: shop.order(paying["id"])["status"] == "closed", timeout=30)
-    failed = shop.wait_for_payment(payment["id"])
-    assert failed["failure_code"] == "order_expired"
-    assert [o["status"] for o in _channel_orders(runtime, payment["id"])] == ["CLOSED"]
+    for channel, (order, payment) in paying.items():
+        assert eventually(lambda o=order: shop.order(o["id"])["status"] == "closed", timeout=30)
+        failed = shop.wait_for_payment(payment["id"])
+        assert failed["failure_code"] == "order_expired", (channel, failed)
+        held = channel_orders(runtime, channel, payment["id"])
+        assert len(held) == 1 and held[0]["status"] == "CLOSED", (channel, held)
     closed_events = {e["data"]["object"]["id"] for e in _events_of(shop, "order.closed")}
-    assert closed_events == {idle["id"], paying["id"]}
+    assert closed_events == {idle["id"], *(order["id"] for order, _ in paying.values())}

@@ -40,8 +40,17 @@ def test_undeliverable_event_lands_in_the_dlq_and_can_be_redelivered(
     dlq = runtime.outputs()["NotificationDeadLetterQueueUrl"]
 
     def parked() -> list[str]:
-        answer = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, VisibilityTimeout=0)
-        return [json.loads(m["Body"])["event_id"] for m in answer.get("Messages", [])]
+        """Every parked event: other tests' undeliverable webhooks are parked too, so page
+        through the queue (a message just read stays hidden for a second, so the next
+        receive returns the next ones)."""
+        seen: dict[str, str] = {}  # message id -> event id
+        while batch := sqs.receive_message(
+            QueueUrl=dlq, MaxNumberOfMessages=10, VisibilityTimeout=1
+        ).get("Messages", []):
+            if all(m["MessageId"] in seen for m in batch):
+                break  # back to the first ones: the whole queue was read
+            seen |= {m["MessageId"]: json.loads(m["Body"])["event_id"] for m in batch}
+        return list(seen.values())
 
     event_id = shop.events()[0]["id"]
     eventually(lambda: event_id in parked(), timeout=40, pause=0.5)

@@ -280,6 +280,8 @@ def test_credentials_for_a_channel_without_an_adapter_in_this_build_are_not_conf
 ) -> None:
     accounts(monkeypatch, {"id": "ali", "channel": "alipay"})
     put(secretsmanager, "ali", {"app_id": "2021000000000000"})
+    # A build whose alipay adapter cannot be imported (None in sys.modules: ImportError).
+    monkeypatch.setitem(sys.modules, "paycore.channels.alipay.adapter", None)
 
     with caplog.at_level(logging.WARNING):
         assert available_channels() == []

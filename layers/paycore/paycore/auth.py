@@ -28,35 +28,58 @@ def bearer_token(header: str) -> str | None:
     return token
 
 
-def _api_wide_arn(method_arn: str) -> str:
-    """arn:...:api-id/stage/VERB/path -> arn:...:api-id/stage/*/* so a cached answer holds
-    for every route (the routes themselves check the role)."""
+# The platform admin's routes (method, path). Everything else under /v1 is a merchant's.
+ADMIN_ROUTES: tuple[tuple[str, str], ...] = (("POST", "/v1/merchants"),)
+
+
+def _stage_arn(method_arn: str) -> str:
+    """arn:...:api-id/stage/VERB/path -> arn:...:api-id/stage (the cached answer holds for
+    every route of the stage, so the policy names the routes itself)."""
     api, _, rest = method_arn.partition("/")
     stage = rest.split("/", 1)[0] if rest else "*"
-    return f"{api}/{stage}/*/*"
+    return f"{api}/{stage}"
 
 
-def _allow(principal: str, method_arn: str, context: dict[str, str]) -> dict[str, Any]:
+def _statement(effect: str, resources: list[str]) -> dict[str, Any]:
+    return {"Action": "execute-api:Invoke", "Effect": effect, "Resource": resources}
+
+
+def _policy(
+    principal: str, statements: list[dict[str, Any]], context: dict[str, str]
+) -> dict[str, Any]:
     return {
         "principalId": principal,
-        "policyDocument": {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Action": "execute-api:Invoke",
-                    "Effect": "Allow",
-                    "Resource": _api_wide_arn(method_arn),
-                }
-            ],
-        },
+        "policyDocument": {"Version": "2012-10-17", "Statement": statements},
         "context": context,
     }
+
+
+def _merchant_policy(merchant_id: str, method_arn: str) -> dict[str, Any]:
+    """Every route but the admin's: a merchant key on an admin route is refused by API
+    Gateway itself (401), before any body is read."""
+    stage = _stage_arn(method_arn)
+    admin = [f"{stage}/{method}{path}" for method, path in ADMIN_ROUTES]
+    return _policy(
+        merchant_id,
+        [_statement("Allow", [f"{stage}/*/*"]), _statement("Deny", admin)],
+        {"role": "merchant", "merchant_id": merchant_id},
+    )
+
+
+def _admin_policy(method_arn: str) -> dict[str, Any]:
+    """The admin's routes only: the admin token is no merchant key."""
+    stage = _stage_arn(method_arn)
+    admin = [f"{stage}/{method}{path}" for method, path in ADMIN_ROUTES]
+    return _policy(
+        "platform-admin", [_statement("Allow", admin)], {"role": "admin", "merchant_id": ""}
+    )
 
 
 def authorize(
     authorization: str, method_arn: str, store: TradeStore | None = None
 ) -> dict[str, Any]:
-    """An Allow policy with the caller's role, or ``Denied`` (401)."""
+    """The caller's policy (the routes its role may call, with the role in the context), or
+    ``Denied`` (401)."""
     token = bearer_token(authorization)
     if token is None:
         raise Denied
@@ -64,8 +87,8 @@ def authorize(
         merchant_id = (store or TradeStore()).merchant_id_for_key(hash_api_key(token))
         if merchant_id is None:
             raise Denied
-        return _allow(merchant_id, method_arn, {"role": "merchant", "merchant_id": merchant_id})
+        return _merchant_policy(merchant_id, method_arn)
     admin_token = get_secret(get_settings().admin_token_secret_id)
     if hmac.compare_digest(token.encode(), admin_token.encode()):
-        return _allow("platform-admin", method_arn, {"role": "admin", "merchant_id": ""})
+        return _admin_policy(method_arn)
     raise Denied

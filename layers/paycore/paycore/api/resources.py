@@ -102,6 +102,9 @@ class Order(Resource):
                     "auto_confirm_in": 864000,
                     "auto_confirm_at": "2026-12-16T08:01:12.345Z",
                     "confirmed_at": None,
+                    "cashier_url": "https://api.example.com/live/cashier/"
+                    "Vx3uH0dLq8yS2mWf7tKc9bNe4pRa1gZo5jQi6wXy_Ek",
+                    "return_url": "https://tea.example/orders/A-1001",
                 }
             ]
         },
@@ -131,6 +134,14 @@ class Order(Resource):
         description="Guaranteed trade: when a paid order confirms itself unless confirmed before"
     )
     confirmed_at: Timestamp | None = Field(description="Guaranteed trade: when it was confirmed")
+    cashier_url: str | None = Field(
+        description="The buyer's payment page (the hosted cashier): send the buyer there. "
+        "It needs no credentials and takes no payment once the order is final. Null only "
+        "for an order created before the cashier existed."
+    )
+    return_url: str | None = Field(
+        description="Where the cashier sends the buyer once the order is paid"
+    )
 
 
 # -- payments ----------------------------------------------------------------------------
@@ -505,6 +516,35 @@ class SettlementRun(Resource):
     payments_count: int = Field(ge=0, description="Payments this run settled")
     settlements_count: int = Field(
         ge=0, description="Merchant and currency pairs this run added to"
+    )
+
+
+class CashierPayment(Resource):
+    """A payment as the buyer's page sees it."""
+
+    id: str = Field(pattern=r"^pay_")
+    object: Literal["payment"]
+    status: Literal["processing", "succeeded", "failed"]
+    amount: MinorUnits
+    currency: CurrencyCode
+    next_action: NextAction | None
+    failure_code: str | None
+    failure_message: str | None
+
+
+class CashierStatus(Resource):
+    """Where an order stands on its cashier page, with the payment that started last."""
+
+    object: Literal["cashier_status"]
+    state: Literal["open", "paying", "paid", "closed"] = Field(
+        description="open: it can be paid; paying: a payment is in flight; paid (refunds "
+        "included); closed: closed or expired unpaid"
+    )
+    payment: CashierPayment | None
+    resumed: bool = Field(
+        default=False,
+        description="Only in the answer to a choice: true when a payment already in flight "
+        "is answered instead of a new one",
     )
 
 

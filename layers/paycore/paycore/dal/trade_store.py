@@ -5,6 +5,8 @@ Item layout (pk / sk):
 - ``APIKEY#<sha256 of key>`` / ``APIKEY``: points to the merchant; keys are never stored.
 - ``ORDER#<ord>`` / ``ORDER``: the order; gsi1 ``MERCHANT#<mch>#ORDERS`` by creation time.
 - ``MONO#<mch>#<merchant_order_no>`` / ``MONO``: makes merchant order numbers unique.
+- ``CASHIER#<sha256 of token>`` / ``CASHIER``: leads from a cashier link to its order
+  (paycore.domain.cashier); written with the order, so a link never exists without it.
 - ``PAYMENT#<pay>`` / ``PAYMENT``: the payment; ``PAYMENT#<pay>`` / ``TASKTOKEN`` holds the
   state machine's task token apart, so it never travels with the payment.
 - ``EVENT#<evt>`` / ``EVENT``: the event; gsi1 ``MERCHANT#<mch>#EVENTS`` by creation time.
@@ -38,7 +40,8 @@ from paycore.config import get_settings
 from paycore.dal.codec import from_item, to_item, to_values
 from paycore.dal.instruments import add_moves
 from paycore.dal.ledger import add_entry
-from paycore.dal.transaction import Cancelled, Part, Transaction, raise_unavailable
+from paycore.dal.transaction import FAILED, Cancelled, Part, Transaction, raise_unavailable
+from paycore.domain import cashier
 from paycore.domain.changes import (
     OrderClosing,
     PaymentSettlement,
@@ -90,6 +93,10 @@ def _mono_pk(merchant_id: str, merchant_order_no: str) -> str:
 
 def _deadline_shard(kind: str, order_id: str) -> str:
     return f"{kind}#{int(hashlib.sha256(order_id.encode()).hexdigest(), 16) % OPEN_SHARDS}"
+
+
+def _cashier_pk(token: str) -> str:
+    return f"CASHIER#{cashier.digest(token)}"
 
 
 class TradeStore:
@@ -174,7 +181,9 @@ class TradeStore:
 
     # -- orders ------------------------------------------------------------------------------
 
-    def create_order(self, order: Order) -> None:
+    def create_order(self, order: Order, cashier_token: str | None = None) -> None:
+        """Write a new order, its merchant order number and (given its token) the item that
+        leads from its cashier link to it, all or nothing."""
         values = self._order_values(order)
         mono = {
             "pk": _mono_pk(order.merchant_id, order.merchant_order_no),
@@ -184,12 +193,22 @@ class TradeStore:
         transaction = self._transaction()
         transaction.put_new(values)
         transaction.put_new(mono)
-        if not self._write(transaction):
+        if cashier_token is not None:
+            link = {"pk": _cashier_pk(cashier_token), "sk": "CASHIER", "order_id": order.id}
+            transaction.put_new(link)
+        cancelled = transaction.write(self._ddb)
+        if cancelled is not None and cancelled.codes[1:2] == (FAILED,):
             raise Conflict(
                 f"an order with merchant_order_no {order.merchant_order_no!r} already exists",
                 code="duplicate_merchant_order_no",
                 param="merchant_order_no",
             )
+        if cancelled is not None:  # an id or a 256-bit token drawn twice: never in practice
+            raise ConcurrentUpdate(f"order {order.id} could not be created; retry")
+
+    def order_id_for_cashier_token(self, token: str) -> str | None:
+        item = self._get(_cashier_pk(token), "CASHIER")
+        return str(item["order_id"]) if item else None
 
     def get_order(self, order_id: str) -> Order | None:
         item = self._get(_order_pk(order_id), "ORDER")
@@ -400,13 +419,19 @@ class TradeStore:
         cancelled = transaction.write(self._ddb)
         if cancelled is not None:
             check_entry(payment.id, cancelled)
+            order_changed = Conflict(
+                "the order changed while the payment was being started (another payment of "
+                "it, or a close)",
+                code="order_not_payable",
+            )
+            # The order first: a twin payment that won the race also spent the balance or the
+            # coupon this one wanted, and the answer is that the order is taken, not the money.
+            if not cancelled.aggregates_current:
+                raise order_changed
             for refusal in cancelled.failed(Part.INSTRUMENT):
                 if refusal is not None:
                     raise refusal
-            raise Conflict(
-                "the order changed while the payment was being started; retry",
-                code="order_not_payable",
-            )
+            raise order_changed
         return saved_order, payment
 
     def get_payment(self, payment_id: str) -> Payment | None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from paycore.channels.base import CallbackAck, ChannelRefundState
+from paycore.channels.base import NOTIFICATION_TOLERANCE_SECONDS, CallbackAck, ChannelRefundState
 from paycore.channels.registry import callback_gateway
+from paycore.dal import notification_replays
 from paycore.dal.trade_store import TradeStore
 from paycore.dal.workflow import resume_with_outcome
 from paycore.domain.status import PaymentStatus
@@ -21,15 +22,20 @@ def handle_notification(
     """Verify a notification that arrived at ``/callbacks/{channel}/{account_id}`` with that
     account's keys and hand its outcome to the state machine.
 
-    An unknown channel or account is ``NotFound``. A forged, unsigned, stale (replayed) or
-    foreign notification (about a payment or refund of another channel or account) raises
-    ``CallbackRejected`` and changes nothing. A genuine one is acknowledged even when the
+    An unknown channel or account is ``NotFound``. A forged, unsigned, stale (more than 5
+    minutes off), replayed (the same signed message again) or foreign notification (about a
+    payment or refund of another channel or account) raises ``CallbackRejected`` and changes
+    nothing. A genuine one is acknowledged even when the
     payment is already final or no longer waiting (the status query settles it then): the
     channel must stop retrying. Returns the channel's own acknowledgement and the payment (or
     refund) id.
     """
     gateway = callback_gateway(channel, account_id)
     state = gateway.parse_notification(body, headers)
+    # Verified; now refuse the same signed message a second time (a replay).
+    message = notification_replays.fingerprint(channel, account_id, headers, body)
+    if not notification_replays.first_sighting(message, 2 * NOTIFICATION_TOLERANCE_SECONDS):
+        raise CallbackRejected("this exact notification was already received (a replay)")
     if isinstance(state, ChannelRefundState):
         refund_id = handle_refund_notification(store, state, channel, account_id)
         return gateway.acknowledge(), refund_id

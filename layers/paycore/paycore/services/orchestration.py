@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 from paycore.channels.accounts import callback_url
@@ -30,6 +31,7 @@ from paycore.domain.changes import PaymentSettlement
 from paycore.domain.models import Event, Order, Payment
 from paycore.domain.status import OrderStatus, PaymentStatus
 from paycore.errors import (
+    ChannelError,
     ChannelRejected,
     ChannelUnavailable,
     ConcurrentUpdate,
@@ -39,6 +41,9 @@ from paycore.errors import (
 from paycore.services import events
 
 logger = logging.getLogger(__name__)
+
+# How far a channel's clock (and its whole-second deadlines) may be from ours.
+_CHANNEL_CLOCK_SKEW = timedelta(seconds=2)
 
 SUCCEEDED = "succeeded"
 _SETTLE_ATTEMPTS = 5
@@ -175,7 +180,15 @@ class PaymentSteps:
                 if state.status is ChannelPaymentStatus.NOT_FOUND:
                     payment = self._record_attempt(payment.id, account, "not_created", str(exc))
                     continue
-                return self._adopt(payment.id, account, state, task_token, str(exc))
+                return self._adopt(
+                    payment.id,
+                    account,
+                    gateway=gateway,
+                    request=request,
+                    state=state,
+                    task_token=task_token,
+                    detail=str(exc),
+                )
             return self._created(
                 payment.id,
                 account,
@@ -211,17 +224,32 @@ class PaymentSteps:
         self,
         payment_id: str,
         account: str,
+        *,
+        gateway: ChannelGateway,
+        request: CreateChannelOrder,
         state: ChannelPaymentState,
         task_token: str,
         detail: str,
     ) -> dict[str, Any]:
-        """The create did reach the channel (its answer was lost): use that order."""
+        """The create did reach the channel (its answer was lost): use that order. A query
+        rarely says where the buyer pays (Alipay's, WeChat Pay's do not), so while the order
+        waits for the buyer the create is asked again: the same reference finds the same
+        order, never a second one, and its answer carries the buyer's next action."""
         payment = self._payment(payment_id)
+        next_action, channel_order_id = state.next_action, state.channel_order_id
+        if next_action is None and state.status is ChannelPaymentStatus.PENDING:
+            try:
+                again = gateway.create_order(request)
+            except ChannelError as exc:
+                logger.warning("the adopted order's next action is unknown: %s", exc.code)
+            else:
+                next_action = again.next_action
+                channel_order_id = again.channel_order_id or channel_order_id
         result = self._created(
             payment_id,
             account,
-            channel_order_id=state.channel_order_id,
-            next_action=state.next_action,
+            channel_order_id=channel_order_id,
+            next_action=next_action,
             result="created_answer_lost",
             detail=detail,
         )
@@ -310,7 +338,13 @@ class PaymentSteps:
         if outcome.status == SUCCEEDED:
             return outcome.as_dict()
         order = self._order(payment.order_id)
-        if parse_rfc3339(order.expires_at) > now():
+        deadline = parse_rfc3339(order.expires_at)
+        # A channel that closes its order at our deadline by itself (Alipay's time_expire, in
+        # whole seconds, so up to a second early) closed it because the order expired.
+        expired_at_channel = deadline - now() <= _CHANNEL_CLOCK_SKEW
+        if deadline > now() and not (
+            expired_at_channel and outcome.failure_code == "channel_order_closed"
+        ):
             return outcome.as_dict()
         if outcome.status == PENDING:
             closed = gateway.close_order(payment.id, payment.channel_order_id)

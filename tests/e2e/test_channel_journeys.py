@@ -1,0 +1,230 @@
+"""Every journey on every channel: the sandbox and the local simulators of Alipay, WeChat Pay
+and Stripe, each reached only over HTTP in its own protocol, through the local runtime.
+
+What differs between channels is what the buyer does (a redirect page, or a QR code scanned
+at the WeChat Pay simulator's /scan page) and how a decline is told (the sandbox says
+"declined"; Alipay closes the trade; Stripe and WeChat Pay leave it to a query); every money
+outcome is the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import requests
+
+from local_runtime.runtime import LocalRuntime
+from tests.e2e.conftest import CALLBACK_WAIT_SECONDS, CHANNEL_TIMEOUT_SECONDS, Merchant
+from tests.support import eventually
+
+CHANNELS = ["sandbox", "alipay", "wechatpay", "stripe"]
+# How each channel reports a buyer's decline once paycore has learnt it.
+DECLINE_CODES = {
+    "sandbox": "buyer_declined",
+    "alipay": "channel_order_closed",
+    "wechatpay": "payment_declined",
+    "stripe": "payment_declined",
+}
+SETTLE_TIMEOUT = CALLBACK_WAIT_SECONDS + 20
+
+
+def _channel(name: str, **simulate: Any) -> dict[str, Any]:
+    instrument: dict[str, Any] = {"type": "channel", "channel": name}
+    if simulate:
+        instrument["simulate"] = simulate
+    return instrument
+
+
+def buyer_acts(runtime: LocalRuntime, payment: dict[str, Any], action: str) -> None:
+    """The buyer's choice where the channel sends them: its payment page for a redirect, or,
+    for a QR code, the WeChat Pay simulator's page standing in for the buyer's phone."""
+    next_action = payment["next_action"]
+    assert next_action is not None, payment
+    if next_action["type"] == "redirect":
+        url = next_action["url"]
+    else:
+        code = quote(next_action["code_url"], safe="")
+        url = f"{runtime.simulator_urls['wechatpay']}/scan?code_url={code}"
+    answer = requests.post(url, json={"action": action}, timeout=10)
+    assert answer.status_code == 200, answer.text
+
+
+def _paying(shop: Merchant, order_id: str, instruments: list[dict[str, Any]]) -> dict[str, Any]:
+    answer = shop.pay(order_id, instruments)
+    assert answer.status_code == 202, answer.text
+    payment: dict[str, Any] = answer.json()
+    if payment["status"] == "processing" and payment["next_action"] is None:
+        payment = eventually(lambda: (p := shop.payment(payment["id"]))["next_action"] and p)
+    return payment
+
+
+@pytest.fixture(params=CHANNELS)
+def channel(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def test_pay_then_refund_in_two_parts(
+    runtime: LocalRuntime, onboard: Callable[..., Merchant], channel: str
+) -> None:
+    shop = onboard()
+    order = shop.create_order(f"J-PAY-{channel}", amount=2500)
+    payment = _paying(shop, order["id"], [_channel(channel)])
+    expected = "qr_code" if channel == "wechatpay" else "redirect"
+    assert payment["next_action"]["type"] == expected
+
+    buyer_acts(runtime, payment, "pay")
+
+    assert shop.wait_for_payment(payment["id"])["status"] == "succeeded"
+    assert shop.order(order["id"])["status"] == "paid"
+    assert shop.receiver.wait_for(lambda r: len(r.accepted("order.paid")) == 1)
+    for amount in (1000, 1500):
+        refund = shop.request(
+            "POST", f"/v1/orders/{order['id']}/refunds", json={"amount": amount}
+        ).json()
+        done = eventually(
+            lambda refund_id=refund["id"]: (
+                (r := shop.request("GET", f"/v1/refunds/{refund_id}").json())["status"]
+                != "processing"
+                and r
+            ),
+            timeout=SETTLE_TIMEOUT,
+        )
+        assert done["status"] == "succeeded", done
+    settled = shop.order(order["id"])
+    assert (settled["status"], settled["amount_refunded"]) == ("refunded", 2500)
+    assert shop.receiver.wait_for(lambda r: len(r.accepted("refund.succeeded")) == 2)
+
+
+def test_a_declined_payment_fails_and_the_order_is_paid_again(
+    runtime: LocalRuntime, onboard: Callable[..., Merchant], channel: str
+) -> None:
+    shop = onboard()
+    order = shop.create_order(f"J-DECLINE-{channel}")
+    first = _paying(shop, order["id"], [_channel(channel)])
+
+    buyer_acts(runtime, first, "decline")
+
+    failed = shop.wait_for_payment(first["id"], timeout=SETTLE_TIMEOUT)
+    assert (failed["status"], failed["failure_code"]) == ("failed", DECLINE_CODES[channel])
+    assert shop.order(order["id"])["status"] == "created"
+    second = _paying(shop, order["id"], [_channel(channel)])
+    buyer_acts(runtime, second, "pay")
+    assert shop.wait_for_payment(second["id"])["status"] == "succeeded"
+    assert shop.receiver.wait_for(lambda r: len(r.accepted("payment.failed")) == 1)
+
+
+def test_coupon_balance_and_channel_pay_together(
+    runtime: LocalRuntime, onboard: Callable[..., Merchant], channel: str
+) -> None:
+    shop = onboard()
+    buyer_id = f"buyer-{channel}"
+    shop.credit(buyer_id, 700)
+    coupon = shop.coupon(buyer_id, 300)
+    order = shop.create_order(f"J-COMBINED-{channel}", amount=2000, buyer_id=buyer_id)
+    payment = _paying(
+        shop,
+        order["id"],
+        [
+            {"type": "coupon", "coupon_id": coupon["id"]},
+            {"type": "balance", "amount": 700},
+            _channel(channel),
+        ],
+    )
+    channel_part = next(i for i in payment["instruments"] if i["type"] == "channel")
+    assert channel_part["amount"] == 1000
+
+    buyer_acts(runtime, payment, "pay")
+
+    assert shop.wait_for_payment(payment["id"])["status"] == "succeeded"
+    balance = shop.balance(buyer_id)
+    assert (balance["available"], balance["frozen"]) == (0, 0)
+    assert shop.get_coupon(coupon["id"])["status"] == "used"
+
+
+def test_a_dropped_notification_is_settled_by_querying_the_channel(
+    runtime: LocalRuntime, onboard: Callable[..., Merchant], channel: str
+) -> None:
+    shop = onboard()
+    order = shop.create_order(f"J-DROP-{channel}")
+    payment = _paying(shop, order["id"], [_channel(channel, notify_drop=True)])
+
+    buyer_acts(runtime, payment, "pay")
+
+    assert shop.wait_for_payment(payment["id"], timeout=SETTLE_TIMEOUT)["status"] == "succeeded"
+    assert shop.receiver.wait_for(lambda r: len(r.accepted("order.paid")) == 1)
+
+
+def test_a_lost_create_answer_is_found_and_used_never_doubled(
+    runtime: LocalRuntime, onboard: Callable[..., Merchant], channel: str
+) -> None:
+    """The channel creates the order but its answer comes after paycore gave up waiting: the
+    same account is asked, the order it holds is used (and its next action learnt), and the
+    buyer pays it once."""
+    shop = onboard()
+    order = shop.create_order(f"J-LOST-{channel}")
+    stall = {"times": 1, "seconds": CHANNEL_TIMEOUT_SECONDS + 1}
+    payment = _paying(shop, order["id"], [_channel(channel, create_timeout=stall)])
+
+    first_account = "sandbox-primary" if channel == "sandbox" else f"{channel}-main"
+    assert payment["channel_account"] == first_account
+    assert all(a["result"] != "not_created" for a in payment["channel_attempts"])
+    buyer_acts(runtime, payment, "pay")
+    assert shop.wait_for_payment(payment["id"])["status"] == "succeeded"
+    assert len(channel_orders(runtime, channel, payment["id"])) == 1
+
+
+def channel_orders(runtime: LocalRuntime, channel: str, payment_id: str) -> list[dict[str, Any]]:
+    """The orders the channel holds for our payment (its debug view): the sandbox's and the
+    Alipay and WeChat Pay simulators' by out_trade_no, Stripe's sessions by
+    client_reference_id."""
+    if channel == "sandbox":
+        url = f"{runtime.sandbox_url}/__sandbox/orders"
+        orders = requests.get(url, timeout=10).json()["orders"]
+        return [o for o in orders if o["out_trade_no"] == payment_id]
+    trades = requests.get(f"{runtime.simulator_urls[channel]}/_sim/trades", timeout=10).json()
+    if channel == "stripe":
+        return [t for t in trades["data"] if t["extra"].get("client_reference_id") == payment_id]
+    return [t for t in trades["data"] if t["out_trade_no"] == payment_id]
+
+
+def test_closing_while_the_buyer_has_not_paid_fails_the_payment(
+    runtime: LocalRuntime, onboard: Callable[..., Merchant], channel: str
+) -> None:
+    shop = onboard()
+    order = shop.create_order(f"J-CLOSE-{channel}")
+    payment = _paying(shop, order["id"], [_channel(channel)])
+
+    closed = shop.request("POST", f"/v1/orders/{order['id']}/close")
+
+    assert closed.status_code == 200, closed.text
+    assert closed.json()["status"] == "closed"
+    failed = shop.payment(payment["id"])
+    assert (failed["status"], failed["failure_code"]) == ("failed", "order_closed")
+    assert shop.receiver.wait_for(lambda r: len(r.accepted("order.closed")) == 1)
+
+
+def test_a_payment_after_the_close_is_given_back(
+    runtime: LocalRuntime, onboard: Callable[..., Merchant], channel: str
+) -> None:
+    """The channel answers the close but the buyer still pays (close_ignored): the money is
+    refunded by itself, once."""
+    shop = onboard()
+    order = shop.create_order(f"J-LATE-{channel}")
+    payment = _paying(shop, order["id"], [_channel(channel, close_ignored=True)])
+    assert shop.request("POST", f"/v1/orders/{order['id']}/close").status_code == 200
+
+    buyer_acts(runtime, payment, "pay")
+
+    assert shop.receiver.wait_for(
+        lambda r: len(r.accepted("refund.succeeded")) == 1, timeout=SETTLE_TIMEOUT
+    )
+    (refund,) = [e["data"]["object"] for e in shop.receiver.accepted("refund.succeeded")]
+    assert (refund["kind"], refund["amount"], refund["payment_id"]) == (
+        "late_payment",
+        1999,
+        payment["id"],
+    )
+    assert shop.order(order["id"])["status"] == "closed"
