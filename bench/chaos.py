@@ -1,6 +1,6 @@
 """`make chaos`: randomized concurrent payment journeys against the local runtime, then the
-money invariants (bench/invariants.py) checked against the API, the sandbox channel's own
-books, the trade table and the ledger.
+money invariants (bench/invariants.py) checked against the API, each channel's own books (the
+sandbox's and the Alipay, WeChat Pay and Stripe simulators'), the trade table and the ledger.
 
     python -m bench.chaos [--payments N] [--concurrency C] [--seed S]
 
@@ -11,16 +11,17 @@ violation is printed with the ids involved.
 
 A scenario: one order of a merchant (instant or guaranteed trade), paid with one of five
 instrument mixes (channel only, balance + channel, coupon + balance + channel, balance only,
-coupon + balance), the channel misbehaving through random ``simulate`` switches, the buyer
-paying, declining or walking away, sometimes a merchant close racing the buyer, then
-concurrent partial refunds of a paid order (some deliberately over-refunding) racing the
-merchant's confirmation of a guaranteed one, and Idempotency-Key replays of the POSTs (after
-the first answer, or concurrently with it). The three merchants charge different fees; one
-has no settlement delay, and today's settlement runs again and again during the drive, so
-settlements race refunds and confirmations. Orders the buyer left unfinished are closed by
-the driver, so every channel order ends final. The driver then waits (with a deadline) until
-every payment, refund, channel order, channel refund, webhook and execution is final, runs
-today's settlement once more, and checks the invariants listed in ``INVARIANTS``.
+coupon + balance; the channel drawn among ``CHANNELS``), the channel misbehaving through
+random ``simulate`` switches, the buyer paying, declining or walking away, sometimes a
+merchant close racing the buyer, then concurrent partial refunds of a paid order (some
+deliberately over-refunding) racing the merchant's confirmation of a guaranteed one, and
+Idempotency-Key replays of the POSTs (after the first answer, or concurrently with it). The
+three merchants charge different fees; one has no settlement delay, and today's settlement
+runs again and again during the drive, so settlements race refunds and confirmations. Orders
+the buyer left unfinished are closed by the driver, so every channel order ends final. The
+driver then waits (with a deadline) until every payment, refund, channel order, channel
+refund, webhook and execution is final, runs today's settlement once more, and checks the
+invariants listed in ``INVARIANTS``.
 
 ``run_chaos(runtime, ...)`` drives an already started runtime (the e2e suite's); ``main``
 starts its own with short waits (``chaos_profile``).
@@ -43,6 +44,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import requests
@@ -51,9 +53,9 @@ from boto3.dynamodb.types import TypeDeserializer
 from bench.invariants import (
     BUYERS_PER_MERCHANT,
     CURRENCY,
+    FINAL_CHANNEL_ORDERS,
+    FINAL_CHANNEL_REFUNDS,
     FINAL_ORDER_STATUSES,
-    FINAL_SANDBOX_ORDERS,
-    FINAL_SANDBOX_REFUNDS,
     INVARIANTS,
     Invariants,
 )
@@ -72,6 +74,8 @@ MERCHANT_TERMS = (
 SETTLEMENT_TIME_ZONE = "Asia/Shanghai"  # the template's default SettlementTimeZone
 HTTP_TIMEOUT = 30.0
 
+# Every channel the local runtime serves; a scenario with a channel part draws one.
+CHANNELS = ("sandbox", "alipay", "wechatpay", "stripe")
 KINDS = ("channel", "balance+channel", "coupon+balance+channel", "balance", "coupon+balance")
 KIND_WEIGHTS = (30, 20, 20, 15, 15)
 ACTIONS = ("pay", "decline", "abandon")
@@ -105,6 +109,7 @@ class Plan:
     dwell: float  # how long an abandoning buyer looks at the page before the close
     trade_type: str = "instant"  # or guaranteed (担保交易): the money waits in escrow
     confirm: bool = False  # the merchant confirms once paid (racing the refunds)
+    channel: str | None = None  # the channel of the channel part (None: internal only)
 
     @property
     def has_channel(self) -> bool:
@@ -176,6 +181,7 @@ def plan_scenario(seed: int, index: int, *, callback_wait: float, channel_timeou
         refunds = tuple(parts)
     guaranteed = rng.random() < 0.3
     confirm = guaranteed and action == "pay" and rng.random() < 0.6
+    channel = rng.choice(CHANNELS) if kind.endswith("channel") else None
     return Plan(
         index=index,
         merchant=merchant,
@@ -193,11 +199,13 @@ def plan_scenario(seed: int, index: int, *, callback_wait: float, channel_timeou
         dwell=round(rng.uniform(0.0, 1.5), 2),
         trade_type="guaranteed" if guaranteed else "instant",
         confirm=confirm,
+        channel=channel,
     )
 
 
 def _faults(rng: random.Random, callback_wait: float, channel_timeout: float) -> dict[str, Any]:
-    """Random sandbox misbehaviour switches for one channel instrument."""
+    """Random misbehaviour switches for one channel instrument (every channel, the sandbox and
+    the simulators, honours the same switches)."""
     late = round(callback_wait + 1.5, 1)  # past the callback wait: the status query finds it
     faults: dict[str, Any] = {}
     if rng.random() < 0.10:
@@ -338,6 +346,10 @@ class ChaosRun:
         self.runtime = runtime
         self.api = runtime.api_url
         self.sandbox = str(runtime.sandbox_url)
+        self.simulators = dict(runtime.simulator_urls)
+        missing = [c for c in CHANNELS if c != "sandbox" and c not in self.simulators]
+        if missing or runtime.sandbox_url is None:
+            raise RuntimeError(f"the local runtime serves no {missing or ['sandbox']} channel")
         self.payments = payments
         self.concurrency = concurrency
         self.seed = seed
@@ -657,7 +669,7 @@ class ChaosRun:
         if plan.balance_amount:
             instruments.append({"type": "balance", "amount": plan.balance_amount})
         if plan.has_channel:
-            channel: dict[str, Any] = {"type": "channel", "channel": "sandbox"}
+            channel: dict[str, Any] = {"type": "channel", "channel": plan.channel}
             if plan.behaviour:
                 channel["simulate"] = plan.behaviour
             instruments.append(channel)
@@ -680,7 +692,7 @@ class ChaosRun:
             ).json()
         if payment.get("next_action") is None:
             return  # final before the buyer could act: judged with the outcomes
-        url = str(payment["next_action"]["url"])
+        url = self._buyer_url(payment["next_action"])
         if plan.close_ignored:
             self._close(trace, merchant)
             self._buyer(trace, url)
@@ -698,6 +710,14 @@ class ChaosRun:
             self._close(trace, merchant)
         else:
             self._buyer(trace, url)
+
+    def _buyer_url(self, next_action: dict[str, Any]) -> str:
+        """Where the buyer acts: the channel's payment page for a redirect; for a QR code, the
+        WeChat Pay simulator's /scan page standing in for the buyer's phone."""
+        if next_action["type"] == "redirect":
+            return str(next_action["url"])
+        code = quote(str(next_action["code_url"]), safe="")
+        return f"{self.simulators['wechatpay']}/scan?code_url={code}"
 
     def _buyer(self, trace: Trace, url: str) -> None:
         action = "decline" if trace.plan.action == "decline" else "pay"
@@ -866,17 +886,17 @@ class ChaosRun:
         ]
         pending += [
             f"channel order {o['out_trade_no']}@{o['account']} {o['status']}"
-            for o in snap["sandbox_orders"]
-            if o["status"] not in FINAL_SANDBOX_ORDERS
+            for o in snap["channel_orders"]
+            if o["status"] not in FINAL_CHANNEL_ORDERS
         ]
         pending += [
             f"channel refund {r['out_refund_no']} {r['status']}"
-            for r in snap["sandbox_refunds"]
-            if r["status"] not in FINAL_SANDBOX_REFUNDS
+            for r in snap["channel_refunds"]
+            if r["status"] not in FINAL_CHANNEL_REFUNDS
         ]
         pending += [
             f"channel notification {n['notify_id']} of {o.get('out_refund_no', o['out_trade_no'])}"
-            for o in [*snap["sandbox_orders"], *snap["sandbox_refunds"]]
+            for o in [*snap["channel_orders"], *snap["channel_refunds"]]
             for n in o.get("notifications") or []
             if n["state"] == "PENDING"
         ]
@@ -887,7 +907,7 @@ class ChaosRun:
         }
         pending += [
             f"channel took {o['amount']} for {o['out_trade_no']}, not refunded yet"
-            for o in snap["sandbox_orders"]
+            for o in snap["channel_orders"]
             if o["status"] == "SUCCESS"
             and snap["payments"][o["out_trade_no"]]["status"] == "failed"
             and o["out_trade_no"] not in settled_late
@@ -952,15 +972,62 @@ class ChaosRun:
                 item = {k: _plain(_deserializer.deserialize(v)) for k, v in raw.items()}
                 _file(snap, item, mine)
         payment_ids = set(snap["payments"])
-        orders = self.send("GET", f"{self.sandbox}/__sandbox/orders", what="sandbox orders")
-        refunds = self.send("GET", f"{self.sandbox}/__sandbox/refunds", what="sandbox refunds")
-        snap["sandbox_orders"] = [
-            o for o in orders.json()["orders"] if o["out_trade_no"] in payment_ids
-        ]
-        snap["sandbox_refunds"] = [
-            r for r in refunds.json()["refunds"] if r["out_trade_no"] in payment_ids
-        ]
+        channel_orders, channel_refunds = self.channel_books()
+        snap["channel_orders"] = [o for o in channel_orders if o["out_trade_no"] in payment_ids]
+        snap["channel_refunds"] = [r for r in channel_refunds if r["out_trade_no"] in payment_ids]
         return snap
+
+    def channel_books(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Every channel's own orders and refunds in one neutral shape: ``channel``,
+        ``account``, ``out_trade_no`` (our payment id), ``status``, ``amount``,
+        ``amount_refunded``, ``behaviour`` (the simulate switches), ``notifications``; a
+        refund's ``out_refund_no`` is our refund id. Alipay's book keys a refund by trade and
+        ``out_request_no``; Stripe names a payment by its session's ``client_reference_id``
+        and a refund by its ``metadata[refund_id]``."""
+        orders: list[dict[str, Any]] = []
+        refunds: list[dict[str, Any]] = []
+        sandbox_orders = self.send("GET", f"{self.sandbox}/__sandbox/orders", what="sandbox")
+        sandbox_refunds = self.send("GET", f"{self.sandbox}/__sandbox/refunds", what="sandbox")
+        for order in sandbox_orders.json()["orders"]:
+            behaviour = order.get("sandbox_behaviour") or {}
+            orders.append({**order, "channel": "sandbox", "behaviour": behaviour})
+        for refund in sandbox_refunds.json()["refunds"]:
+            refunds.append({**refund, "channel": "sandbox"})
+        for channel, url in sorted(self.simulators.items()):
+            trades = self.send("GET", f"{url}/_sim/trades", what=f"{channel} trades").json()
+            for trade in trades["data"]:
+                payment_id = trade["out_trade_no"]
+                if channel == "stripe":
+                    payment_id = (trade.get("extra") or {}).get("client_reference_id")
+                if not payment_id or trade.get("orphan"):
+                    continue
+                orders.append(
+                    {
+                        **trade,
+                        "channel": channel,
+                        "channel_trade_no": trade["out_trade_no"],
+                        "out_trade_no": payment_id,
+                        "behaviour": trade.get("simulate") or {},
+                        "notifications": trade.get("notifications") or trade.get("webhooks"),
+                    }
+                )
+                for refund in trade.get("refunds") or []:
+                    refund_id = refund["out_refund_no"]
+                    if channel == "alipay":  # the book's key: <out_trade_no>:<out_request_no>
+                        refund_id = refund_id.removeprefix(f"{trade['out_trade_no']}:")
+                    if channel == "stripe":
+                        metadata = (refund.get("extra") or {}).get("metadata") or {}
+                        refund_id = metadata.get("refund_id", refund_id)
+                    refunds.append(
+                        {
+                            **refund,
+                            "channel": channel,
+                            "out_refund_no": refund_id,
+                            "out_trade_no": payment_id,
+                            "notifications": refund.get("notifications") or refund.get("webhooks"),
+                        }
+                    )
+        return orders, refunds
 
     # -- the whole run -------------------------------------------------------------------
 
@@ -1012,6 +1079,14 @@ class ChaosRun:
             f"{self.concurrency}",
             f"  elapsed {elapsed:.1f} s (driving {driven:.1f} s, settling {settled:.1f} s)",
             "  scenarios by instruments: " + _counts(p.kind for p in plans),
+            "  journeys by channel: "
+            + _counts(p.channel or "none (balance/coupon only)" for p in plans),
+            "  channel payments succeeded by channel: "
+            + _counts(
+                str(p.get("channel"))
+                for p in snap["payments"].values()
+                if p.get("channel") and p["status"] == "succeeded"
+            ),
             "  buyer actions: "
             + _counts(p.action for p in plans if p.has_channel)
             + f"; close races {sum(p.close_race for p in plans)}, "
@@ -1108,6 +1183,7 @@ def chaos_profile() -> LocalProfile:
         webhook_retry_schedule="1,1,1",
         webhook_max_attempts=4,
         sandbox_notify_schedule=(0.0, 0.5, 1.0, 2.0),
+        simulator_notify_schedule=(0.0, 0.5, 1.0, 2.0),
         channel_timeout_seconds=2,
         schedule_time_scale=30.0,
         function_log_level="ERROR",

@@ -1,6 +1,6 @@
-"""The money invariants a chaos run checks once everything is final: against the API, the
-sandbox channel's own books, the trade table and the ledger (bench/chaos.py is the runner that
-drives the scenarios and takes the snapshot).
+"""The money invariants a chaos run checks once everything is final: against the API, every
+channel's own books (the sandbox's and the simulators'), the trade table and the ledger
+(bench/chaos.py is the runner that drives the scenarios and takes the snapshot).
 
 ``INVARIANTS`` names each one; ``Invariants(run, snapshot).verify()`` checks them all through
 the run's ``check`` (which counts every check and records every violation with its ids).
@@ -22,8 +22,16 @@ CURRENCY = "CNY"
 BUYERS_PER_MERCHANT = 3
 FINAL_ORDER_STATUSES = {"paid", "partially_refunded", "refunded", "closed"}
 PAID_ORDER_STATUSES = {"paid", "partially_refunded", "refunded"}
-FINAL_SANDBOX_ORDERS = {"SUCCESS", "DECLINED", "CLOSED"}
-FINAL_SANDBOX_REFUNDS = {"SUCCESS", "FAILED"}
+# How each channel's decline reaches paycore (the sandbox says "declined"; Alipay closes the
+# trade; WeChat Pay and Stripe leave it to a query).
+DECLINE_CODES = {
+    "sandbox": "buyer_declined",
+    "alipay": "channel_order_closed",
+    "wechatpay": "payment_declined",
+    "stripe": "payment_declined",
+}
+FINAL_CHANNEL_ORDERS = {"SUCCESS", "DECLINED", "CLOSED"}
+FINAL_CHANNEL_REFUNDS = {"SUCCESS", "FAILED"}
 
 INVARIANTS = {
     "final-states": "every payment and refund is succeeded or failed; every order is paid, "
@@ -48,7 +56,7 @@ INVARIANTS = {
     "webhooks": "every event reached its merchant's receiver, validly signed",
     "executions": "every payment's and channel refund's execution SUCCEEDED",
     "idempotency": "a replayed POST (same Idempotency-Key, same body) answers as the first",
-    "api": "no 5xx and no unexpected answer from the API or the sandbox",
+    "api": "no 5xx and no unexpected answer from the API or a channel",
     "outcomes": "each scenario ends as the buyer's action and the faults imply",
     "confirmations": "a merchant's confirmation is 200 and the order confirmed, or 409 "
     "order_not_confirmable because refunds took all of it",
@@ -61,7 +69,7 @@ INVARIANTS = {
     "refunds); a merchant's issued value equals its buyers' balances plus usable coupons",
     "clearing": "clearing accounts of this run's finished flows are at zero (a failed "
     "late-payment refund stays owed, exactly); no bounded account is below zero",
-    "channel-ledger": "each channel account's clearing balance is what the sandbox's own books "
+    "channel-ledger": "each channel account's clearing balance is what that channel's own books "
     "say it holds for this run; fee income is the fees less the fees returned",
     "settlements": "each settlement's figures add up to its entries and count the orders it "
     "settled; all >= 0 and net = gross - fees - refunds + fee_refunded",
@@ -99,10 +107,10 @@ class Invariants:
                 refunds_of_order[refund["order_id"]].append(refund)
             refunds_of_payment[refund["payment_id"]].append(refund)
         channel_orders: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for channel_order in snap["sandbox_orders"]:
+        for channel_order in snap["channel_orders"]:
             channel_orders[channel_order["out_trade_no"]].append(channel_order)
         channel_refunds: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for channel_refund in snap["sandbox_refunds"]:
+        for channel_refund in snap["channel_refunds"]:
             channel_refunds[channel_refund["out_trade_no"]].append(channel_refund)
 
         self._verify_final(snap)
@@ -158,18 +166,18 @@ class Invariants:
                     obj["status"] in ("succeeded", "failed"),
                     lambda o=obj: f"{o['id']} is {o['status']}",
                 )
-        for channel_order in snap["sandbox_orders"]:
+        for channel_order in snap["channel_orders"]:
             self.check(
                 "final-states",
-                channel_order["status"] in FINAL_SANDBOX_ORDERS,
+                channel_order["status"] in FINAL_CHANNEL_ORDERS,
                 lambda o=channel_order: (
                     f"channel order {o['out_trade_no']}@{o['account']} is {o['status']}"
                 ),
             )
-        for channel_refund in snap["sandbox_refunds"]:
+        for channel_refund in snap["channel_refunds"]:
             self.check(
                 "final-states",
-                channel_refund["status"] in FINAL_SANDBOX_REFUNDS,
+                channel_refund["status"] in FINAL_CHANNEL_REFUNDS,
                 lambda r=channel_refund: f"channel refund {r['out_refund_no']} is {r['status']}",
             )
 
@@ -464,7 +472,7 @@ class Invariants:
         late: list[dict[str, Any]],
         channel_refunds: list[dict[str, Any]],
     ) -> None:
-        refund_fail = bool((channel_order.get("sandbox_behaviour") or {}).get("refund_fail"))
+        refund_fail = bool((channel_order.get("behaviour") or {}).get("refund_fail"))
         expected = "failed" if refund_fail else "succeeded"
         taken_back = sum(r["amount"] for r in channel_refunds if r["status"] == "SUCCESS")
         self.check(
@@ -669,7 +677,7 @@ class Invariants:
                 )
             else:
                 code = "order_closed" if plan.action == "abandon" or plan.close_ignored else None
-                code = code or "buyer_declined"
+                code = code or DECLINE_CODES[str(plan.channel)]
                 holds = (
                     payment["status"] == "failed"
                     and payment.get("failure_code") == code
@@ -728,7 +736,7 @@ def _instrument_key(instrument: dict[str, Any]) -> str:
 class Books:
     """The ledger invariants over a final snapshot: the whole table's books, and this run's
     merchants' accounts against their payments, refunds, balances, coupons, settlements and
-    the sandbox channel's own books."""
+    every channel's own books."""
 
     def __init__(self, invariants: Invariants, snap: dict[str, Any]) -> None:
         self.check = invariants.check
@@ -894,24 +902,25 @@ class Books:
 
     def _channel(self) -> None:
         payments: dict[str, dict[str, Any]] = self.snap["payments"]
-        holds: Counter[str] = Counter()
-        account_of: dict[str, str] = {}
-        for channel_order in self.snap["sandbox_orders"]:
-            account_of[channel_order["out_trade_no"]] = channel_order["account"]
+        holds: Counter[tuple[str, str]] = Counter()  # (channel, account) -> what it holds
+        for channel_order in self.snap["channel_orders"]:
             if channel_order["status"] == "SUCCESS":
-                holds[channel_order["account"]] += int(channel_order["amount"])
-        for channel_refund in self.snap["sandbox_refunds"]:
+                key = (channel_order["channel"], channel_order["account"])
+                holds[key] += int(channel_order["amount"])
+        for channel_refund in self.snap["channel_refunds"]:
             if channel_refund["status"] == "SUCCESS":
-                holds[account_of[channel_refund["out_trade_no"]]] -= int(channel_refund["amount"])
+                key = (channel_refund["channel"], channel_refund["account"])
+                holds[key] -= int(channel_refund["amount"])
         booked = {
-            a.scope[1]: self.ours.balance(a)
+            (a.scope[0], a.scope[1]): self.ours.balance(a)
             for a in self.ours.accounts(CURRENCY)
             if a.kind is AccountKind.CHANNEL_CLEARING
         }
+        self.count("channel accounts checked", len(booked))
         self.check(
             "channel-ledger",
             {k: v for k, v in booked.items() if v} == {k: v for k, v in holds.items() if v},
-            lambda: f"channel clearing accounts {booked}, the sandbox's books {dict(holds)}",
+            lambda: f"channel clearing accounts {booked}, the channels' books {dict(holds)}",
         )
         fees = sum(int(p["fee"]) for p in payments.values() if p["status"] == "succeeded")
         returned = sum(
