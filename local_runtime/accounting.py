@@ -107,6 +107,7 @@ class SdkCallCounter:
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, str, str]] = Counter()
         self._units: Counter[tuple[str, str]] = Counter()
+        self._largest: dict[str, int] = {}  # caller -> most items in one TransactWriteItems
 
     def record(self, caller: str, service: str, operation: str) -> None:
         with self._lock:
@@ -116,6 +117,16 @@ class SdkCallCounter:
         with self._lock:
             self._units[(caller, "table")] += table
             self._units[(caller, "index")] += index
+
+    def record_transaction(self, caller: str, items: int) -> None:
+        with self._lock:
+            self._largest[caller] = max(items, self._largest.get(caller, 0))
+
+    def largest_transactions(self) -> dict[str, int]:
+        """``{caller: items}``: the most items one ``TransactWriteItems`` of each caller held
+        (DynamoDB allows 100)."""
+        with self._lock:
+            return dict(sorted(self._largest.items()))
 
     def write_units(self) -> dict[str, dict[str, int]]:
         """``{caller: {"table": units, "index": units}}`` (see ``write_units``)."""
@@ -147,6 +158,7 @@ class SdkCallCounter:
         with self._lock:
             self._counts.clear()
             self._units.clear()
+            self._largest.clear()
 
 
 _patch_lock = threading.Lock()
@@ -165,6 +177,8 @@ def _counting_make_api_call(self: Any, operation_name: str, api_params: Any) -> 
             table_units, index_units = write_units(operation_name, api_params)
             if table_units:
                 counter.record_write_units(caller, table_units, index_units)
+            if operation_name == "TransactWriteItems":
+                counter.record_transaction(caller, len(api_params.get("TransactItems") or ()))
         if operation_name == "StartExecution" and not api_params.get("name"):
             # moto 5.2.5 names it ":None" and fails the next one (LOCAL_RUNTIME.md).
             log.warning("%s started an execution without a name; name every execution", caller)

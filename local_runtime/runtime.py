@@ -553,6 +553,10 @@ class LocalRuntime:
         by item from the requests; see ``local_runtime.accounting.write_units``)."""
         return self.sdk_calls.write_units()
 
+    def largest_transactions(self) -> dict[str, int]:
+        """The most items one ``TransactWriteItems`` held, by caller, since the last reset."""
+        return self.sdk_calls.largest_transactions()
+
     def state_transitions(self, execution_arn: str) -> int:
         """Billed state transitions of an execution (its StateEntered events)."""
         stepfunctions = self.client("stepfunctions")

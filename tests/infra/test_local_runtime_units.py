@@ -398,8 +398,14 @@ def test_write_units_are_counted_by_item_and_twice_inside_transactions() -> None
     counter.record_write_units("ApiFunction", 8, 2)
     counter.record_write_units("ApiFunction", 1, 0)
     assert counter.write_units() == {"ApiFunction": {"table": 9, "index": 2}}
+    counter.record_transaction("ApiFunction", 7)
+    counter.record_transaction("ApiFunction", 12)
+    counter.record_transaction("ApiFunction", 3)
+    counter.record_transaction("PaymentWorkerFunction", 5)
+    assert counter.largest_transactions() == {"ApiFunction": 12, "PaymentWorkerFunction": 5}
     counter.reset()
     assert counter.write_units() == {}
+    assert counter.largest_transactions() == {}
 
 
 def test_the_access_log_never_shows_a_cashier_link() -> None:
