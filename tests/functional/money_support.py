@@ -25,6 +25,7 @@ from paycore.services.refunds import RefundSteps
 BUYER = "buyer-1"
 ACCOUNT = "sandbox-primary"
 CHANNEL = {"type": "channel", "channel": "sandbox"}
+PUBLIC_BASE_URL = "https://api.example.test/live"  # where cashier links point
 SUCCEEDED = {"status": "succeeded", "source": "query"}
 BASE_URL = "http://127.0.0.1:9"
 _numbers = itertools.count(1)
@@ -58,7 +59,7 @@ class Shop:
                 **extra,
             }
         )
-        return orders.create_order(self.store, self.id, request).id
+        return orders.create_order(self.store, self.id, request, PUBLIC_BASE_URL).id
 
     def pay(self, order_id: str, *instrument: dict[str, Any]) -> str:
         """Start a payment; one with a channel part is pinned to the account that takes it

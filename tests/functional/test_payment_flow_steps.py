@@ -484,6 +484,7 @@ def test_a_payment_that_lost_the_race_for_its_order_hears_the_order_is_taken(
 
     from paycore.api.models import CreditBalanceRequest
     from paycore.clock import now_rfc3339
+    from paycore.domain.changes import PaymentStart
     from paycore.errors import Conflict
     from paycore.ids import new_id
     from paycore.services import instruments
@@ -519,11 +520,7 @@ def test_a_payment_that_lost_the_race_for_its_order_hears_the_order_is_taken(
     loser = replace(winner, id=new_id("pay"), status=PaymentStatus.PROCESSING)
 
     with pytest.raises(Conflict) as refused:
-        store.start_payment(
-            stale.start_paying(loser.id, at),
-            loser,
-            payments.reservations(store.table, loser, at, at_once=False),
-        )
+        store.start_payment(PaymentStart.reserving(stale.start_paying(loser.id, at), loser, at))
 
     assert refused.value.code == "order_not_payable"
     assert store.get_payment(loser.id) is None
