@@ -51,7 +51,13 @@ def test_a_merchant_key_may_call_every_route_but_the_admins(authorizer: Any) -> 
     key on onboarding is refused by API Gateway itself, before any body is read."""
     onboarded = merchants.onboard_merchant(TradeStore(), "Shop", None)
     answer = _authorize(authorizer, f"Bearer {onboarded.api_key}")
-    assert answer["context"] == {"role": "merchant", "merchant_id": onboarded.merchant.id}
+    # The merchant's terms travel with the answer (as strings): the API does not read them.
+    assert answer["context"] == {
+        "role": "merchant",
+        "merchant_id": onboarded.merchant.id,
+        "fee_rate_bps": str(onboarded.merchant.fee_rate_bps),
+        "settlement_delay_days": str(onboarded.merchant.settlement_delay_days),
+    }
     assert all(_allows(answer, route) for route in MERCHANT_ROUTES)
     assert not any(_allows(answer, route) for route in ADMIN_ROUTES)
 

@@ -80,7 +80,9 @@ def test_create_query_and_settle_a_paid_order(
     steps.create_channel_order(payment_id, "http://127.0.0.1:9", "token-1")
     payment = store.get_payment(payment_id)
     assert payment is not None and payment.next_action is not None
-    assert store.get_task_token(payment_id) == "token-1"
+    # The task token is kept on the payment's item for the callback, never in the payment.
+    assert store.get_payment_and_token(payment_id) == (payment, "token-1")
+    assert "token-1" not in json.dumps(payment.resource())
     assert steps.query_channel(payment_id)["status"] == "pending"
 
     answer = requests.post(payment.next_action["url"], json={"action": "pay"}, timeout=5)

@@ -1,5 +1,10 @@
 """Who is calling: a merchant (Bearer API key, stored only as its hash) or the platform
-admin (Bearer admin token kept in Secrets Manager). Used by the API Gateway authorizer."""
+admin (Bearer admin token kept in Secrets Manager). Used by the API Gateway authorizer.
+
+A merchant's context also carries the merchant's terms a payment takes when it starts
+(``fee_rate_bps``, ``settlement_delay_days``), so the API does not read the merchant again.
+API Gateway caches the answer per key for the authorizer's TTL (60 s): a change of terms
+reaches new payments within that time."""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from typing import Any
 from paycore.config import get_settings
 from paycore.dal.secrets import get_secret
 from paycore.dal.trade_store import TradeStore
+from paycore.domain.models import Merchant
 from paycore.services.merchants import API_KEY_PREFIX, hash_api_key
 
 # API Gateway turns exactly this message into its UNAUTHORIZED gateway response (401).
@@ -58,15 +64,21 @@ def _policy(
     }
 
 
-def _merchant_policy(merchant_id: str, method_arn: str) -> dict[str, Any]:
+def _merchant_policy(merchant: Merchant, method_arn: str) -> dict[str, Any]:
     """Every route but the admin's: a merchant key on an admin route is refused by API
     Gateway itself (401), before any body is read."""
     stage = _stage_arn(method_arn)
     admin = [f"{stage}/{method}{path}" for method, path in ADMIN_ROUTES]
     return _policy(
-        merchant_id,
+        merchant.id,
         [_statement("Allow", [f"{stage}/*/*"]), _statement("Deny", admin)],
-        {"role": "merchant", "merchant_id": merchant_id},
+        {
+            "role": "merchant",
+            "merchant_id": merchant.id,
+            # Context values reach the API as strings.
+            "fee_rate_bps": str(merchant.fee_rate_bps),
+            "settlement_delay_days": str(merchant.settlement_delay_days),
+        },
     )
 
 
@@ -88,10 +100,12 @@ def authorize(
     if token is None:
         raise Denied
     if token.startswith(API_KEY_PREFIX):
-        merchant_id = (store or TradeStore()).merchant_id_for_key(hash_api_key(token))
-        if merchant_id is None:
+        store = store or TradeStore()
+        merchant_id = store.merchant_id_for_key(hash_api_key(token))
+        merchant = store.get_merchant(merchant_id) if merchant_id is not None else None
+        if merchant is None:
             raise Denied
-        return _merchant_policy(merchant_id, method_arn)
+        return _merchant_policy(merchant, method_arn)
     admin_token = get_secret(get_settings().admin_token_secret_id)
     if hmac.compare_digest(token.encode(), admin_token.encode()):
         return _admin_policy(method_arn)

@@ -7,8 +7,11 @@ Item layout (pk / sk):
 - ``MONO#<mch>#<merchant_order_no>`` / ``MONO``: makes merchant order numbers unique.
 - ``CASHIER#<sha256 of token>`` / ``CASHIER``: leads from a cashier link to its order
   (paycore.domain.cashier); written with the order, so a link never exists without it.
-- ``PAYMENT#<pay>`` / ``PAYMENT``: the payment; ``PAYMENT#<pay>`` / ``TASKTOKEN`` holds the
-  state machine's task token apart, so it never travels with the payment.
+- ``PAYMENT#<pay>`` / ``PAYMENT``: the payment. While it waits for its channel, the item also
+  holds the state machine's task token (``task_token``), written by the step that records the
+  channel order, so the callback reads payment and token in one read; the token is never part
+  of the ``Payment`` (it never reaches an answer, a log or a snapshot). ``PAYMENT#<pay>`` /
+  ``TASKTOKEN`` held it apart before: still read for a payment that started then.
 - ``EVENT#<evt>`` / ``EVENT``: the event; gsi1 ``MERCHANT#<mch>#EVENTS`` by creation time.
 - Orders with a deadline are also in the sparse, keys-only index gsi2, partitioned
   ``<KIND>#<shard>`` (one of ``OPEN_SHARDS``, so no hot key) and sorted by the deadline, so a
@@ -438,22 +441,30 @@ class TradeStore:
         item = self._get(_payment_pk(payment_id), "PAYMENT")
         return _payment(item) if item else None
 
-    def save_payment(self, payment: Payment) -> Payment:
+    def get_payment_and_token(self, payment_id: str) -> tuple[Payment | None, str | None]:
+        """The payment and the task token of the execution waiting for its channel (None
+        when none waits), in one read."""
+        item = self._get(_payment_pk(payment_id), "PAYMENT")
+        if item is None:
+            return None, None
+        token = item.get("task_token")
+        return _payment(item), str(token) if token else None
+
+    def save_payment(self, payment: Payment, *, task_token: str | None = None) -> Payment:
+        """Write ``payment`` if nobody changed it since it was read (its version), with the
+        waiting execution's ``task_token`` when given (a write without one drops it)."""
         saved = replace(payment, version=payment.version + 1)
+        values = self._payment_values(saved)
+        if task_token is not None:
+            values["task_token"] = task_token
         transaction = self._transaction()
-        transaction.put_versioned(self._payment_values(saved), payment.version)
+        transaction.put_versioned(values, payment.version)
         if not self._write(transaction):
             raise ConcurrentUpdate(f"payment {payment.id} changed while it was being updated")
         return saved
 
-    def put_task_token(self, payment_id: str, task_token: str) -> None:
-        """Keep the state machine's task token apart from the payment (it is a credential)."""
-        self._ddb.put_item(
-            TableName=self.table,
-            Item=to_item({"pk": _payment_pk(payment_id), "sk": "TASKTOKEN", "token": task_token}),
-        )
-
     def get_task_token(self, payment_id: str) -> str | None:
+        """The task token of a payment that started when it was kept on its own item."""
         item = self._get(_payment_pk(payment_id), "TASKTOKEN")
         return str(item["token"]) if item else None
 
@@ -585,6 +596,29 @@ def _payment(item: dict[str, Any]) -> Payment:
         if isinstance(values.get(name), str):
             values[name] = json.loads(values[name])
     return Payment(**values)
+
+
+def order_snapshot(order: Order) -> dict[str, Any]:
+    """``order`` as JSON-ready values (a step carries it in the execution's input)."""
+    values = asdict(order)
+    values["status"] = order.status.value
+    values["trade_type"] = order.trade_type.value
+    return values
+
+
+def order_from_snapshot(values: dict[str, Any]) -> Order:
+    return _order(values)
+
+
+def payment_snapshot(payment: Payment) -> dict[str, Any]:
+    """``payment`` as JSON-ready values (never with its task token)."""
+    values = asdict(payment)
+    values["status"] = payment.status.value
+    return values
+
+
+def payment_from_snapshot(values: dict[str, Any]) -> Payment:
+    return _payment(values)
 
 
 def _event(item: dict[str, Any]) -> Event:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from paycore.channels.base import NOTIFICATION_TOLERANCE_SECONDS, CallbackAck, ChannelRefundState
 from paycore.channels.registry import callback_gateway
 from paycore.dal import notification_replays
-from paycore.dal.trade_store import TradeStore
+from paycore.dal.trade_store import TradeStore, payment_snapshot
 from paycore.dal.workflow import resume_with_outcome
 from paycore.domain.status import PaymentStatus
 from paycore.errors import CallbackRejected
@@ -40,15 +40,20 @@ def handle_notification(
         refund_id = handle_refund_notification(store, state, channel, account_id)
         return gateway.acknowledge(), refund_id
     payment_id = state.out_trade_no
-    payment = store.get_payment(payment_id) if has_prefix(payment_id, "pay") else None
+    payment, token = (
+        store.get_payment_and_token(payment_id) if has_prefix(payment_id, "pay") else (None, None)
+    )
     if payment is None or payment.channel != channel or payment.channel_account != account_id:
         raise CallbackRejected("the notification names no payment of this channel account")
     outcome = outcome_from_channel(payment, state, "callback")
     if not payment.is_final:
         if outcome.status != PENDING:
-            token = store.get_task_token(payment.id)
+            token = token or store.get_task_token(payment.id)  # kept apart before
             if token is not None:
-                resume_with_outcome(token, outcome.as_dict())
+                # The payment as read goes with the outcome: Settle writes on its version.
+                resume_with_outcome(
+                    token, {**outcome.as_dict(), "payment": payment_snapshot(payment)}
+                )
     elif outcome.paid_amount is not None and payment.status is not PaymentStatus.SUCCEEDED:
         # The buyer paid after we gave up on the payment (closed, expired): refund it.
         refund_late_payment(store, payment, outcome)

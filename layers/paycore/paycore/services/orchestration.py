@@ -25,7 +25,7 @@ from paycore.channels.base import (
 from paycore.channels.registry import get_gateway, route
 from paycore.clock import now, now_rfc3339, parse_rfc3339
 from paycore.config import get_settings
-from paycore.dal.trade_store import TradeStore
+from paycore.dal.trade_store import TradeStore, order_from_snapshot, payment_from_snapshot
 from paycore.dal.workflow import caught_channel_error, resume_with_outcome
 from paycore.domain.changes import PaymentSettlement
 from paycore.domain.models import Event, Order, Payment
@@ -124,6 +124,31 @@ def outcome_from_channel(payment: Payment, state: ChannelPaymentState, source: s
             return Outcome(PENDING, source=source)
 
 
+@dataclass(frozen=True)
+class Known:
+    """A payment and its order as a step was handed them (the execution's input, the
+    callback's outcome), so the step does not read them again. Every write made from them is
+    conditional on their versions; when one fails, the step reads both and tries again."""
+
+    payment: Payment
+    order: Order
+
+    @classmethod
+    def of(cls, payment: Mapping[str, Any], order: Mapping[str, Any]) -> Known:
+        return cls(payment_from_snapshot(dict(payment)), order_from_snapshot(dict(order)))
+
+    @classmethod
+    def carried(cls, payment: Any, order: Any) -> Known | None:
+        """Both, when both were carried and belong together; else None (read them)."""
+        if not isinstance(payment, Mapping) or not isinstance(order, Mapping):
+            return None
+        known = cls.of(payment, order)
+        return known if known.payment.order_id == known.order.id else None
+
+    def of_payment(self, payment_id: str) -> Known | None:
+        return self if self.payment.id == payment_id else None
+
+
 class PaymentSteps:
     def __init__(self, store: TradeStore) -> None:
         self.store = store
@@ -143,18 +168,28 @@ class PaymentSteps:
     # -- CreateChannelOrder ------------------------------------------------------------------
 
     def create_channel_order(
-        self, payment_id: str, callback_base_url: str, task_token: str
+        self,
+        payment_id: str,
+        callback_base_url: str,
+        task_token: str,
+        *,
+        known: Known | None = None,
     ) -> dict[str, Any]:
         """Route the payment to a channel account and create the channel order there, failing
         over to the next account only when the channel proves nothing was created. Records
-        the redirect URL, the account and every attempt on the payment. The execution then
-        waits until the callback (or this step, for an outcome already known) resumes it."""
-        self.store.put_task_token(payment_id, task_token)
-        payment = self._payment(payment_id)
+        the redirect URL, the account, every attempt and the task token on the payment (one
+        conditional write per attempt: the callback reads payment and token together). The
+        execution then waits until the callback (or this step, for an outcome already known)
+        resumes it.
+
+        ``known``: the payment and order as the API wrote them, on the step's first attempt
+        only (a retry reads them: an earlier attempt may have pinned an account)."""
+        known = known.of_payment(payment_id) if known is not None else None
+        payment = known.payment if known is not None else self._payment(payment_id)
         if payment.is_final:
             resume_with_outcome(task_token, {"status": payment.status.value, "source": "replay"})
             return {"payment_id": payment_id, "status": payment.status.value}
-        order = self._order(payment.order_id)
+        order = known.order if known is not None else self._order(payment.order_id)
         channel = str(payment.channel)
         for account in self._accounts_to_try(payment):
             gateway = get_gateway(channel, account)
@@ -171,17 +206,19 @@ class PaymentSteps:
             try:
                 created = gateway.create_order(request)
             except ChannelRejected as exc:
-                self._record_attempt(payment.id, account, "rejected", str(exc))
+                self._record_attempt(payment, account, "rejected", str(exc), task_token)
                 raise
             except ChannelUnavailable as exc:
                 # The outcome is unknown: only the same account can say whether the order
                 # exists. Never move on while it might (that could charge the buyer twice).
-                state = self._ask_after_unknown_create(payment.id, account, gateway, exc)
+                state = self._ask_after_unknown_create(payment, account, gateway, exc, task_token)
                 if state.status is ChannelPaymentStatus.NOT_FOUND:
-                    payment = self._record_attempt(payment.id, account, "not_created", str(exc))
+                    payment = self._record_attempt(
+                        payment, account, "not_created", str(exc), task_token
+                    )
                     continue
                 return self._adopt(
-                    payment.id,
+                    payment,
                     account,
                     gateway=gateway,
                     request=request,
@@ -190,8 +227,9 @@ class PaymentSteps:
                     detail=str(exc),
                 )
             return self._created(
-                payment.id,
+                payment,
                 account,
+                task_token,
                 channel_order_id=created.channel_order_id,
                 next_action=created.next_action,
                 result="created",
@@ -210,19 +248,24 @@ class PaymentSteps:
         return remaining or routed
 
     def _ask_after_unknown_create(
-        self, payment_id: str, account: str, gateway: ChannelGateway, error: ChannelUnavailable
+        self,
+        payment: Payment,
+        account: str,
+        gateway: ChannelGateway,
+        error: ChannelUnavailable,
+        task_token: str,
     ) -> ChannelPaymentState:
         try:
-            return gateway.query_order(payment_id)
+            return gateway.query_order(payment.id)
         except ChannelUnavailable:
             # Still unknown: pin the payment to this account and let the state machine retry
             # the create (the same out_trade_no finds the same order) or query it later.
-            self._record_attempt(payment_id, account, "unknown", str(error), choose=True)
+            self._record_attempt(payment, account, "unknown", str(error), task_token, choose=True)
             raise error from None
 
     def _adopt(
         self,
-        payment_id: str,
+        payment: Payment,
         account: str,
         *,
         gateway: ChannelGateway,
@@ -235,7 +278,6 @@ class PaymentSteps:
         rarely says where the buyer pays (Alipay's, WeChat Pay's do not), so while the order
         waits for the buyer the create is asked again: the same reference finds the same
         order, never a second one, and its answer carries the buyer's next action."""
-        payment = self._payment(payment_id)
         next_action, channel_order_id = state.next_action, state.channel_order_id
         if next_action is None and state.status is ChannelPaymentStatus.PENDING:
             try:
@@ -246,8 +288,9 @@ class PaymentSteps:
                 next_action = again.next_action
                 channel_order_id = again.channel_order_id or channel_order_id
         result = self._created(
-            payment_id,
+            payment,
             account,
+            task_token,
             channel_order_id=channel_order_id,
             next_action=next_action,
             result="created_answer_lost",
@@ -260,19 +303,22 @@ class PaymentSteps:
 
     def _created(
         self,
-        payment_id: str,
+        payment: Payment,
         account: str,
+        task_token: str,
         *,
         channel_order_id: str | None,
         next_action: NextAction | None,
         result: str,
         detail: str | None = None,
     ) -> dict[str, Any]:
+        payment_id = payment.id
         payment = self._record_attempt(
-            payment_id,
+            payment,
             account,
             result,
             detail,
+            task_token,
             choose=True,
             channel_order_id=channel_order_id,
             next_action=next_action.resource() if next_action else None,
@@ -285,18 +331,23 @@ class PaymentSteps:
 
     def _record_attempt(
         self,
-        payment_id: str,
+        known: Payment,
         account: str,
         result: str,
         detail: str | None,
+        task_token: str,
         *,
         choose: bool = False,
         channel_order_id: str | None = None,
         next_action: dict[str, str] | None = None,
     ) -> Payment:
-        """Append one create attempt (and, ``choose``, pin the account) to the payment."""
+        """Append one create attempt (and, ``choose``, pin the account) to the payment, with
+        the waiting execution's task token: written on the version ``known`` holds, read
+        again only when that write finds it changed."""
+        payment: Payment | None = known
         for _ in range(5):
-            payment = self._payment(payment_id)
+            if payment is None:
+                payment = self._payment(known.id)
             attempt = {"account": account, "result": result, "detail": detail, "at": now_rfc3339()}
             changed = replace(
                 payment,
@@ -310,10 +361,11 @@ class PaymentSteps:
             if next_action is not None and not payment.is_final:
                 changed = replace(changed, next_action=next_action)
             try:
-                return self.store.save_payment(changed)
+                return self.store.save_payment(changed, task_token=task_token)
             except ConcurrentUpdate:
+                payment = None
                 continue
-        raise ConcurrentUpdate(f"payment {payment_id} keeps changing; retrying the step")
+        raise ConcurrentUpdate(f"payment {known.id} keeps changing; retrying the step")
 
     def _close_after_final(self, payment: Payment) -> None:
         gateway = get_gateway(str(payment.channel), payment.channel_account)
@@ -380,19 +432,28 @@ class PaymentSteps:
 
     # -- Settle ------------------------------------------------------------------------------
 
-    def settle(self, payment_id: str, raw_outcome: dict[str, Any]) -> dict[str, Any]:
+    def settle(
+        self, payment_id: str, raw_outcome: dict[str, Any], *, known: Known | None = None
+    ) -> dict[str, Any]:
         """Write the final state: payment succeeded and order paid, or payment failed and the
         order payable again; the internal instruments confirmed or released and the event,
         all in the same transaction; then queue the event. Money the channel took for a
-        payment that could not accept it is refunded."""
+        payment that could not accept it is refunded.
+
+        ``known``: the payment (as the callback read it) and its order (as the API wrote it):
+        the first try writes on their versions without reading them."""
         outcome = _parse_outcome(raw_outcome)
+        known = known.of_payment(payment_id) if known is not None else None
         newly_settled = False
+        event: Event | None = None
         for _ in range(_SETTLE_ATTEMPTS):
-            payment = self._payment(payment_id)
+            payment = known.payment if known is not None else self._payment(payment_id)
+            order = known.order if known is not None else None
+            known = None
             if payment.is_final:
                 break
             try:
-                payment = self._settle(payment, outcome)
+                payment, event = self._settle(payment, outcome, order)
             except ConcurrentUpdate:
                 continue  # settled (or closed) meanwhile: read it again
             newly_settled = True
@@ -403,7 +464,10 @@ class PaymentSteps:
             refund_late_payment(self.store, payment, outcome)
         # Queue the event even when an earlier try already wrote it: that try may have
         # stopped before reaching the queue. Receivers dedupe on the event id.
-        republish(self.store, payment)
+        if event is not None:
+            events.publish(event)
+        else:
+            republish(self.store, payment)
         return {
             "payment_id": payment.id,
             "status": payment.status.value,
@@ -411,8 +475,11 @@ class PaymentSteps:
             "newly_settled": newly_settled,
         }
 
-    def _settle(self, payment: Payment, outcome: Outcome) -> Payment:
-        order = self._order(payment.order_id)
+    def _settle(
+        self, payment: Payment, outcome: Outcome, order: Order | None = None
+    ) -> tuple[Payment, Event]:
+        if order is None:
+            order = self._order(payment.order_id)
         if order.status is not OrderStatus.PAYING or order.current_payment_id != payment.id:
             # Read between another settlement's commit and our read of the payment.
             raise ConcurrentUpdate(f"order {order.id} moved on while {payment.id} was settling")
@@ -436,13 +503,20 @@ class PaymentSteps:
             )
         if not self.store.settle_payment(PaymentSettlement.of(payment, order, event, at=at)):
             raise ConcurrentUpdate(f"payment {payment.id} changed while settling; retrying")
-        return payment
+        return payment, event
 
     # -- close while paying (merchant close, expiry) -------------------------------------------
 
-    def _wait_for_account(self, payment: Payment) -> Payment:
-        """The payment once its channel order has an account (the create is in flight
-        for a moment after the payment starts); TryAgain when that takes too long."""
+    def _payment_and_token(self, payment_id: str) -> tuple[Payment, str | None]:
+        payment, token = self.store.get_payment_and_token(payment_id)
+        if payment is None:
+            raise NotFound(f"no payment {payment_id}", code="payment_not_found")
+        return payment, token
+
+    def _wait_for_account(self, payment: Payment, token: str | None) -> tuple[Payment, str | None]:
+        """The payment (and the waiting execution's task token) once its channel order has
+        an account (the create is in flight for a moment after the payment starts);
+        TryAgain when that takes too long."""
         deadline = time.monotonic() + _ACCOUNT_WAIT_SECONDS
         while payment.channel_account is None and not payment.is_final:
             if time.monotonic() >= deadline:
@@ -451,19 +525,19 @@ class PaymentSteps:
                     code="payment_starting",
                 )
             time.sleep(0.2)
-            payment = self._payment(payment.id)
+            payment, token = self._payment_and_token(payment.id)
         if payment.is_final:
             raise ConcurrentUpdate(f"payment {payment.id} settled while closing")
-        return payment
+        return payment, token
 
     def close_paying_order(self, order: Order, code: str, message: str) -> Order:
         """Close an order whose payment is in flight, consistently with the channel: close
         the channel order first; if the buyer paid before that, the payment succeeds and the
         order cannot be closed (409); otherwise the payment fails (releasing what it reserved)
         and the order closes, in one transaction."""
-        payment = self._payment(str(order.current_payment_id))
+        payment, token = self._payment_and_token(str(order.current_payment_id))
         if payment.channel is not None:
-            payment = self._wait_for_account(payment)
+            payment, token = self._wait_for_account(payment, token)
             gateway = get_gateway(str(payment.channel), payment.channel_account)
             state = gateway.close_order(payment.id, payment.channel_order_id)
             outcome = outcome_from_channel(payment, state, "close")
@@ -488,7 +562,7 @@ class PaymentSteps:
             raise ConcurrentUpdate(f"order {order.id} changed while closing; retry")
         events.publish(payment_event)
         events.publish(order_event)
-        token = self.store.get_task_token(payment.id)
+        token = token or self.store.get_task_token(payment.id)  # kept apart before
         if token is not None:  # let the waiting execution finish now
             resume_with_outcome(token, {"status": FAILED, "source": "close"})
         return replace(closed, version=order.version + 1)

@@ -16,7 +16,7 @@ from paycore.channels.registry import routed_gateways
 from paycore.clock import now, now_rfc3339, parse_rfc3339
 from paycore.config import get_settings
 from paycore.dal.instruments import InstrumentStore
-from paycore.dal.trade_store import TradeStore
+from paycore.dal.trade_store import TradeStore, order_snapshot, payment_snapshot
 from paycore.dal.workflow import start_payment_execution
 from paycore.domain.changes import PaymentSettlement, PaymentStart
 from paycore.domain.models import Order, Payment
@@ -109,28 +109,44 @@ def _plan(store: TradeStore, order: Order, request: CreatePaymentRequest) -> _Pl
     )
 
 
+@dataclass(frozen=True)
+class MerchantTerms:
+    """The merchant's terms a payment takes for good when it starts."""
+
+    fee_rate_bps: int
+    settlement_delay_days: int
+
+
 def start_payment(
     store: TradeStore,
     merchant_id: str,
     order_id: str,
     request: CreatePaymentRequest,
     callback_base_url: str,
+    *,
+    terms: MerchantTerms | None = None,
 ) -> Payment:
     """Record a payment for the whole order, reserve its internal instruments and move the
     order to ``paying`` in one transaction, then start the payment's state machine and wait
     briefly for the channel's redirect URL so the answer can carry ``next_action``.
 
     A payment that internal instruments cover entirely completes in that one transaction:
-    no channel, no state machine."""
+    no channel, no state machine. ``terms``: the merchant's, when the caller has them (the
+    authorizer passes them on); read from the merchant otherwise.
+
+    The execution's input carries the order and the payment as written here, so its first
+    step reads neither again (its writes are conditional on these versions)."""
     order = get_order(store, merchant_id, order_id)
     if order.status is not OrderStatus.CREATED:
         raise Conflict(f"order is {order.status.value}", code="order_not_payable")
     if parse_rfc3339(order.expires_at) <= now():
         raise Conflict("order has expired", code="order_expired")
     plan = _plan(store, order, request)
-    terms = store.get_merchant(merchant_id)
-    if terms is None:  # pragma: no cover - the authorizer found its key
-        raise NotFound(f"no merchant {merchant_id}", code="merchant_not_found")
+    if terms is None:
+        merchant = store.get_merchant(merchant_id)
+        if merchant is None:  # pragma: no cover - the authorizer found its key
+            raise NotFound(f"no merchant {merchant_id}", code="merchant_not_found")
+        terms = MerchantTerms(merchant.fee_rate_bps, merchant.settlement_delay_days)
     at = now_rfc3339()
     payment = Payment(
         id=new_id("pay"),
@@ -170,6 +186,8 @@ def start_payment(
                 "callback_base_url": callback_base_url,
                 "callback_wait_seconds": settings.callback_wait_seconds,
                 "query_interval_seconds": settings.channel_query_interval_seconds,
+                "order": order_snapshot(paying),
+                "payment": payment_snapshot(payment),
             },
         )
     except PaycoreError:

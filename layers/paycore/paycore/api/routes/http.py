@@ -17,6 +17,7 @@ from paycore.api.resources import serialize
 from paycore.config import get_settings
 from paycore.dal.trade_store import TradeStore
 from paycore.errors import Unauthenticated
+from paycore.services.payments import MerchantTerms
 
 JSON = "application/json"
 
@@ -54,6 +55,17 @@ class Http:
         if context.get("role") != "merchant" or not context.get("merchant_id"):
             raise Unauthenticated("this route needs a merchant API key")
         return str(context["merchant_id"])
+
+    def merchant_terms(self) -> MerchantTerms | None:
+        """The calling merchant's terms as the authorizer passed them on (None when it did
+        not: the service reads the merchant then)."""
+        context = self._caller()
+        try:
+            return MerchantTerms(
+                int(context["fee_rate_bps"]), int(context["settlement_delay_days"])
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
 
     def require_admin(self) -> None:
         if self._caller().get("role") != "admin":

@@ -64,9 +64,12 @@ def routes(http: Http) -> Router:
     ) -> Response[str]:
         mid = http.merchant_id()
         base_url = http.callback_base_url()
+        terms = http.merchant_terms()
 
         def command() -> tuple[int, dict[str, Any]]:
-            payment = payments.start_payment(http.store(), mid, order_id, body, base_url)
+            payment = payments.start_payment(
+                http.store(), mid, order_id, body, base_url, terms=terms
+            )
             return 202, payment.resource()
 
         return http.idempotent(mid, body.model_dump(), command, Payment)
