@@ -213,10 +213,17 @@ def _print_calls(snapshot: dict[str, dict[str, int]], payments: int, unit: str =
         for name, count in sorted(operations.items(), key=lambda item: -item[1]):
             print(f"      {name:<40} {count / payments:6.2f}")
     print(f"  {'all callers':<32} {total / payments:6.2f}")
+    print(f"  {'paycore (all but @)':<32} {_own_calls(snapshot) / payments:6.2f}")
     print(
         "  (@stepfunctions: the state machine invoking Lambda; @runtime: the local SQS\n"
-        "   event-source poller, which Lambda's own poller replaces in AWS)"
+        "   event-source poller, which Lambda's own poller replaces in AWS; both are AWS's\n"
+        "   calls, not paycore's code's)"
     )
+
+
+def _own_calls(snapshot: dict[str, dict[str, int]]) -> int:
+    """Calls paycore's functions make (every caller but ``@stepfunctions`` and ``@runtime``)."""
+    return sum(sum(ops.values()) for caller, ops in snapshot.items() if not caller.startswith("@"))
 
 
 def _print_write_units(units: dict[str, dict[str, int]], count: int, unit: str) -> None:
@@ -249,6 +256,10 @@ class Section:
     @property
     def calls_per_unit(self) -> float:
         return sum(sum(ops.values()) for ops in self.snapshot.values()) / len(self.results)
+
+    @property
+    def own_calls_per_unit(self) -> float:
+        return _own_calls(self.snapshot) / len(self.results)
 
     @property
     def write_units_per_unit(self) -> tuple[float, float]:
@@ -326,8 +337,9 @@ def _print_channels(
         f"\n== per channel: {count} payments and {count} refunds each, concurrency {concurrency} =="
     )
     print(
-        "| channel | payments/s | p50 / p95 ms | transitions | AWS calls | write units "
-        "(table + index) | largest transaction | refund: transitions | AWS calls | write units |"
+        "| channel | payments/s | p50 / p95 ms | transitions | AWS calls (paycore's) | write units "
+        "(table + index) | largest transaction | refund: transitions | AWS calls (paycore's) "
+        "| write units |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for channel, paid in payments.items():
@@ -339,9 +351,11 @@ def _print_channels(
         print(
             f"| {channel} | {count / paid.elapsed:.2f} | "
             f"{_percentile(latencies, 0.50):.0f} / {_percentile(latencies, 0.95):.0f} | "
-            f"{statistics.mean(paid.transitions):.2f} | {paid.calls_per_unit:.1f} | "
+            f"{statistics.mean(paid.transitions):.2f} | "
+            f"{paid.calls_per_unit:.1f} ({paid.own_calls_per_unit:.1f}) | "
             f"{table:.1f} + {index:.1f} | {largest} items | "
-            f"{statistics.mean(refunded.transitions):.2f} | {refunded.calls_per_unit:.1f} | "
+            f"{statistics.mean(refunded.transitions):.2f} | "
+            f"{refunded.calls_per_unit:.1f} ({refunded.own_calls_per_unit:.1f}) | "
             f"{refund_table:.1f} + {refund_index:.1f} |"
         )
 

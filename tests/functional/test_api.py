@@ -7,7 +7,9 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.client import BaseClient
 
+from paycore.dal.trade_store import TradeStore
 from tests.functional.conftest import MotoStack
 from tests.support import FakeContext, load_function, rest_event
 
@@ -237,6 +239,60 @@ def test_close_order_emits_order_closed_once(api: Api, moto_stack: MotoStack) ->
     status, listing, _ = api.call("GET", "/v1/events", authorizer=who)
     assert [event["type"] for event in listing["data"]] == ["order.closed"]
     assert listing["data"][0]["data"]["object"]["id"] == order["id"]
+
+
+def _calls_during(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every AWS call made from now on, as ``service:Operation``, counted at the SDK."""
+    made: list[str] = []
+    original = BaseClient._make_api_call
+
+    def counted(client: Any, operation: str, params: Any) -> Any:
+        made.append(f"{client.meta.service_model.service_name}:{operation}")
+        return original(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", counted)
+    return made
+
+
+@pytest.mark.parametrize("terms_in_context", [True, False])
+def test_starting_a_channel_payment_reads_only_the_order(
+    api: Api, moto_stack: MotoStack, monkeypatch: pytest.MonkeyPatch, terms_in_context: bool
+) -> None:
+    """The authorizer passes the merchant's terms on: the API reads the order, writes the
+    payment with it in one transaction and starts the execution. An authorizer answer cached
+    from before the terms travelled makes it read the merchant, with the same result."""
+    status, body, _ = api.call(
+        "POST",
+        "/v1/merchants",
+        body={"name": "Shop", "webhook_url": None, "fee_rate_bps": 45, "settlement_delay_days": 3},
+        authorizer=ADMIN,
+    )
+    assert status == 201, body
+    who = {"role": "merchant", "merchant_id": body["id"]}
+    if terms_in_context:
+        who |= {"fee_rate_bps": "45", "settlement_delay_days": "3"}
+    order = api.order(who)
+    calls = _calls_during(monkeypatch)
+    status, payment, _ = api.on_order(
+        "POST",
+        order["id"],
+        "/payments",
+        body={"instruments": [{"type": "channel", "channel": "sandbox"}]},
+        authorizer=who,
+    )
+    assert status == 202, payment
+    merchant_read = [] if terms_in_context else ["dynamodb:GetItem"]
+    assert sorted(calls) == sorted(
+        [
+            "dynamodb:GetItem",  # the order
+            *merchant_read,
+            "dynamodb:TransactWriteItems",  # payment, order, reservations, entry
+            "stepfunctions:StartExecution",
+        ]
+    )
+    stored = TradeStore().get_payment(payment["id"])
+    assert stored is not None
+    assert (stored.fee_rate_bps, stored.settlement_delay_days) == (45, 3)
 
 
 def test_start_payment_moves_order_to_paying_and_starts_the_execution(

@@ -241,8 +241,32 @@ def _check_routable(channel: ChannelInstrument, currency: str, amount: int) -> N
         )
 
 
+class _ActionWait:
+    """How long the channel's next action usually takes to appear, learnt by this container
+    (a moving average): the first read of the payment waits about that long, so an answer
+    usually costs one read instead of a read every few milliseconds from the start."""
+
+    WEIGHT = 0.3  # of the latest wait in the average
+    SHARE = 0.8  # of the average waited before the first read (a little early, not late)
+
+    def __init__(self) -> None:
+        self.typical: float | None = None
+
+    def first_pause(self, wait_seconds: float) -> float:
+        return 0.0 if self.typical is None else min(self.typical * self.SHARE, wait_seconds / 2)
+
+    def learn(self, took: float) -> None:
+        typical = self.typical
+        self.typical = took if typical is None else typical + self.WEIGHT * (took - typical)
+
+
+_action_wait = _ActionWait()
+
+
 def _await_next_action(store: TradeStore, payment: Payment, wait_seconds: float) -> Payment:
-    deadline = time.monotonic() + wait_seconds
+    started = time.monotonic()
+    deadline = started + wait_seconds
+    time.sleep(_action_wait.first_pause(wait_seconds))
     pause = 0.02
     current = payment
     while time.monotonic() < deadline:
@@ -250,6 +274,8 @@ def _await_next_action(store: TradeStore, payment: Payment, wait_seconds: float)
         if latest is not None:
             current = latest
             if latest.next_action is not None or latest.is_final:
+                if latest.next_action is not None:
+                    _action_wait.learn(time.monotonic() - started)
                 return latest
         time.sleep(pause)
         pause = min(pause * 2, 0.25)

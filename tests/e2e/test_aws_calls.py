@@ -1,0 +1,97 @@
+"""What one channel payment costs in AWS calls, counted at the SDK by the local runtime (the
+figure ``make bench`` prints): a regression that reads again what a step already knows, or
+splits a write in two, fails here.
+
+Counted per payment, for the functions the payment runs through: create the order, pay it
+(the API), create the channel order and settle (the payment worker), the channel's signed
+notification (the callback). The notifier's and the pollers' calls are left out: they are
+the webhook's, whatever the payment did.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+
+from local_runtime.runtime import LocalRuntime
+from tests.e2e.conftest import Merchant, buyer
+
+PAYMENTS = 3
+FLOW = ("ApiFunction", "PaymentWorkerFunction", "ChannelCallbackFunction")
+
+# Per payment, by caller and operation: what each step cannot do without.
+EXPECTED = {
+    "PaymentWorkerFunction": {
+        # CreateChannelOrder: the attempt, the account and the task token, one conditional
+        # write on the version the execution's input carries (nothing read).
+        "dynamodb:PutItem": 1,
+        # Settle: payment, order, event and journal entry in one transaction on the versions
+        # carried (the payment from the callback, the order from the input); then the event
+        # it wrote is queued (not read back).
+        "dynamodb:TransactWriteItems": 1,
+        "sqs:SendMessage": 1,
+    },
+    "ChannelCallbackFunction": {
+        "dynamodb:GetItem": 1,  # the payment and its task token, in one read
+        "dynamodb:PutItem": 1,  # the replay guard (the same signed message is refused twice)
+        "stepfunctions:SendTaskSuccess": 1,
+    },
+}
+# The API: the order's and the payment's transactions, the execution; it reads the order
+# once, and the payment while it waits for the channel's next action.
+API_WRITES = {"dynamodb:TransactWriteItems": 2, "stepfunctions:StartExecution": 1}
+API_MAX_READS = 3  # the order, then at most two polls for the next action on average
+
+
+def _quiet(runtime: LocalRuntime) -> None:
+    """Wait until earlier tests' late work (notifications, retries) has stopped reaching the
+    payment flow's functions, then count from zero."""
+    deadline = time.monotonic() + 15
+    while True:
+        runtime.reset_sdk_calls()
+        time.sleep(1.0)
+        busy = [caller for caller in runtime.sdk_call_snapshot() if caller in FLOW]
+        if not busy:
+            runtime.reset_sdk_calls()
+            return
+        assert time.monotonic() < deadline, f"the runtime never went quiet: {busy}"
+
+
+def _pay(shop: Merchant, no: str) -> str:
+    order = shop.create_order(no)
+    answer = shop.pay(order["id"])
+    assert answer.status_code == 202, answer.text
+    payment = answer.json()
+    buyer(payment["next_action"]["url"], "pay")
+    # Settled when its webhook arrives (reading the payment would count the test's reads).
+    assert shop.receiver.wait_for(
+        lambda r: any(e["data"]["object"]["id"] == order["id"] for e in r.accepted("order.paid"))
+    )
+    return str(payment["id"])
+
+
+def test_a_channel_payment_makes_few_aws_calls(
+    runtime: LocalRuntime, onboard: Callable[..., Merchant]
+) -> None:
+    shop = onboard()
+    _pay(shop, "CALLS-WARM")  # the first request of the key runs the authorizer
+    _quiet(runtime)
+    calls: Counter[tuple[str, str]] = Counter()
+    for n in range(PAYMENTS):
+        _pay(shop, f"CALLS-{n}")
+        time.sleep(0.5)  # the callback's answer may land after the webhook
+        snapshot = runtime.sdk_call_snapshot()
+        runtime.reset_sdk_calls()
+        for caller, operations in snapshot.items():
+            for operation, count in operations.items():
+                calls[caller, operation] += count
+    for caller, expected in EXPECTED.items():
+        made = {op: n / PAYMENTS for (who, op), n in calls.items() if who == caller}
+        assert made == expected, caller
+    api = {op: n / PAYMENTS for (who, op), n in calls.items() if who == "ApiFunction"}
+    reads = api.pop("dynamodb:GetItem", 0)
+    assert api == API_WRITES
+    assert 1 <= reads <= API_MAX_READS, f"the API read {reads} items per payment"
+    # The state machine's happy path stays two Lambda steps (two state transitions).
+    assert calls["@stepfunctions", "lambda:Invoke"] == 2 * PAYMENTS
