@@ -43,7 +43,6 @@ from paycore.channels.alipay.signing import SIGN_TYPE, verify_notification
 from paycore.channels.alipay.transformers import (
     CURRENCY,
     ErrorMeaning,
-    Unreadable,
     beijing,
     beijing_day,
     handed_out_until,
@@ -72,6 +71,7 @@ from paycore.channels.base import (
     NextActionType,
     lower_headers,
 )
+from paycore.channels.reading import Unreadable
 from paycore.clock import parse_rfc3339
 from paycore.config import Settings
 from paycore.errors import CallbackRejected, ChannelRejected

@@ -33,6 +33,7 @@ from paycore.channels.base import (
     NextActionType,
     lower_headers,
 )
+from paycore.channels.reading import Unreadable, json_object
 from paycore.channels.sandbox.client import Download, SandboxClient
 from paycore.channels.sandbox.settings import SandboxSettings
 from paycore.channels.sandbox.signing import (
@@ -42,8 +43,6 @@ from paycore.channels.sandbox.signing import (
 )
 from paycore.channels.sandbox.transformers import (
     ErrorMeaning,
-    Unreadable,
-    json_object,
     meaning_of,
     payment_state,
     read_notification,

@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 
 from paycore import clock
+from paycore.channels.reading import Unreadable, json_object
 from paycore.channels.sandbox.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_request
-from paycore.channels.sandbox.transformers import Unreadable, json_object
 from paycore.errors import ChannelUnavailable
 
 logger = logging.getLogger(__name__)

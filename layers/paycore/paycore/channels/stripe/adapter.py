@@ -71,6 +71,7 @@ from paycore.channels.base import (
     StatementLineKind,
     lower_headers,
 )
+from paycore.channels.reading import Unreadable, text
 from paycore.channels.stripe.client import Refused, StripeApi
 from paycore.channels.stripe.settings import StripeSettings
 from paycore.channels.stripe.signing import SIGNATURE_HEADER, verify_notification
@@ -84,7 +85,6 @@ from paycore.channels.stripe.transformers import (
     EventMeaning,
     SessionReading,
     StripeEvent,
-    Unreadable,
     balance_line,
     event_meaning,
     id_time,
@@ -100,7 +100,6 @@ from paycore.channels.stripe.transformers import (
     session_expiry,
     simulate_metadata,
     stripe_currency,
-    text,
 )
 from paycore.clock import parse_rfc3339
 from paycore.config import Settings

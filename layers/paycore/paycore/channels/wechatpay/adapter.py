@@ -58,6 +58,7 @@ from paycore.channels.base import (
     NextActionType,
     lower_headers,
 )
+from paycore.channels.reading import Unreadable, json_object
 from paycore.channels.wechatpay.client import Answer, WechatPayClient
 from paycore.channels.wechatpay.settings import WechatPaySettings
 from paycore.channels.wechatpay.signing import SignatureProblem, check_signature, decrypt_resource
@@ -67,12 +68,10 @@ from paycore.channels.wechatpay.transformers import (
     SHANGHAI,
     TRANSACTION_EVENT_PREFIX,
     ErrorMeaning,
-    Unreadable,
     bill_lines,
     bill_link,
     code_url,
     error_code,
-    json_object,
     meaning_of,
     notification_envelope,
     payment_state,

@@ -26,6 +26,7 @@ from urllib.parse import urlencode, urlsplit
 
 from paycore import clock
 from paycore.channels.base import lower_headers
+from paycore.channels.reading import Unreadable, json_object
 from paycore.channels.wechatpay.settings import WechatPaySettings
 from paycore.channels.wechatpay.signing import (
     SERIAL_HEADER,
@@ -34,7 +35,6 @@ from paycore.channels.wechatpay.signing import (
     check_signature,
     new_nonce,
 )
-from paycore.channels.wechatpay.transformers import Unreadable, json_object
 from paycore.errors import ChannelUnavailable
 
 logger = logging.getLogger(__name__)
