@@ -12,7 +12,7 @@ round so that a busy machine slows them all alike, and the figure is the median 
 samples. The ratio is each median over the bare handler's. These are figures, not a test:
 ``tests/unit/test_import_graph.py`` pins what each handler may import.
 
-    python -m bench.coldstart [--samples N] [--importtime FUNCTION]
+    python -m bench.coldstart [--samples N] [FUNCTION ...] [--importtime FUNCTION]
 
 ``--importtime`` prints, for one function (or ``bare``), the slowest modules of one import
 as ``python -X importtime`` measures them (cumulative microseconds).
@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -205,10 +205,14 @@ def environments_to_measure(bare_dir: Path) -> dict[str, dict[str, str]]:
     return measured
 
 
-def measure(samples: int) -> dict[str, list[float]]:
+def measure(samples: int, only: Sequence[str] = ()) -> dict[str, list[float]]:
     with tempfile.TemporaryDirectory(prefix="paycore-bare-") as folder:
         (Path(folder) / "app.py").write_text(BARE_HANDLER)
-        environments = environments_to_measure(Path(folder))
+        environments = {
+            name: environment
+            for name, environment in environments_to_measure(Path(folder)).items()
+            if not only or name in (BARE, *only)
+        }
         for environment in environments.values():  # compile the .pyc files; not counted
             _sample(environment)
         times: dict[str, list[float]] = {name: [] for name in environments}
@@ -254,6 +258,7 @@ def importtime(function: str, top: int = 25) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("functions", nargs="*", help="only these (folder names); default all")
     parser.add_argument("--samples", type=int, default=7, help="fresh processes per function")
     parser.add_argument("--importtime", metavar="FUNCTION", help="one import's slowest modules")
     args = parser.parse_args(argv)
@@ -262,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"INIT of each function, median of {args.samples} fresh processes, against a bare")
     print("handler (boto3 + one DynamoDB table resource); budget: 1.50x\n")
-    print(report(measure(args.samples)))
+    print(report(measure(args.samples, args.functions)))
     return 0
 
 
