@@ -8,8 +8,9 @@ credentials...). ``POWERTOOLS_TRACE_DISABLED`` is not set, as in Lambda. The bar
 imports boto3 and creates one DynamoDB table resource, in the API function's environment.
 
 The whole process is timed (interpreter start-up included), the functions take turns in each
-round so that a busy machine slows them all alike, and the figure is the median of the
-samples. The ratio is each median over the bare handler's. These are figures, not a test:
+round so that a busy machine slows them all alike, and the figures are medians: of the
+samples, and of the ratios of each sample to the bare handler's of the same round. These are
+figures, not a test:
 ``tests/unit/test_import_graph.py`` pins what each handler may import.
 
     python -m bench.coldstart [--samples N] [FUNCTION ...] [--importtime FUNCTION]
@@ -223,13 +224,14 @@ def measure(samples: int, only: Sequence[str] = ()) -> dict[str, list[float]]:
 
 
 def report(times: Mapping[str, list[float]]) -> str:
-    bare = statistics.median(times[BARE])
+    """Median and fastest time per function, and the median of its ratios to the bare handler
+    sample of the same round (rounds on a busy machine are slowed alike)."""
     lines = [f"{'function':<22} {'median':>8} {'min':>8} {'ratio':>6}"]
     for name, samples in times.items():
-        median = statistics.median(samples)
+        ratios = [sample / bare for sample, bare in zip(samples, times[BARE], strict=True)]
         lines.append(
-            f"{name:<22} {median * 1000:>6.0f}ms {min(samples) * 1000:>6.0f}ms "
-            f"{median / bare:>5.2f}x"
+            f"{name:<22} {statistics.median(samples) * 1000:>6.0f}ms "
+            f"{min(samples) * 1000:>6.0f}ms {statistics.median(ratios):>5.2f}x"
         )
     return "\n".join(lines)
 
