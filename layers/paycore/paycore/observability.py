@@ -4,10 +4,10 @@ Logs are JSON with the function's service name; ids of orders and payments are a
 keys by the handlers. Nothing here logs events or secrets: POWERTOOLS_LOGGER_LOG_EVENT is
 off in the template and tokens travel only in DynamoDB items and Step Functions calls.
 
-The tracer is Powertools' Tracer over the X-Ray recorder, but the X-Ray SDK (about 0.1 s to
+The tracer is Powertools' Tracer over the X-Ray recorder, but the X-Ray SDK (about 70 ms to
 import and patch) is loaded by the first traced call, not at INIT: that is the first
-invocation, whose handler subsegment opens before any AWS call, and it patches botocore and
-the HTTP clients then, exactly as Tracer would have at INIT.
+invocation, whose handler subsegment opens before any AWS call, and the patches Tracer asked
+for (``patch_all``: botocore, requests) are applied then.
 """
 
 from __future__ import annotations
