@@ -19,7 +19,7 @@ from paycore.clock import parse_rfc3339, rfc3339
 from paycore.http_urls import check_http_url
 from paycore.money import MAX_AMOUNT, CurrencyCode
 
-_STRICT = ConfigDict(extra="forbid", strict=True)
+_STRICT = ConfigDict(extra="forbid", strict=True, defer_build=True)
 _I = TypeVar("_I", bound=BaseModel)
 
 Amount = Annotated[int, Field(gt=0, le=MAX_AMOUNT, description="Minor units of the currency")]
