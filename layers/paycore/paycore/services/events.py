@@ -14,6 +14,7 @@ from paycore.ids import derived_id, has_prefix
 
 ORDER_PAID = "order.paid"
 ORDER_CLOSED = "order.closed"
+ORDER_CONFIRMED = "order.confirmed"
 PAYMENT_FAILED = "payment.failed"
 REFUND_SUCCEEDED = "refund.succeeded"
 REFUND_FAILED = "refund.failed"

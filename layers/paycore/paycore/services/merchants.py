@@ -9,8 +9,9 @@ from dataclasses import dataclass
 
 from paycore.clock import now_rfc3339
 from paycore.dal.trade_store import TradeStore
-from paycore.domain.models import Merchant
+from paycore.domain.models import DEFAULT_SETTLEMENT_DELAY_DAYS, Merchant
 from paycore.ids import new_id
+from paycore.ledger.fees import DEFAULT_FEE_RATE_BPS
 
 API_KEY_PREFIX = "sk_live_"
 
@@ -35,7 +36,14 @@ class Onboarded:
         return {"api_key": self.api_key, "webhook_secret": self.merchant.webhook_secret}
 
 
-def onboard_merchant(store: TradeStore, name: str, webhook_url: str | None) -> Onboarded:
+def onboard_merchant(
+    store: TradeStore,
+    name: str,
+    webhook_url: str | None,
+    *,
+    fee_rate_bps: int = DEFAULT_FEE_RATE_BPS,
+    settlement_delay_days: int = DEFAULT_SETTLEMENT_DELAY_DAYS,
+) -> Onboarded:
     api_key = API_KEY_PREFIX + secrets.token_urlsafe(32)
     merchant = Merchant(
         id=new_id("mch"),
@@ -43,6 +51,8 @@ def onboard_merchant(store: TradeStore, name: str, webhook_url: str | None) -> O
         webhook_url=webhook_url,
         webhook_secret="whsec_" + base64.b64encode(secrets.token_bytes(32)).decode(),
         created_at=now_rfc3339(),
+        fee_rate_bps=fee_rate_bps,
+        settlement_delay_days=settlement_delay_days,
     )
     store.create_merchant(merchant, hash_api_key(api_key))
     return Onboarded(merchant, api_key)

@@ -27,10 +27,12 @@ from paycore.api.routes import (
     channels,
     events,
     instruments,
+    ledger,
     merchants,
     orders,
     payments,
     refunds,
+    settlements,
 )
 from paycore.api.routes.http import JSON, Http, new_router
 from paycore.dal.trade_store import TradeStore
@@ -38,8 +40,9 @@ from paycore.errors import PaycoreError
 
 TITLE = "paycore merchant API"
 DESCRIPTION = (
-    "Orders, payments, refunds, balances, coupons and events. Money is an integer in the "
-    "currency's minor unit. Every error is application/problem+json with a stable `code`."
+    "Orders, payments, refunds, balances, coupons, events and the books. Money is an integer "
+    "in the currency's minor unit. Every error is application/problem+json with a stable "
+    "`code`."
 )
 
 
@@ -49,7 +52,18 @@ def build_app(
     app = PaycoreResolver()
     http = Http(app, commands, store_factory)
     _register_error_handlers(app)
-    for module in (merchants, orders, payments, refunds, instruments, events, channels, cashier):
+    for module in (
+        merchants,
+        orders,
+        payments,
+        refunds,
+        instruments,
+        events,
+        channels,
+        ledger,
+        settlements,
+        cashier,
+    ):
         app.include_router(module.routes(http))
     app.include_router(_platform_routes(app))
     return app
