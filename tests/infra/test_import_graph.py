@@ -68,6 +68,21 @@ _BASE = {
     "paycore.errors",
     "paycore.ids",
     "paycore.observability",
+} | {
+    # The trade store writes each change with its journal entry: the ledger is part of it.
+    "paycore.dal.instruments",
+    "paycore.dal.ledger",
+    "paycore.dal.transaction",
+    "paycore.domain.changes",
+    "paycore.domain.instruments",
+    "paycore.domain.postings",
+    "paycore.ledger",
+    "paycore.ledger.accounts",
+    "paycore.ledger.books",
+    "paycore.ledger.entries",
+    "paycore.ledger.fees",
+    "paycore.ledger.rules",
+    "paycore.money",
 }
 # What moves money: the channel registry (no adapter), the ledger of instruments, events.
 _PAYMENTS = {
@@ -118,20 +133,25 @@ ALLOWED_PAYCORE: Mapping[str, set[str]] = {
         "paycore.api.routes.events",
         "paycore.api.routes.http",
         "paycore.api.routes.instruments",
+        "paycore.api.routes.ledger",
         "paycore.api.routes.merchants",
         "paycore.api.routes.orders",
         "paycore.api.routes.params",
         "paycore.api.routes.payments",
         "paycore.api.routes.refunds",
+        "paycore.api.routes.settlements",
         "paycore.dal.refund_store",
         "paycore.services.cashier",
         "paycore.services.channels",
         "paycore.services.closing",
+        "paycore.services.confirmation",
         "paycore.services.instruments",
+        "paycore.services.ledger",
         "paycore.services.merchants",
         "paycore.services.orchestration",
         "paycore.services.payments",
         "paycore.services.refunds",
+        "paycore.services.settlement",
     },
     "channel_callback": _BASE
     | _PAYMENTS
@@ -154,6 +174,15 @@ ALLOWED_PAYCORE: Mapping[str, set[str]] = {
     | {"paycore.services.closing", "paycore.services.orchestration", "paycore.services.payments"},
     "notifier": _BASE | _WEBHOOKS,
     "notification_redrive": _BASE | _WEBHOOKS,
+    "auto_confirm": _BASE
+    | {
+        "paycore.dal.notification_queue",
+        "paycore.services",
+        "paycore.services.confirmation",
+        "paycore.services.events",
+        "paycore.services.orders",
+    },
+    "settlement": _BASE | {"paycore.services", "paycore.services.settlement"},
 }
 
 
