@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from paycore.clock import now_rfc3339
 from paycore.dal.trade_store import TradeStore
 from paycore.domain.models import Merchant
 from paycore.ids import new_id
+from paycore.webhooks import new_secret
 
 API_KEY_PREFIX = "sk_live_"
 
@@ -41,7 +41,7 @@ def onboard_merchant(store: TradeStore, name: str, webhook_url: str | None) -> O
         id=new_id("mch"),
         name=name,
         webhook_url=webhook_url,
-        webhook_secret="whsec_" + base64.b64encode(secrets.token_bytes(32)).decode(),
+        webhook_secret=new_secret(),
         created_at=now_rfc3339(),
     )
     store.create_merchant(merchant, hash_api_key(api_key))

@@ -172,7 +172,7 @@ def _attempt(
         return DeliveryResult(delivered=False, error="no time left in this invocation")
     result = post_webhook(
         url,
-        merchant.webhook_secret,
+        [merchant.webhook_secret],
         event.id,
         event_body(event),
         timeout=timeout,
