@@ -63,7 +63,7 @@ class Settings(BaseModel):
     )
     # Seconds to wait before retry n (1-based) of a webhook delivery.
     webhook_retry_schedule: tuple[int, ...] = Field(
-        default=(30, 60, 300, 600, 1800, 3600, 3600, 7200, 7200, 10800, 14400, 21600, 28800),
+        default=(30, 60, 300, 600, 1800, 3600, 7200, 14400, 28800, *(43200,) * 5),
         alias="WEBHOOK_RETRY_SCHEDULE",
     )
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, alias="WEBHOOK_TIMEOUT_SECONDS")
