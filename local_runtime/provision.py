@@ -188,6 +188,7 @@ class Provisioner:
             "AWS::Lambda::EventSourceMapping": self._event_source_mapping,
             "AWS::StepFunctions::StateMachine": self._state_machine,
             "AWS::SecretsManager::Secret": self._secret,
+            "AWS::KMS::Key": self._kms_key,
             "AWS::Logs::LogGroup": self._log_group,
             "AWS::CloudWatch::Alarm": self._alarm,
             "AWS::CloudWatch::Dashboard": self._dashboard,
@@ -611,6 +612,20 @@ class Provisioner:
             request["Tags"] = props["Tags"]
         arn = self.client("secretsmanager").create_secret(**request)["ARN"]
         return ProvisionedResource(logical_id, "", arn, {"Id": arn})
+
+    def _kms_key(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
+        kms = self.client("kms")
+        request: dict[str, Any] = {
+            **_pick(props, "Description", "KeyUsage", "KeySpec"),
+        }
+        if "KeyPolicy" in props:
+            request["Policy"] = json.dumps(props["KeyPolicy"])
+        key = kms.create_key(**request)["KeyMetadata"]
+        if _flag(props.get("EnableKeyRotation")):
+            kms.enable_key_rotation(KeyId=key["KeyId"])
+        return ProvisionedResource(
+            logical_id, "", key["KeyId"], {"Arn": key["Arn"], "KeyId": key["KeyId"]}
+        )
 
     def _log_group(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
         logs = self.client("logs")

@@ -113,3 +113,40 @@ def test_the_redrive_function_reads_the_dlq_and_writes_the_queue_only(
     ]
     assert "Events" not in redrive  # an operator invokes it; nothing triggers it
     assert "NotificationRedriveFunctionName" in template["Outputs"]
+
+
+def _kms_actions(template: dict[str, Any], function: str) -> set[str]:
+    policies = template["Resources"][function]["Properties"]["Policies"]
+    names = {"KMSEncryptPolicy": "kms:Encrypt", "KMSDecryptPolicy": "kms:Decrypt"}
+    found = set()
+    for policy in policies:
+        for name, action in names.items():
+            if isinstance(policy, dict) and name in policy:
+                assert policy[name] == {"KeyId": {"Ref": "WebhookSecretKey"}}
+                found.add(action)
+    return found
+
+
+def test_only_the_notifier_may_decrypt_webhook_secrets(template: dict[str, Any]) -> None:
+    functions = [
+        name
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    ]
+    decrypting = [name for name in functions if "kms:Decrypt" in _kms_actions(template, name)]
+
+    assert decrypting == ["NotifierFunction"]
+    assert _kms_actions(template, "ApiFunction") == {"kms:Encrypt"}
+    key = template["Resources"]["WebhookSecretKey"]
+    assert key["DeletionPolicy"] == "Retain"  # losing it would lose every secret
+    assert key["Properties"]["EnableKeyRotation"] is True
+
+
+def test_a_rolled_key_is_refused_within_the_60_seconds_the_docs_promise(
+    template: dict[str, Any],
+) -> None:
+    api = template["Resources"]["PaycoreApi"]["Properties"]
+    identity = api["Auth"]["Authorizers"]["BearerKeyAuthorizer"]["Identity"]
+
+    assert identity["ReauthorizeEvery"] <= 60
+    assert "up to 60 seconds after" in (ROOT / "docs" / "api.md").read_text()

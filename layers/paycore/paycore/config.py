@@ -30,6 +30,7 @@ _NAMES = (
     "WEBHOOK_RETRY_SCHEDULE",
     "WEBHOOK_TIMEOUT_SECONDS",
     "WEBHOOK_ALLOW_PRIVATE_TARGETS",
+    "WEBHOOK_SECRET_KEY_ID",
     "IDEMPOTENCY_TTL_SECONDS",
     "CHANNEL_ACCOUNTS",
     "CHANNEL_TIMEOUT_SECONDS",
@@ -71,6 +72,9 @@ class Settings(BaseModel):
     webhook_allow_private_targets: bool = Field(
         default=False, alias="WEBHOOK_ALLOW_PRIVATE_TARGETS"
     )
+    # The KMS key that seals webhook signing secrets at rest (paycore.dal.webhook_secrets):
+    # the API seals with it, the notifier unseals.
+    webhook_secret_key_id: str = Field(default="", alias="WEBHOOK_SECRET_KEY_ID")
     idempotency_ttl_seconds: int = Field(default=86400, ge=86400, alias="IDEMPOTENCY_TTL_SECONDS")
     # The channel accounts payments are routed to, in priority order (JSON list; see
     # paycore.channels.routing). Empty: no channel account, so no channel.

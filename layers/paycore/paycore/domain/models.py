@@ -25,8 +25,7 @@ from paycore.errors import Conflict
 class Merchant:
     id: str
     name: str
-    webhook_url: str | None
-    webhook_secret: str  # whsec_<base64>; shown to the merchant once, kept to sign webhooks
+    webhook_url: str | None  # as given at onboarding: its first webhook endpoint
     created_at: str
 
     def resource(self) -> dict[str, Any]:
@@ -37,9 +36,6 @@ class Merchant:
             "webhook_url": self.webhook_url,
             "created_at": self.created_at,
         }
-
-    def __repr__(self) -> str:  # never print the signing secret
-        return f"Merchant(id={self.id!r}, name={self.name!r})"
 
 
 @dataclass(frozen=True)

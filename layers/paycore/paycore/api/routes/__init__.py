@@ -25,6 +25,7 @@ from paycore.api.openapi import PUBLIC, SECURITY_SCHEMES, answers, document
 from paycore.api.resolver import PaycoreResolver
 from paycore.api.resources import Health
 from paycore.api.routes import (
+    api_keys,
     channels,
     events,
     instruments,
@@ -32,6 +33,7 @@ from paycore.api.routes import (
     orders,
     payments,
     refunds,
+    webhook_endpoints,
 )
 from paycore.api.routes.http import JSON, Http, new_router
 from paycore.dal.trade_store import TradeStore
@@ -50,7 +52,17 @@ def build_app(
     app = PaycoreResolver()
     http = Http(app, commands, store_factory)
     _register_error_handlers(app)
-    for module in (merchants, orders, payments, refunds, instruments, events, channels):
+    for module in (
+        merchants,
+        orders,
+        payments,
+        refunds,
+        instruments,
+        events,
+        webhook_endpoints,
+        api_keys,
+        channels,
+    ):
         app.include_router(module.routes(http))
     app.include_router(_platform_routes(app))
     return app
