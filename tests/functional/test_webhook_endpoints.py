@@ -515,3 +515,75 @@ def test_a_merchant_onboarded_before_keys_were_rolled_rolls_the_key_it_calls_wit
     assert status == 201
     assert _merchant_id_for(authorizer, onboarded["api_key"]) is None
     assert _merchant_id_for(authorizer, rolled["api_key"]) == onboarded["id"]
+
+
+# -- merchants onboarded before endpoints --------------------------------------------------
+
+
+def _legacy_merchant(table: str, webhook_url: str | None) -> tuple[str, str]:
+    """A merchant item as onboarding wrote it before endpoints: its secret in clear."""
+    merchant_id, secret = new_id("mch"), "whsec_" + new_id("evt")[4:].ljust(43, "A") + "="
+    item = {
+        "pk": {"S": f"MERCHANT#{merchant_id}"},
+        "sk": {"S": "MERCHANT"},
+        "id": {"S": merchant_id},
+        "name": {"S": "Old Shop"},
+        "webhook_secret": {"S": secret},
+        "created_at": {"S": "2026-01-01T00:00:00.000Z"},
+    }
+    if webhook_url is not None:
+        item["webhook_url"] = {"S": webhook_url}
+    boto3.client("dynamodb").put_item(TableName=table, Item=item)
+    return merchant_id, secret
+
+
+def _run_migration(migration: Any) -> tuple[int, int]:
+    """Invoke the migration function as its docstring says, until done: (migrated, calls)."""
+    migrated, calls, request = 0, 0, {}
+    while True:
+        answer = migration.lambda_handler(request, FakeContext())
+        migrated, calls = migrated + answer["migrated"], calls + 1
+        if answer["cursor"] is None:
+            return migrated, calls
+        request = {"cursor": answer["cursor"]}
+
+
+def test_the_migration_function_seals_every_clear_onboarding_secret_page_by_page(
+    api: Api, moto_stack: MotoStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from paycore.services import webhook_endpoints
+
+    # GIVEN three merchants from before endpoints, among newer merchants and their orders
+    legacy = [
+        _legacy_merchant(moto_stack.trade_table, url)
+        for url in ("https://old.example/a", None, "https://old.example/c")
+    ]
+    newer = merchant_of(api.onboard("https://new.example/hooks"))
+    _event_of(api, newer)
+    monkeypatch.setattr(webhook_endpoints, "MIGRATION_SCAN_PAGES", 1)
+    monkeypatch.setattr(webhook_endpoints, "_SCAN_PAGE", 2)  # so it takes several calls
+    migration = load_function("webhook_secret_migration")
+
+    # WHEN an operator invokes it until it says it is done
+    migrated, calls = _run_migration(migration)
+
+    # THEN every clear secret is gone, sealed into the first endpoint of those with a URL
+    assert (migrated, calls > 1) == (3, True)
+    items = json.dumps(
+        boto3.client("dynamodb").scan(TableName=moto_stack.trade_table)["Items"], default=str
+    )
+    for _, secret in legacy:
+        assert secret.removeprefix("whsec_") not in items
+    store = WebhookEndpointStore(TradeStore().table)
+    assert [[e.url for e in store.endpoints_of(mid)] for mid, _ in legacy] == [
+        ["https://old.example/a"],
+        [],
+        ["https://old.example/c"],
+    ]
+    assert [e.url for e in store.endpoints_of(newer["merchant_id"])] == [
+        "https://new.example/hooks"
+    ]
+    # and a second run finds nothing to do
+    assert _run_migration(migration)[0] == 0
+    status, listed = api.call("GET", ENDPOINTS, authorizer=merchant_of({"id": legacy[0][0]}))
+    assert (status, [e["url"] for e in listed["data"]]) == (200, ["https://old.example/a"])

@@ -174,25 +174,28 @@ class WebhookEndpointStore(TradeStore):
         has a ``webhook_url``, store its first endpoint signed with that secret (sealed), in
         one transaction. False when another migration did it first."""
         update: dict[str, Any] = {
-            "Update": {
-                "TableName": self.table,
-                "Key": _merchant_key(merchant_id),
-                "UpdateExpression": "REMOVE webhook_secret",
-                "ConditionExpression": "webhook_secret = :legacy",
-                "ExpressionAttributeValues": to_values({":legacy": legacy_secret}),
-            }
+            "TableName": self.table,
+            "Key": _merchant_key(merchant_id),
+            "UpdateExpression": "REMOVE webhook_secret",
+            "ConditionExpression": "webhook_secret = :legacy",
+            "ExpressionAttributeValues": to_values({":legacy": legacy_secret}),
         }
-        items = [update]
-        if first_endpoint is not None:
-            update["Update"]["UpdateExpression"] = (
-                "REMOVE webhook_secret SET #n = if_not_exists(#n, :zero) + :one"
-            )
-            update["Update"]["ExpressionAttributeNames"] = {"#n": _COUNT}
-            update["Update"]["ExpressionAttributeValues"] = to_values(
-                {":legacy": legacy_secret, ":zero": 0, ":one": 1}
-            )
-            items.append(self.endpoint_item(first_endpoint))
-        return self._transact(items) is None
+        if first_endpoint is None:
+            try:
+                self._ddb.update_item(**update)
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                    return False
+                raise
+            return True
+        update["UpdateExpression"] = (
+            "REMOVE webhook_secret SET #n = if_not_exists(#n, :zero) + :one"
+        )
+        update["ExpressionAttributeNames"] = {"#n": _COUNT}
+        update["ExpressionAttributeValues"] = to_values(
+            {":legacy": legacy_secret, ":zero": 0, ":one": 1}
+        )
+        return self._transact([{"Update": update}, self.endpoint_item(first_endpoint)]) is None
 
     def merchant_ids_with_legacy_secret(
         self, limit: int, cursor: dict[str, Any] | None = None

@@ -6,7 +6,7 @@ in clear exactly once, to be shown in the answer that created it; only the notif
 The merchant's onboarding ``webhook_url`` is its first endpoint, subscribed to every event and
 signed with the onboarding ``webhook_secret``. Merchants onboarded before endpoints existed
 are migrated to that shape the first time their endpoints are needed (``ensure_migrated``),
-or by the migration function.
+or by the migration function (``migrate_legacy_secrets``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict
 
 from paycore.clock import now, now_rfc3339, rfc3339
 from paycore.dal.trade_store import TradeStore
@@ -66,9 +68,14 @@ def ensure_migrated(store: TradeStore, merchant_id: str) -> Merchant | None:
         return None
     merchant, legacy_secret = found
     if legacy_secret is not None:
-        first = first_endpoint(merchant, legacy_secret) if merchant.webhook_url else None
-        endpoints.migrate_legacy_secret(merchant.id, legacy_secret, first)
+        _migrate(endpoints, merchant, legacy_secret)
     return merchant
+
+
+def _migrate(endpoints: WebhookEndpointStore, merchant: Merchant, legacy_secret: str) -> bool:
+    """Move the clear secret into the first endpoint; False when another call did it first."""
+    first = first_endpoint(merchant, legacy_secret) if merchant.webhook_url else None
+    return endpoints.migrate_legacy_secret(merchant.id, legacy_secret, first)
 
 
 def create_endpoint(
@@ -173,3 +180,40 @@ def signing_secrets(endpoint: WebhookEndpoint, at: str) -> list[str]:
     """The secrets (in clear, for the notifier only) that sign a delivery made at ``at``."""
     context = encryption_context(endpoint.merchant_id, endpoint.id)
     return [unseal(sealed.ciphertext, context) for sealed in endpoint.signing_secrets(at)]
+
+
+# Merchant items scanned per call of the migration function: well within its timeout.
+MIGRATION_SCAN_PAGES = 20
+_SCAN_PAGE = 100
+
+
+class MigrationRequest(BaseModel):
+    """What an operator asks the migration function for (its invocation payload)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    cursor: dict[str, str] | None = None
+
+
+def migrate_legacy_secrets(
+    store: TradeStore, cursor: Mapping[str, str] | None = None
+) -> tuple[int, dict[str, str] | None]:
+    """Migrate (``ensure_migrated``) the merchants that still keep their onboarding secret in
+    clear, through up to ``MIGRATION_SCAN_PAGES`` pages of the table from ``cursor``. Returns
+    how many this call migrated and where the next call starts (None: the whole table is
+    done)."""
+    endpoints = WebhookEndpointStore.of(store)
+    migrated = 0
+    position: dict[str, Any] | None = dict(cursor) if cursor else None
+    for _ in range(MIGRATION_SCAN_PAGES):
+        merchant_ids, position = endpoints.merchant_ids_with_legacy_secret(_SCAN_PAGE, position)
+        for merchant_id in merchant_ids:
+            found = endpoints.merchant_with_legacy_secret(merchant_id)
+            if found is None or found[1] is None:
+                continue  # deleted, or migrated since the scan read it
+            if _migrate(endpoints, found[0], found[1]):
+                migrated += 1
+        if position is None:
+            return migrated, None
+    assert position is not None  # the loop returns once the scan ends
+    return migrated, {key: str(value) for key, value in position.items()}
