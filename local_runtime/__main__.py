@@ -36,7 +36,8 @@ WALKTHROUGH = (
     """  -d '{"merchant_order_no": "A-1001", "amount": 1999, "currency": "CNY", """
     """"subject": "Green tea"}'""",
     "export ORDER=<id from that answer>",
-    "# 4. Pay it through the sandbox channel: the answer carries next_action.url.",
+    "# 4. Pay it: send the buyer to the order's cashier_url (any channel, in a browser), or",
+    "#    pay through the sandbox channel here: the answer carries next_action.url.",
     'curl -s -X POST $API/v1/orders/$ORDER/payments -H "Authorization: Bearer $KEY" \\',
     "  -H 'Content-Type: application/json' \\",
     """  -d '{"instruments": [{"type": "channel", "channel": "sandbox"}]}'""",

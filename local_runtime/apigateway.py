@@ -583,7 +583,7 @@ class RestApiGateway:
         response = Response(reply.body, status=reply.status, headers=reply.headers)
         elapsed = (time.perf_counter() - started) * 1000
         access_log.info(
-            "%s %s %d %.0fms", request.method, request.full_path.rstrip("?"), reply.status, elapsed
+            "%s %s %d %.0fms", request.method, _logged_path(request), reply.status, elapsed
         )
         return response
 
@@ -626,6 +626,14 @@ class RestApiGateway:
         if reply is None:
             return self.gateway_response("DEFAULT_5XX", route.api, request, context, status=502)
         return reply
+
+
+# A hosted cashier link is a credential (whoever has it can pay the order): never logged.
+_CASHIER_TOKEN = re.compile(r"^(/(?:[^/]+/)?cashier/)[^/?]+")
+
+
+def _logged_path(request: Request) -> str:
+    return _CASHIER_TOKEN.sub(r"\1<token>", request.full_path.rstrip("?"))
 
 
 def _front_door_refusal(request: Request, path: str) -> str | None:

@@ -19,7 +19,9 @@ _cold = True  # the first request of this container says when no channel is conf
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@tracer.capture_lambda_handler
+# Answers are not traced: some carry what must not leave the function (an API key shown once,
+# a cashier link, which is a credential).
+@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     global _cold  # noqa: PLW0603 - once per container
     if _cold:
@@ -28,5 +30,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             logger.warning(warning)
     commands.register_context(context)
     merchant_id = (event.get("requestContext", {}).get("authorizer") or {}).get("merchant_id")
-    logger.append_keys(merchant_id=merchant_id, path_parameters=event.get("pathParameters"))
+    logger.append_keys(merchant_id=merchant_id, path_parameters=_loggable(event))
     return app.resolve(event, context)
+
+
+def _loggable(event: dict[str, Any]) -> dict[str, Any] | None:
+    """The path parameters, less a cashier link's token (the link's only credential)."""
+    parameters = event.get("pathParameters")
+    if not parameters or "token" not in parameters:
+        return parameters
+    return {**parameters, "token": "<redacted>"}

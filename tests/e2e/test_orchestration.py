@@ -164,6 +164,36 @@ def test_concurrent_payments_never_overdraw_a_balance(onboard: Callable[..., Mer
     ]
 
 
+def test_twin_payments_of_one_order_one_wins_and_the_others_hear_the_order_is_taken(
+    onboard: Callable[..., Merchant],
+) -> None:
+    """Four payments of the same order at once, each wanting the whole balance: one starts;
+    the others are told the order is being paid (order_not_payable), not that the money is
+    short, whichever check they lost."""
+    shop = onboard()
+    shop.credit("buyer-twin", 700)
+    order = shop.create_order("MIX-TWIN-1", amount=700, buyer_id="buyer-twin")
+    start = threading.Barrier(4)
+    answers: list[requests.Response] = []
+    lock = threading.Lock()
+
+    def pay() -> None:
+        start.wait()
+        answer = shop.pay(order["id"], [{"type": "balance", "amount": 700}])
+        with lock:
+            answers.append(answer)
+
+    threads = [threading.Thread(target=pay) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(a.status_code for a in answers) == [202, 409, 409, 409], [a.text for a in answers]
+    assert {a.json()["code"] for a in answers if a.status_code == 409} == {"order_not_payable"}
+    assert shop.order(order["id"])["status"] == "paid"
+
+
 def test_instruments_that_do_not_add_up_are_refused(onboard: Callable[..., Merchant]) -> None:
     shop = onboard()
     shop.credit("buyer-5", 5000)

@@ -51,6 +51,7 @@ def _paying_order(store: TradeStore, expires_in: int = 1800) -> tuple[str, str]:
             subject="Tea",
             expires_in=expires_in,
         ),
+        "https://api.example.test/live",
     )
     payment = payments.start_payment(
         store,
@@ -171,6 +172,7 @@ def test_a_payment_fails_only_once_every_account_proved_it_created_nothing(
         store,
         merchant.id,
         CreateOrderRequest(merchant_order_no="F-1", amount=500, currency="CNY", subject="Tea"),
+        "https://api.example.test/live",
     )
     down = {"create_error": {"times": 2}}  # both accounts answer 503 without creating
     payment = payments.start_payment(
@@ -211,6 +213,7 @@ def test_a_settlement_that_lost_the_race_reads_again_instead_of_failing(
         CreateOrderRequest(
             merchant_order_no="R-1", amount=1000, currency="CNY", subject="Tea", buyer_id="b-1"
         ),
+        "https://api.example.test/live",
     )
     payment = payments.start_payment(
         store,
@@ -464,3 +467,58 @@ def _later(seconds: int) -> Any:
 
 def _orders(listing: Any) -> list[dict[str, Any]]:
     return listing["orders"] if isinstance(listing, dict) else listing
+
+
+def test_a_payment_that_lost_the_race_for_its_order_hears_the_order_is_taken(
+    moto_stack: MotoStack,
+) -> None:
+    """Two payments of one order, both read the order before either wrote: the winner spends
+    the whole balance; the loser's transaction fails both on the order (changed) and on the
+    balance (spent). The answer is the cause, the order being paid: order_not_payable."""
+    from dataclasses import replace
+
+    from paycore.api.models import CreditBalanceRequest
+    from paycore.clock import now_rfc3339
+    from paycore.errors import Conflict
+    from paycore.ids import new_id
+    from paycore.services import instruments
+
+    store = TradeStore()
+    merchant = merchants.onboard_merchant(store, "Shop", None).merchant
+    instruments.credit_balance(
+        InstrumentStore(), merchant.id, "buyer-1", CreditBalanceRequest(amount=700, currency="CNY")
+    )
+    order = orders.create_order(
+        store,
+        merchant.id,
+        CreateOrderRequest(
+            merchant_order_no="RACE-1",
+            amount=700,
+            currency="CNY",
+            subject="Tea",
+            buyer_id="buyer-1",
+        ),
+        "https://api.example.test/live",
+    )
+    stale = store.get_order(order.id)
+    assert stale is not None
+    winner = payments.start_payment(
+        store,
+        merchant.id,
+        order.id,
+        CreatePaymentRequest.model_validate({"instruments": [{"type": "balance", "amount": 700}]}),
+        "http://127.0.0.1:9",
+    )
+    assert winner.status is PaymentStatus.SUCCEEDED
+    at = now_rfc3339()
+    loser = replace(winner, id=new_id("pay"), status=PaymentStatus.PROCESSING)
+
+    with pytest.raises(Conflict) as refused:
+        store.start_payment(
+            stale.start_paying(loser.id, at),
+            loser,
+            payments.reservations(store.table, loser, at, at_once=False),
+        )
+
+    assert refused.value.code == "order_not_payable"
+    assert store.get_payment(loser.id) is None

@@ -98,7 +98,7 @@ def _order(store: TradeStore, merchant_id: str, amount: int = 1999) -> str:
         subject="Tea",
         buyer_id=BUYER,
     )
-    return orders.create_order(store, merchant_id, request).id
+    return orders.create_order(store, merchant_id, request, "https://api.example.test/live").id
 
 
 def _pay(store: TradeStore, merchant_id: str, order_id: str, *instrument: dict[str, Any]) -> str:

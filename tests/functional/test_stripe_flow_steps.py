@@ -89,6 +89,7 @@ def _paying_order(
         CreateOrderRequest(
             merchant_order_no=f"S-{new_id('ord')}", amount=1999, currency="CNY", subject="Tea"
         ),
+        "https://api.example.test/live",
     )
     payment = _pay(store, merchant.id, order.id, simulate)
     return merchant.id, order.id, payment

@@ -331,3 +331,19 @@ def test_the_sandbox_lists_the_routed_sandbox_accounts_with_its_secret() -> None
         }
         for account in ("a", "b")
     ]
+
+
+def test_the_access_log_never_shows_a_cashier_link() -> None:
+    """A hosted cashier link is a credential: the local access log writes <token> for it."""
+    from werkzeug.test import EnvironBuilder
+    from werkzeug.wrappers import Request
+
+    from local_runtime.apigateway import _logged_path
+
+    def logged(path: str) -> str:
+        return _logged_path(Request(EnvironBuilder(path=path).get_environ()))
+
+    assert logged("/cashier/s3cr3t-t0ken") == "/cashier/<token>"
+    assert logged("/cashier/s3cr3t-t0ken/status") == "/cashier/<token>/status"
+    assert logged("/local/cashier/s3cr3t-t0ken/payments") == "/local/cashier/<token>/payments"
+    assert logged("/v1/orders/ord_1?limit=2") == "/v1/orders/ord_1?limit=2"

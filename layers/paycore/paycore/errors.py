@@ -48,6 +48,12 @@ class Unauthenticated(PaycoreError):
     code = "unauthenticated"
 
 
+class Forbidden(PaycoreError):
+    """The caller may not do this from where it is (a cross-site request to the cashier)."""
+
+    code = "forbidden"
+
+
 class NotFound(PaycoreError):
     code = "not_found"
 

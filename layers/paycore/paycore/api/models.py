@@ -59,6 +59,9 @@ class CreateOrderRequest(BaseModel):
         Field(max_length=50),
     ] = Field(default_factory=dict)
     buyer_id: Identifier | None = None
+    return_url: str | None = None
+
+    _url = field_validator("return_url")(_check_url)
 
 
 class NoParameters(BaseModel):
@@ -170,6 +173,21 @@ class CreatePaymentRequest(BaseModel):
             if isinstance(instrument, kind):
                 return instrument
         return None
+
+
+class CashierPaymentRequest(BaseModel):
+    """The buyer's choice on the hosted cashier page: a channel for what is left to pay, the
+    stored balance (as much of it as the order needs) and one coupon. Never misbehaviour
+    switches: those are the merchant's, for its tests."""
+
+    model_config = _STRICT
+
+    channel: Annotated[str, StringConstraints(min_length=1, max_length=32)] | None = None
+    use_balance: bool = False
+    coupon_id: Annotated[str, StringConstraints(pattern=r"^cpn_[A-Za-z0-9]{1,60}$")] | None = None
+    lang: Literal["en", "zh-CN"] | None = Field(
+        default=None, description="The page's language, kept when the channel sends the buyer back"
+    )
 
 
 class CreateRefundRequest(BaseModel):

@@ -51,6 +51,7 @@ SECURITY_SCHEMES = {
 _TITLES = {
     400: "The request cannot be read",
     401: "Missing or invalid credentials",
+    403: "Refused from where it was sent",
     404: "No such object (or it belongs to another merchant)",
     409: "The object's state does not allow it (now)",
     413: f"The body is larger than {MAX_BODY_BYTES} bytes",
@@ -70,6 +71,7 @@ def answers(
     *,
     method: str,
     security: Sequence[Mapping[str, Sequence[str]]],
+    forbidden: Iterable[str] = (),
     not_found: Iterable[str] = (),
     conflict: Iterable[str] = (),
     invalid: Iterable[str] = (),
@@ -83,6 +85,7 @@ def answers(
     answer leads to (what a client, or a stateful fuzzer, calls next)."""
     posts = method.upper() == "POST"
     codes: dict[int, list[str]] = {
+        403: list(forbidden),
         404: list(not_found),
         409: list(conflict),
         422: ["validation_failed", *invalid],

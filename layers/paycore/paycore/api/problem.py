@@ -15,6 +15,7 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 _STATUS: dict[type[errors.PaycoreError], int] = {
     errors.MalformedRequest: 400,
     errors.Unauthenticated: 401,
+    errors.Forbidden: 403,
     errors.NotFound: 404,
     errors.Conflict: 409,
     errors.PayloadTooLarge: 413,

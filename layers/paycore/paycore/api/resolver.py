@@ -37,10 +37,12 @@ class _RequestValidation(OpenAPIRequestValidationMiddleware):
 
     def handler(self, app: Any, next_middleware: Any) -> Any:
         # A query parameter the route does not take would be silently ignored: refuse it.
+        # Pages for people (outside the description: the hosted cashier's page) take what
+        # browsers and channels append to their links, e.g. Alipay's signed return.
         route = app.context["_route"]
         known = {param.alias for param in route.dependant.query_params}
         for name in app.current_event.multi_value_query_string_parameters or {}:
-            if name not in known:
+            if name not in known and route.include_in_schema:
                 raise ValidationFailed(f"{name[:64]}: unknown query parameter", param=name[:64])
         return super().handler(app, next_middleware)
 

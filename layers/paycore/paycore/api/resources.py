@@ -89,6 +89,9 @@ class Order(Resource):
                     "updated_at": "2026-12-06T08:01:12.345Z",
                     "metadata": {"cart": "c-77"},
                     "buyer_id": "buyer-42",
+                    "cashier_url": "https://api.example.com/live/cashier/"
+                    "Vx3uH0dLq8yS2mWf7tKc9bNe4pRa1gZo5jQi6wXy_Ek",
+                    "return_url": "https://tea.example/orders/A-1001",
                 }
             ]
         },
@@ -108,6 +111,14 @@ class Order(Resource):
     updated_at: Timestamp
     metadata: dict[str, str]
     buyer_id: str | None
+    cashier_url: str | None = Field(
+        description="The buyer's payment page (the hosted cashier): send the buyer there. "
+        "It needs no credentials and takes no payment once the order is final. Null only "
+        "for an order created before the cashier existed."
+    )
+    return_url: str | None = Field(
+        description="Where the cashier sends the buyer once the order is paid"
+    )
 
 
 # -- payments ----------------------------------------------------------------------------
@@ -423,6 +434,35 @@ class ChannelList(Resource):
     object: Literal["list"]
     data: list[Channel]
     has_more: bool
+
+
+class CashierPayment(Resource):
+    """A payment as the buyer's page sees it."""
+
+    id: str = Field(pattern=r"^pay_")
+    object: Literal["payment"]
+    status: Literal["processing", "succeeded", "failed"]
+    amount: MinorUnits
+    currency: CurrencyCode
+    next_action: NextAction | None
+    failure_code: str | None
+    failure_message: str | None
+
+
+class CashierStatus(Resource):
+    """Where an order stands on its cashier page, with the payment that started last."""
+
+    object: Literal["cashier_status"]
+    state: Literal["open", "paying", "paid", "closed"] = Field(
+        description="open: it can be paid; paying: a payment is in flight; paid (refunds "
+        "included); closed: closed or expired unpaid"
+    )
+    payment: CashierPayment | None
+    resumed: bool = Field(
+        default=False,
+        description="Only in the answer to a choice: true when a payment already in flight "
+        "is answered instead of a new one",
+    )
 
 
 class Health(Resource):

@@ -6,7 +6,8 @@ Item layout (pk / sk):
 - ``COUPON#<cpn_id>`` / ``COUPON``: id, merchant_id, buyer_id, amount, currency, status
   (available | locked | used; expiry is applied when read), expires_at (absent: never),
   locked_by (the payment that locked or used it; absent when available), created_at,
-  updated_at.
+  updated_at; in gsi1 under ``MERCHANT#<mch>#BUYER#<buyer_id>#COUPONS`` (newest first), so
+  the hosted cashier can list a buyer's coupons.
 
 The module-level builders (``freeze_balance`` ... ``restore_coupon``) each return one
 DynamoDB ``TransactWriteItems`` entry (``{"Update": {...}}``) whose condition is the whole
@@ -53,6 +54,10 @@ def coupon_pk(coupon_id: str) -> str:
 
 def balance_key(merchant_id: str, buyer_id: str, currency: str) -> dict[str, Any]:
     return to_item({"pk": balance_pk(merchant_id, buyer_id, currency), "sk": BALANCE_SK})
+
+
+def _buyer_coupons_pk(merchant_id: str, buyer_id: str) -> str:
+    return f"MERCHANT#{merchant_id}#BUYER#{buyer_id}#COUPONS"
 
 
 def coupon_key(coupon_id: str) -> dict[str, Any]:
@@ -442,6 +447,8 @@ class InstrumentStore:
             "locked_by": coupon.locked_by,
             "created_at": coupon.created_at,
             "updated_at": coupon.updated_at,
+            "gsi1pk": _buyer_coupons_pk(coupon.merchant_id, coupon.buyer_id),
+            "gsi1sk": f"{coupon.created_at}#{coupon.id}",
         }
         try:
             self._ddb.put_item(
@@ -458,6 +465,25 @@ class InstrumentStore:
     def get_coupon(self, coupon_id: str) -> Coupon | None:
         item = self._get(coupon_key(coupon_id))
         return _coupon(item) if item else None
+
+    def list_coupons(self, merchant_id: str, buyer_id: str, limit: int = 50) -> list[Coupon]:
+        """The buyer's newest ``limit`` coupons at this merchant, in any status (the index is
+        eventually consistent: a coupon issued a moment ago may be missing)."""
+        try:
+            answer = self._ddb.query(
+                TableName=self.table,
+                IndexName="gsi1",
+                KeyConditionExpression="gsi1pk = :pk",
+                ExpressionAttributeValues=to_values(
+                    {":pk": _buyer_coupons_pk(merchant_id, buyer_id)}
+                ),
+                ScanIndexForward=False,
+                Limit=limit,
+            )
+        except ClientError as exc:
+            _busy(exc)
+            raise
+        return [_coupon(from_item(item)) for item in answer.get("Items", [])]
 
 
 def _balance(item: dict[str, Any]) -> Balance:

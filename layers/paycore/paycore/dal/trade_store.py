@@ -9,6 +9,8 @@ Item layout (pk / sk):
   item some time after).
 - ``ORDER#<ord>`` / ``ORDER``: the order; gsi1 ``MERCHANT#<mch>#ORDERS`` by creation time.
 - ``MONO#<mch>#<merchant_order_no>`` / ``MONO``: makes merchant order numbers unique.
+- ``CASHIER#<sha256 of token>`` / ``CASHIER``: leads from a cashier link to its order
+  (paycore.domain.cashier); written with the order, so a link never exists without it.
 - ``PAYMENT#<pay>`` / ``PAYMENT``: the payment; ``PAYMENT#<pay>`` / ``TASKTOKEN`` holds the
   state machine's task token apart, so it never travels with the payment.
 - ``EVENT#<evt>`` / ``EVENT``: the event; gsi1 ``MERCHANT#<mch>#EVENTS`` by creation time.
@@ -33,6 +35,7 @@ from botocore.exceptions import ClientError
 from paycore.aws import client
 from paycore.config import get_settings
 from paycore.dal.codec import from_item, to_item, to_values
+from paycore.domain import cashier
 from paycore.domain.models import Event, Merchant, Order, Payment
 from paycore.domain.status import OrderStatus, PaymentStatus
 from paycore.errors import ConcurrentUpdate, Conflict, NotFound, ServiceUnavailable
@@ -70,6 +73,10 @@ def _event_pk(event_id: str) -> str:
 
 def _mono_pk(merchant_id: str, merchant_order_no: str) -> str:
     return f"MONO#{merchant_id}#{merchant_order_no}"
+
+
+def _cashier_pk(token: str) -> str:
+    return f"CASHIER#{cashier.digest(token)}"
 
 
 def instruments_not_as_read(codes: list[str], aggregates: int, instruments: int) -> bool:
@@ -294,20 +301,32 @@ class TradeStore:
 
     # -- orders ------------------------------------------------------------------------------
 
-    def create_order(self, order: Order) -> None:
+    def create_order(self, order: Order, cashier_token: str | None = None) -> None:
+        """Write a new order, its merchant order number and (given its token) the item that
+        leads from its cashier link to it, all or nothing."""
         values = self._order_values(order)
         mono = {
             "pk": _mono_pk(order.merchant_id, order.merchant_order_no),
             "sk": "MONO",
             "order_id": order.id,
         }
-        codes = self._transact([self._put_new(values), self._put_new(mono)])
-        if codes is not None:
+        items = [self._put_new(values), self._put_new(mono)]
+        if cashier_token is not None:
+            link = {"pk": _cashier_pk(cashier_token), "sk": "CASHIER", "order_id": order.id}
+            items.append(self._put_new(link))
+        codes = self._transact(items)
+        if codes is not None and codes[1:2] == ["ConditionalCheckFailed"]:
             raise Conflict(
                 f"an order with merchant_order_no {order.merchant_order_no!r} already exists",
                 code="duplicate_merchant_order_no",
                 param="merchant_order_no",
             )
+        if codes is not None:  # an id or a 256-bit token drawn twice: never in practice
+            raise ConcurrentUpdate(f"order {order.id} could not be created; retry")
+
+    def order_id_for_cashier_token(self, token: str) -> str | None:
+        item = self._get(_cashier_pk(token), "CASHIER")
+        return str(item["order_id"]) if item else None
 
     def get_order(self, order_id: str) -> Order | None:
         item = self._get(_order_pk(order_id), "ORDER")
@@ -397,13 +416,19 @@ class TradeStore:
             items.append(self._put_new(self._event_values(event)))
         codes = self._transact(items)
         if codes is not None:
+            order_changed = Conflict(
+                "the order changed while the payment was being started (another payment of "
+                "it, or a close)",
+                code="order_not_payable",
+            )
+            # The order first: a twin payment that won the race also spent the balance or the
+            # coupon this one wanted, and the answer is that the order is taken, not the money.
+            if codes[1] == "ConditionalCheckFailed":
+                raise order_changed
             for code, (_, conflict) in zip(codes[2:], reservations, strict=False):
                 if code == "ConditionalCheckFailed":
                     raise conflict
-            raise Conflict(
-                "the order changed while the payment was being started; retry",
-                code="order_not_payable",
-            )
+            raise order_changed
         return saved_order, payment
 
     def get_payment(self, payment_id: str) -> Payment | None:

@@ -55,6 +55,11 @@ class Order:
     metadata: dict[str, str] = field(default_factory=dict)
     buyer_id: str | None = None
     current_payment_id: str | None = None
+    # The buyer's page (paycore.domain.cashier) and where it sends the buyer once paid.
+    cashier_url: str | None = None
+    return_url: str | None = None
+    # The payment that started last (kept after it ends: the cashier shows why it failed).
+    last_payment_id: str | None = None
     # Reserved by refunds still processing: amount_refunded + refund_pending <= amount_paid.
     refund_pending: int = 0
     # Per instrument ("channel", "balance", "coupon:<id>"; see domain/refunds.py): what
@@ -66,7 +71,11 @@ class Order:
     def start_paying(self, payment_id: str, at: str) -> Order:
         check_order_transition(self.status, OrderStatus.PAYING, code="order_not_payable")
         return replace(
-            self, status=OrderStatus.PAYING, current_payment_id=payment_id, updated_at=at
+            self,
+            status=OrderStatus.PAYING,
+            current_payment_id=payment_id,
+            last_payment_id=payment_id,
+            updated_at=at,
         )
 
     def mark_paid(self, payment_id: str, amount: int, at: str) -> Order:
@@ -111,6 +120,8 @@ class Order:
             "updated_at": self.updated_at,
             "metadata": dict(self.metadata),
             "buyer_id": self.buyer_id,
+            "cashier_url": self.cashier_url,
+            "return_url": self.return_url,
         }
 
     # -- refunds (see paycore.domain.refunds) ---------------------------------------------

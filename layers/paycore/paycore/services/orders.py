@@ -5,14 +5,19 @@ from __future__ import annotations
 from paycore.api.models import CreateOrderRequest
 from paycore.clock import in_seconds, now_rfc3339
 from paycore.dal.trade_store import TradeStore
+from paycore.domain import cashier
 from paycore.domain.models import Order
 from paycore.domain.status import OrderStatus
 from paycore.errors import NotFound
 from paycore.ids import has_prefix, new_id
 
 
-def create_order(store: TradeStore, merchant_id: str, request: CreateOrderRequest) -> Order:
+def create_order(
+    store: TradeStore, merchant_id: str, request: CreateOrderRequest, public_base_url: str
+) -> Order:
+    """A new order with its own cashier link under ``public_base_url`` (the API's)."""
     at = now_rfc3339()
+    token = cashier.new_token()
     order = Order(
         id=new_id("ord"),
         merchant_id=merchant_id,
@@ -26,8 +31,10 @@ def create_order(store: TradeStore, merchant_id: str, request: CreateOrderReques
         updated_at=at,
         metadata=dict(request.metadata),
         buyer_id=request.buyer_id,
+        cashier_url=cashier.cashier_url(public_base_url, token),
+        return_url=request.return_url,
     )
-    store.create_order(order)
+    store.create_order(order, token)
     return order
 
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi import swagger_ui
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, Server
 
@@ -26,6 +25,7 @@ from paycore.api.resolver import PaycoreResolver
 from paycore.api.resources import Health
 from paycore.api.routes import (
     api_keys,
+    cashier,
     channels,
     events,
     instruments,
@@ -62,6 +62,7 @@ def build_app(
         webhook_endpoints,
         api_keys,
         channels,
+        cashier,
     ):
         app.include_router(module.routes(http))
     app.include_router(_platform_routes(app))
@@ -126,6 +127,10 @@ def _swagger_page(spec_json: str) -> str:
     """Swagger UI with its script and styles inlined from the pinned Powertools package (it
     ships them) and the description inlined too: the page makes no request at all, so it
     works with no internet access (no CDN, no validator badge: ``validatorUrl`` is off)."""
+    # Imported here, not at cold start: it loads Powertools' OpenAPI models (~80 ms) that only
+    # this rarely called page needs.
+    from aws_lambda_powertools.event_handler.openapi import swagger_ui  # noqa: PLC0415
+
     assets = Path(swagger_ui.__file__).parent
     script = (assets / "swagger-ui-bundle.min.js").read_text(encoding="utf-8")
     styles = (assets / "swagger-ui.min.css").read_text(encoding="utf-8")

@@ -70,8 +70,21 @@ class Http:
         if self._caller().get("role") != "admin":
             raise Unauthenticated("this route needs the platform admin token")
 
+    def header(self, name: str) -> str | None:
+        """A request header (any case)."""
+        return (self._app.current_event.headers or {}).get(name)
+
+    def query(self, name: str) -> str | None:
+        """A query parameter a route reads itself (a page's, not a described one)."""
+        return self._app.current_event.get_query_string_value(name)
+
     def callback_base_url(self) -> str:
-        """Where channels call back: the configured public URL, else this request's."""
+        """Where channels call back: the API's public base URL."""
+        return self.public_base_url()
+
+    def public_base_url(self) -> str:
+        """The API as the world reaches it (channels, buyers): the configured public URL,
+        else this request's ``https://domain/stage``."""
         configured = get_settings().public_api_url
         if configured:
             return configured.rstrip("/")

@@ -42,9 +42,10 @@ def routes(http: Http) -> Router:
     )
     def create_order(body: Annotated[CreateOrderRequest, Body()]) -> Response[str]:
         mid = http.merchant_id()
+        base_url = http.public_base_url()
 
         def command() -> tuple[int, dict[str, Any]]:
-            return 201, orders.create_order(http.store(), mid, body).resource()
+            return 201, orders.create_order(http.store(), mid, body, base_url).resource()
 
         return http.idempotent(mid, body.model_dump(), command, Order)
 
