@@ -108,3 +108,30 @@ def sandbox_gateway(
 
     settings = SandboxSettings(base_url=base_url, secret=SecretStr(secret))
     return SandboxGateway(settings, account_id=account_id, timeout=timeout)
+
+
+def published_metrics(output: str) -> list[tuple[str, str, dict[str, str], float]]:
+    """Every metric datum in the CloudWatch embedded-metric-format lines of captured stdout
+    (what Powertools prints and CloudWatch reads from the log): (namespace, name, dimensions,
+    value) each."""
+    found = []
+    for line in output.splitlines():
+        if not line.startswith('{"_aws"'):
+            continue
+        record = json.loads(line)
+        for directive in record["_aws"]["CloudWatchMetrics"]:
+            keys = [key for group in directive["Dimensions"] for key in group]
+            dimensions = {key: str(record[key]) for key in keys}
+            for metric in directive["Metrics"]:
+                for value in record[metric["Name"]]:
+                    found.append((directive["Namespace"], metric["Name"], dimensions, value))
+    return found
+
+
+def channel_call_counts(output: str, channel: str) -> dict[str, float]:
+    """The ChannelCalls* metrics published for ``channel`` in captured stdout, summed by name."""
+    counts: dict[str, float] = {}
+    for _, name, dimensions, value in published_metrics(output):
+        if name.startswith("ChannelCalls") and dimensions == {"channel": channel}:
+            counts[name] = counts.get(name, 0) + value
+    return counts

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, cast
+from typing import Concatenate, ParamSpec, Protocol, TypeVar, cast
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
@@ -38,7 +38,9 @@ R = TypeVar("R")
 
 
 class _Named(Protocol):
-    name: Any
+    # Read-only, so an adapter's ``name: ClassVar[str]`` matches.
+    @property
+    def name(self) -> str: ...
 
 
 G = TypeVar("G", bound=_Named)

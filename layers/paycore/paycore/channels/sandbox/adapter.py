@@ -33,6 +33,7 @@ from paycore.channels.base import (
     NextActionType,
     lower_headers,
 )
+from paycore.channels.metering import metered
 from paycore.channels.sandbox.client import Download, SandboxClient
 from paycore.channels.sandbox.settings import SandboxSettings
 from paycore.channels.sandbox.signing import (
@@ -80,6 +81,7 @@ class SandboxGateway:
 
     # -- payments ----------------------------------------------------------------------------
 
+    @metered
     def create_order(self, request: CreateChannelOrder) -> ChannelOrder:
         """Create (or find again: the sandbox deduplicates on out_trade_no) the channel order.
         ``simulate`` travels as ``sandbox_behaviour``, which the sandbox checks (a bad switch
@@ -106,6 +108,7 @@ class SandboxGateway:
             raise ChannelRejected(f"sandbox order {reference} exists for {amount} {currency}")
         return order
 
+    @metered
     def query_order(
         self, out_trade_no: str, channel_order_id: str | None = None
     ) -> ChannelPaymentState:
@@ -115,6 +118,7 @@ class SandboxGateway:
         status, body = self._client.call("GET", path, None, out_trade_no)
         return self._state_answer(status, body, out_trade_no)
 
+    @metered
     def close_order(
         self, out_trade_no: str, channel_order_id: str | None = None
     ) -> ChannelPaymentState:
@@ -134,6 +138,7 @@ class SandboxGateway:
 
     # -- refunds -----------------------------------------------------------------------------
 
+    @metered
     def refund(self, request: CreateChannelRefund) -> ChannelRefundState:
         """Refund ``amount`` of a paid order (the sandbox deduplicates on out_refund_no, so a
         retry never refunds twice). ``ChannelRejected`` when the sandbox refuses it (order not
@@ -154,6 +159,7 @@ class SandboxGateway:
         self._check_same_refund(request.out_trade_no, request.out_refund_no, state)
         return state
 
+    @metered
     def query_refund(self, out_trade_no: str, out_refund_no: str) -> ChannelRefundState:
         """The channel's current view of a refund; NOT_FOUND when it never got it."""
         path = f"/v1/refunds/{_segment(out_refund_no)}"
@@ -194,6 +200,7 @@ class SandboxGateway:
 
     # -- statements --------------------------------------------------------------------------
 
+    @metered
     def fetch_statement(self, day: date) -> ChannelStatement:
         """The account's statement file of ``day`` (UTC) and its lines."""
         reference = f"statement {day.isoformat()}"

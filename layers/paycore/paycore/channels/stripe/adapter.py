@@ -71,6 +71,7 @@ from paycore.channels.base import (
     StatementLineKind,
     lower_headers,
 )
+from paycore.channels.metering import metered
 from paycore.channels.stripe.client import Refused, StripeApi
 from paycore.channels.stripe.settings import StripeSettings
 from paycore.channels.stripe.signing import SIGNATURE_HEADER, verify_notification
@@ -148,6 +149,7 @@ class StripeGateway:
 
     # -- payments ----------------------------------------------------------------------------
 
+    @metered
     def create_order(self, request: CreateChannelOrder) -> ChannelOrder:
         """Create the payment's Checkout Session (the same one again for a repeated call: same
         parameters, same Idempotency-Key). ``simulate`` travels in ``metadata[simulate]``."""
@@ -199,6 +201,7 @@ class StripeGateway:
             self._api.unavailable(reference, f"session {reading.session_id} is not open")
         return ChannelOrder(reference, reading.session_id, state.next_action)
 
+    @metered
     def query_order(
         self, out_trade_no: str, channel_order_id: str | None = None
     ) -> ChannelPaymentState:
@@ -209,6 +212,7 @@ class StripeGateway:
             return ChannelPaymentState(out_trade_no, ChannelPaymentStatus.NOT_FOUND)
         return self._settled(session, out_trade_no)
 
+    @metered
     def close_order(
         self, out_trade_no: str, channel_order_id: str | None = None
     ) -> ChannelPaymentState:
@@ -236,6 +240,7 @@ class StripeGateway:
 
     # -- refunds -----------------------------------------------------------------------------
 
+    @metered
     def refund(self, request: CreateChannelRefund) -> ChannelRefundState:
         """Refund ``amount`` of the payment's PaymentIntent (idempotent on out_refund_no: an
         existing refund with our id is returned). ``ChannelRejected`` when Stripe refuses it
@@ -282,6 +287,7 @@ class StripeGateway:
         self._check_refund(request.out_trade_no, reference, state)
         return state
 
+    @metered
     def query_refund(self, out_trade_no: str, out_refund_no: str) -> ChannelRefundState:
         """The refund's state at Stripe; NOT_FOUND when the account has no refund with our
         id (the request never reached Stripe: asking again is safe)."""
@@ -344,6 +350,7 @@ class StripeGateway:
 
     # -- statements --------------------------------------------------------------------------
 
+    @metered
     def fetch_statement(self, day: date) -> ChannelStatement:
         """The balance transactions of ``day`` (UTC) with their charges or refunds and the
         charges' PaymentIntents expanded: the pages exactly as Stripe sent them (a JSON array
