@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import itertools
 import json
@@ -21,6 +22,30 @@ _counter = itertools.count()
 def load_template() -> dict[str, Any]:
     """template.yaml with CloudFormation short forms (!Ref, !Sub, ...) as {"Fn::X": ...} maps."""
     return load_yaml(TEMPLATE.read_text())  # type: ignore[no-any-return]
+
+
+def sam_transform(
+    template: dict[str, Any], parameters: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The CloudFormation that SAM makes of ``template``, offline: s3:// locations where `sam
+    build` would upload (the folders stay ours), no managed policies looked up."""
+    from samtranslator.public.translator import ManagedPolicyLoader
+    from samtranslator.translator.transform import transform
+
+    class NoManagedPolicies(ManagedPolicyLoader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            pass
+
+        def load(self) -> dict[str, str]:
+            return {}
+
+    uploaded = copy.deepcopy(template)
+    for name, resource in uploaded["Resources"].items():
+        properties = resource.get("Properties", {})
+        for key in ("CodeUri", "ContentUri", "DefinitionUri"):
+            if isinstance(properties.get(key), str):
+                properties[key] = f"s3://paycore-artifacts/{name}/{key}"
+    return transform(uploaded, parameters or {}, NoManagedPolicies())  # type: ignore[no-any-return]
 
 
 def load_function(name: str) -> ModuleType:
