@@ -21,7 +21,7 @@ from paycore.http_urls import check_http_url
 from paycore.money import MAX_AMOUNT, CurrencyCode
 from paycore.services.events import EVENT_TYPES
 
-_STRICT = ConfigDict(extra="forbid", strict=True)
+_STRICT = ConfigDict(extra="forbid", strict=True, defer_build=True)
 _I = TypeVar("_I", bound=BaseModel)
 
 Amount = Annotated[int, Field(gt=0, le=MAX_AMOUNT, description="Minor units of the currency")]

@@ -21,7 +21,7 @@ Timestamp = Annotated[
 
 
 class Resource(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 def serialize(model: type[BaseModel], payload: dict[str, Any]) -> str:

@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import date
-from typing import Any, ClassVar, NoReturn, TypeVar
+from typing import Any, ClassVar, NoReturn
 from urllib.parse import parse_qsl, quote
 
 from paycore import clock
@@ -43,7 +43,6 @@ from paycore.channels.alipay.signing import SIGN_TYPE, verify_notification
 from paycore.channels.alipay.transformers import (
     CURRENCY,
     ErrorMeaning,
-    Unreadable,
     beijing,
     beijing_day,
     handed_out_until,
@@ -56,6 +55,7 @@ from paycore.channels.alipay.transformers import (
     statement_lines,
     yuan,
 )
+from paycore.channels.answers import AnswerChecks
 from paycore.channels.base import (
     MAX_NOTIFICATION_BYTES,
     NOTIFICATION_TOLERANCE_SECONDS,
@@ -73,12 +73,12 @@ from paycore.channels.base import (
     lower_headers,
 )
 from paycore.channels.metering import metered
+from paycore.channels.reading import Unreadable
 from paycore.clock import parse_rfc3339
 from paycore.config import Settings
 from paycore.errors import CallbackRejected, ChannelRejected
 
 logger = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 PRODUCT_CODE = "FAST_INSTANT_TRADE_PAY"
 QUERY = "alipay.trade.query"
@@ -94,7 +94,7 @@ _MAX_NOTIFICATION_FIELDS = 100
 _FORM = "application/x-www-form-urlencoded"
 
 
-class AlipayGateway:
+class AlipayGateway(AnswerChecks):
     """``ChannelGateway`` for the Alipay app described by ``settings``, routing account
     ``account_id``."""
 
@@ -122,6 +122,9 @@ class AlipayGateway:
             f"AlipayGateway(gateway_url={self._client.gateway_url!r}, app_id={self.app_id!r}, "
             f"account_id={self.account_id!r}, timeout={self._client.timeout})"
         )
+
+    def _unavailable(self, reference: str, reason: str) -> NoReturn:
+        self._client.unavailable(reference, reason)
 
     # -- payments ----------------------------------------------------------------------------
 
@@ -390,13 +393,6 @@ class AlipayGateway:
             ChannelPaymentStatus.PENDING if clock.now() < until else ChannelPaymentStatus.CLOSED
         )
         return ChannelPaymentState(out_trade_no, status, channel_order_id=channel_order_id)
-
-    def _readable(self, read: Callable[[Any], _T], body: Any, reference: str) -> _T:
-        """``read(body)``, or ChannelUnavailable when a verified answer is not what we expect."""
-        try:
-            return read(body)
-        except Unreadable as exc:
-            self._client.unavailable(reference, f"unreadable answer: {exc}")
 
     def _check_same(self, asked: str, answered: object, reference: str) -> None:
         if answered is not None and answered != asked:

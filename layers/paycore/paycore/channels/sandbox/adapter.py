@@ -14,11 +14,12 @@ leaves the outcome unknown is ``ChannelUnavailable`` (see ``client``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import date
-from typing import Any, ClassVar, NoReturn, TypeVar
+from typing import Any, ClassVar, NoReturn
 from urllib.parse import quote
 
+from paycore.channels.answers import AnswerChecks
 from paycore.channels.base import (
     MAX_NOTIFICATION_BYTES,
     CallbackAck,
@@ -34,6 +35,7 @@ from paycore.channels.base import (
     lower_headers,
 )
 from paycore.channels.metering import metered
+from paycore.channels.reading import Unreadable, json_object
 from paycore.channels.sandbox.client import Download, SandboxClient
 from paycore.channels.sandbox.settings import SandboxSettings
 from paycore.channels.sandbox.signing import (
@@ -43,8 +45,6 @@ from paycore.channels.sandbox.signing import (
 )
 from paycore.channels.sandbox.transformers import (
     ErrorMeaning,
-    Unreadable,
-    json_object,
     meaning_of,
     payment_state,
     read_notification,
@@ -56,10 +56,9 @@ from paycore.config import Settings
 from paycore.errors import CallbackRejected, ChannelRejected
 
 logger = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 
-class SandboxGateway:
+class SandboxGateway(AnswerChecks):
     """``ChannelGateway`` for the sandbox account ``account_id`` described by ``settings``."""
 
     name: ClassVar[str] = "sandbox"
@@ -78,6 +77,9 @@ class SandboxGateway:
             f"SandboxGateway(base_url={self._client.base_url!r}, "
             f"account_id={self.account_id!r}, timeout={self._client.timeout})"
         )
+
+    def _unavailable(self, reference: str, reason: str) -> NoReturn:
+        self._client.unavailable(reference, reason)
 
     # -- payments ----------------------------------------------------------------------------
 
@@ -234,26 +236,9 @@ class SandboxGateway:
         self._check_same_order(out_trade_no, state.out_trade_no)
         return state
 
-    def _readable(self, read: Callable[[Any], _T], body: Any, reference: str) -> _T:
-        """``read(body)``, or ChannelUnavailable when a 2xx body is not what we expect."""
-        try:
-            return read(body)
-        except Unreadable as exc:
-            self._client.unavailable(reference, f"unreadable answer: {exc}")
-
     def _check_same_order(self, asked: str, answered: str) -> None:
         if answered != asked:
             self._client.unavailable(asked, f"the answer is about another order ({answered})")
-
-    def _check_same_refund(
-        self, out_trade_no: str, out_refund_no: str, state: ChannelRefundState
-    ) -> None:
-        if (state.out_trade_no, state.out_refund_no) != (out_trade_no, out_refund_no):
-            self._client.unavailable(
-                out_refund_no,
-                f"the answer is about another refund ({state.out_refund_no} of "
-                f"{state.out_trade_no})",
-            )
 
     def _refuse(self, status: int, body: dict[str, Any], reference: str) -> NoReturn:
         """A 4xx with the sandbox's ``{"code", "message"}`` is a refusal; any other 4xx body

@@ -43,6 +43,7 @@ from typing import Any, ClassVar, NoReturn, TypeVar
 from urllib.parse import quote
 
 from paycore import clock
+from paycore.channels.answers import AnswerChecks
 from paycore.channels.base import (
     MAX_NOTIFICATION_BYTES,
     CallbackAck,
@@ -59,6 +60,7 @@ from paycore.channels.base import (
     lower_headers,
 )
 from paycore.channels.metering import metered
+from paycore.channels.reading import Unreadable, json_object
 from paycore.channels.wechatpay.client import Answer, WechatPayClient
 from paycore.channels.wechatpay.settings import WechatPaySettings
 from paycore.channels.wechatpay.signing import SignatureProblem, check_signature, decrypt_resource
@@ -68,12 +70,10 @@ from paycore.channels.wechatpay.transformers import (
     SHANGHAI,
     TRANSACTION_EVENT_PREFIX,
     ErrorMeaning,
-    Unreadable,
     bill_lines,
     bill_link,
     code_url,
     error_code,
-    json_object,
     meaning_of,
     notification_envelope,
     payment_state,
@@ -94,7 +94,7 @@ REASON_MAX_BYTES = 80
 _MAX_BILL_BYTES = 64 * 1024 * 1024  # compressed or not
 
 
-class WechatPayGateway:
+class WechatPayGateway(AnswerChecks):
     """``ChannelGateway`` for the WeChat Pay merchant account ``account_id``."""
 
     name: ClassVar[str] = "wechatpay"
@@ -114,6 +114,9 @@ class WechatPayGateway:
             f"account_id={self.account_id!r}, mchid={self._settings.mchid!r}, "
             f"timeout={self._client.timeout})"
         )
+
+    def _unavailable(self, reference: str, reason: str) -> NoReturn:
+        self._client.unavailable(reference, reason)
 
     # -- payments ----------------------------------------------------------------------------
 
@@ -376,23 +379,6 @@ class WechatPayGateway:
     def _read(self, read: Callable[[dict[str, Any]], _T], answer: Answer, reference: str) -> _T:
         """``read`` of a 2xx answer's JSON object (ChannelUnavailable when it has none)."""
         return self._readable(lambda _: read(answer.json()), answer, reference)
-
-    def _readable(self, read: Callable[[Any], _T], body: Any, reference: str) -> _T:
-        """``read(body)``, or ChannelUnavailable when a 2xx body is not what we expect."""
-        try:
-            return read(body)
-        except Unreadable as exc:
-            self._client.unavailable(reference, f"unreadable answer: {exc}")
-
-    def _check_same_refund(
-        self, out_trade_no: str, out_refund_no: str, state: ChannelRefundState
-    ) -> None:
-        if (state.out_trade_no, state.out_refund_no) != (out_trade_no, out_refund_no):
-            self._client.unavailable(
-                out_refund_no,
-                f"the answer is about another refund ({state.out_refund_no} of "
-                f"{state.out_trade_no})",
-            )
 
     def _refuse(self, answer: Answer, reference: str) -> NoReturn:
         """A verified 4xx with WeChat Pay's ``{"code", "message"}`` is a refusal, unless its
