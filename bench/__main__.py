@@ -1,17 +1,21 @@
 """`make bench`: complete payments through the local runtime, measured.
 
-Each payment is the whole merchant journey: create the order, pay it through the sandbox
-channel, the buyer pays at the sandbox's page, the channel's signed notification reaches the
-callback, the state machine settles, and the signed ``order.paid`` webhook reaches the
-merchant's receiver. The benchmark prints payments per second, end-to-end latency
-percentiles, the AWS API calls per payment counted at the SDK (by caller, service and
-operation) and Step Functions state transitions per payment.
+Each payment is the whole merchant journey: create the order, pay it through a channel, the
+buyer pays at the channel's page (or scans the WeChat Pay QR code at the simulator's /scan
+page), the channel's signed notification reaches the callback, the state machine settles,
+and the signed ``order.paid`` webhook reaches the merchant's receiver. It runs on every
+channel (``CHANNELS``: the sandbox, and the Alipay, WeChat Pay and Stripe simulators, each
+in its own protocol), then refunds part of paid orders of each channel: create the refund,
+the refund state machine asks the channel, the signed ``refund.succeeded`` webhook arrives
+(its transitions are the refund state machine's). The benchmark prints payments per second,
+end-to-end latency percentiles, the AWS API calls per payment counted at the SDK (by caller,
+service and operation), the DynamoDB write units per payment (counted by item from the write
+requests: moto reports no consumed capacity for transactions), the largest transaction
+(items in one TransactWriteItems) and Step Functions state transitions per payment, and ends
+with one table row per channel.
 
-Three more journeys follow, each measured on its own (same figures):
+Two more journeys follow on the sandbox, each measured on its own (same figures):
 - a combined payment: coupon + stored balance + the sandbox channel for the rest;
-- a refund of a paid order through the channel: create the refund, the refund state
-  machine asks the channel, the signed ``refund.succeeded`` webhook arrives (its transitions
-  are the refund state machine's);
 - an internal-only payment, coupon + balance: settled in the API call, no state machine.
 
     python -m bench [--payments N] [--concurrency C]
@@ -29,6 +33,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -36,6 +41,7 @@ from local_runtime.profile import LocalProfile
 from local_runtime.runtime import LocalRuntime
 from tests.webhook_receiver import WebhookReceiver
 
+CHANNELS = ("sandbox", "alipay", "wechatpay", "stripe")
 SANDBOX = [{"type": "channel", "channel": "sandbox"}]
 AMOUNT = 1999
 COUPON = 300  # the combined and internal journeys: a coupon, the balance, (the channel)
@@ -48,6 +54,7 @@ class Journey:
 
     def __init__(self, runtime: LocalRuntime, receiver: WebhookReceiver) -> None:
         self.api = runtime.api_url
+        self.simulators = runtime.simulator_urls
         self.receiver = receiver
         onboarded = requests.post(
             f"{self.api}/v1/merchants",
@@ -102,20 +109,37 @@ class Journey:
         order = self._post("/v1/orders", order_body)
         payment = self._post(f"/v1/orders/{order['id']}/payments", {"instruments": instruments})
         if any(instrument["type"] == "channel" for instrument in instruments):
-            action = payment.get("next_action")
-            if not action:
-                raise RuntimeError(f"payment {payment.get('id')} had no next_action: {payment}")
+            action = self._next_action(payment)
+            if action["type"] == "redirect":
+                url = action["url"]
+            else:  # a QR code: the WeChat Pay simulator's page stands in for the buyer's phone
+                code = quote(action["code_url"], safe="")
+                url = f"{self.simulators['wechatpay']}/scan?code_url={code}"
             session = self._session()
-            session.post(action["url"], json={"action": "pay"}, timeout=30).raise_for_status()
+            session.post(url, json={"action": "pay"}, timeout=30).raise_for_status()
         elif payment["status"] != "succeeded":
             raise RuntimeError(f"internal payment {payment['id']} is {payment['status']}")
         self._wait_webhook("order.paid", str(order["id"]))
         return str(payment["id"])
 
-    def pay_once(self) -> tuple[float, str]:
+    def _next_action(self, payment: dict[str, Any]) -> dict[str, Any]:
+        """The payment's next action, waiting for it when the answer came before it."""
+        deadline = time.monotonic() + 30
+        while not payment.get("next_action"):
+            if payment.get("status") != "processing" or time.monotonic() > deadline:
+                raise RuntimeError(f"payment {payment.get('id')} had no next_action: {payment}")
+            time.sleep(0.2)
+            payment = (
+                self._session()
+                .get(f"{self.api}/v1/payments/{payment['id']}", headers=self.headers, timeout=30)
+                .json()
+            )
+        return payment["next_action"]  # type: ignore[no-any-return]
+
+    def pay_once(self, channel: str = "sandbox") -> tuple[float, str]:
         """One complete payment; (seconds from create to webhook received, payment id)."""
         started = time.perf_counter()
-        payment_id = self._pay(SANDBOX)
+        payment_id = self._pay([{"type": "channel", "channel": channel}])
         return time.perf_counter() - started, payment_id
 
     def prepare_buyer(self, buyer_id: str, balance: int) -> str:
@@ -165,6 +189,14 @@ class Journey:
         return str(answer.json()["order_id"])
 
 
+def _paying(journey: Journey, channel: str) -> Callable[[int], tuple[float, str]]:
+    return lambda _: journey.pay_once(channel)
+
+
+def _refunding(journey: Journey, orders: list[str]) -> Callable[[int], tuple[float, str]]:
+    return lambda n: journey.refund_once(orders[n])
+
+
 def _percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))
@@ -187,6 +219,19 @@ def _print_calls(snapshot: dict[str, dict[str, int]], payments: int, unit: str =
     )
 
 
+def _print_write_units(units: dict[str, dict[str, int]], count: int, unit: str) -> None:
+    print(
+        f"\nDynamoDB write units per {unit}, by caller (transactional items count twice; "
+        "index: Puts carrying an index key):"
+    )
+    table = index = 0
+    for caller, kinds in units.items():
+        table += kinds["table"]
+        index += kinds["index"]
+        print(f"  {caller:<32} {kinds['table'] / count:6.2f}   index {kinds['index'] / count:5.2f}")
+    print(f"  {'all callers':<32} {table / count:6.2f}   index {index / count:5.2f}")
+
+
 @dataclass
 class Section:
     """One measured journey, ``count`` times at ``concurrency``."""
@@ -197,7 +242,20 @@ class Section:
     elapsed: float
     snapshot: dict[str, dict[str, int]]
     transitions: list[int]
+    units: dict[str, dict[str, int]]
+    largest: dict[str, int]
     note: str = ""
+
+    @property
+    def calls_per_unit(self) -> float:
+        return sum(sum(ops.values()) for ops in self.snapshot.values()) / len(self.results)
+
+    @property
+    def write_units_per_unit(self) -> tuple[float, float]:
+        count = len(self.results)
+        table = sum(kinds["table"] for kinds in self.units.values())
+        index = sum(kinds["index"] for kinds in self.units.values())
+        return table / count, index / count
 
 
 def _transitions(runtime: LocalRuntime, machine_output: str, name: str) -> int:
@@ -231,8 +289,10 @@ def _measure(
     elapsed = time.perf_counter() - started
     time.sleep(1.0)  # let the last SQS deletes land in the counts
     snapshot = runtime.sdk_call_snapshot()
+    units = runtime.write_units()
+    largest = runtime.largest_transactions()
     transitions = [_transitions(runtime, machine_output, name) for _, name in results]
-    return Section(title, unit, results, elapsed, snapshot, transitions, note)
+    return Section(title, unit, results, elapsed, snapshot, transitions, units, largest, note)
 
 
 def _print_section(section: Section, concurrency: int, header: str | None = None) -> None:
@@ -250,6 +310,40 @@ def _print_section(section: Section, concurrency: int, header: str | None = None
         f"(min {min(transitions)}, max {max(transitions)}){section.note}"
     )
     _print_calls(section.snapshot, count, unit)
+    _print_write_units(section.units, count, unit)
+    print(
+        "\nLargest transaction (items in one TransactWriteItems, of 100 allowed): "
+        + (", ".join(f"{caller} {n}" for caller, n in section.largest.items()) or "none")
+    )
+
+
+def _print_channels(
+    payments: dict[str, Section], refunds: dict[str, Section], concurrency: int
+) -> None:
+    """One row per channel: its payments, then its refunds."""
+    count = len(next(iter(payments.values())).results)
+    print(
+        f"\n== per channel: {count} payments and {count} refunds each, concurrency {concurrency} =="
+    )
+    print(
+        "| channel | payments/s | p50 / p95 ms | transitions | AWS calls | write units "
+        "(table + index) | largest transaction | refund: transitions | AWS calls | write units |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for channel, paid in payments.items():
+        refunded = refunds[channel]
+        latencies = [seconds * 1000 for seconds, _ in paid.results]
+        table, index = paid.write_units_per_unit
+        refund_table, refund_index = refunded.write_units_per_unit
+        largest = max([*paid.largest.values(), *refunded.largest.values()], default=0)
+        print(
+            f"| {channel} | {count / paid.elapsed:.2f} | "
+            f"{_percentile(latencies, 0.50):.0f} / {_percentile(latencies, 0.95):.0f} | "
+            f"{statistics.mean(paid.transitions):.2f} | {paid.calls_per_unit:.1f} | "
+            f"{table:.1f} + {index:.1f} | {largest} items | "
+            f"{statistics.mean(refunded.transitions):.2f} | {refunded.calls_per_unit:.1f} | "
+            f"{refund_table:.1f} + {refund_index:.1f} |"
+        )
 
 
 def run(payments: int, concurrency: int) -> int:
@@ -259,17 +353,19 @@ def run(payments: int, concurrency: int) -> int:
     receiver = WebhookReceiver().start()
     with LocalRuntime(profile=profile) as runtime:
         journey = Journey(runtime, receiver)
-        for _ in range(min(3, payments)):  # warm every function's first container
-            journey.pay_once()
-        channel = _measure(
-            runtime,
-            "channel payment",
-            lambda _: journey.pay_once(),
-            unit="payment",
-            count=payments,
-            concurrency=concurrency,
-            machine_output="PaymentStateMachineArn",
-        )
+        channels: dict[str, Section] = {}
+        for name in CHANNELS:
+            for _ in range(min(3, payments)):  # warm every function's first container
+                journey.pay_once(name)
+            channels[name] = _measure(
+                runtime,
+                f"channel payment ({name})",
+                _paying(journey, name),
+                unit="payment",
+                count=payments,
+                concurrency=concurrency,
+                machine_output="PaymentStateMachineArn",
+            )
 
         # Setup, not measured: a coupon and a balance per buyer, then one warm-up each.
         combined_buyers = [
@@ -284,7 +380,7 @@ def run(payments: int, concurrency: int) -> int:
         journey.pay_internal_once(*internal_buyers.pop())
         combined = _measure(
             runtime,
-            "combined payment: coupon + balance + channel",
+            "combined payment: coupon + balance + channel (sandbox)",
             lambda n: journey.pay_combined_once(*combined_buyers[n]),
             unit="payment",
             count=payments,
@@ -292,22 +388,24 @@ def run(payments: int, concurrency: int) -> int:
             machine_output="PaymentStateMachineArn",
         )
 
-        # Setup, not measured: paid orders to refund (two of them warm the refund worker).
-        with ThreadPoolExecutor(max_workers=concurrency) as pool:
-            paid = list(pool.map(lambda _: journey.pay_once(), range(payments + 2)))
-        orders = [journey.order_of(payment_id) for _, payment_id in paid]
-        for order_id in orders[payments:]:
-            journey.refund_once(order_id)
-        refund = _measure(
-            runtime,
-            f"refund of a paid order through the channel ({REFUND} of {AMOUNT})",
-            lambda n: journey.refund_once(orders[n]),
-            unit="refund",
-            count=payments,
-            concurrency=concurrency,
-            machine_output="RefundStateMachineArn",
-            note="  (refund state machine)",
-        )
+        refunds: dict[str, Section] = {}
+        for name in CHANNELS:
+            # Setup, not measured: paid orders to refund (two of them warm the refund worker).
+            with ThreadPoolExecutor(max_workers=concurrency) as pool:
+                paid = list(pool.map(_paying(journey, name), range(payments + 2)))
+            orders = [journey.order_of(payment_id) for _, payment_id in paid]
+            for order_id in orders[payments:]:
+                journey.refund_once(order_id)
+            refunds[name] = _measure(
+                runtime,
+                f"refund of a paid order through the channel ({name}, {REFUND} of {AMOUNT})",
+                _refunding(journey, orders),
+                unit="refund",
+                count=payments,
+                concurrency=concurrency,
+                machine_output="RefundStateMachineArn",
+                note="  (refund state machine)",
+            )
 
         internal = _measure(
             runtime,
@@ -321,13 +419,10 @@ def run(payments: int, concurrency: int) -> int:
         )
     receiver.stop()
 
-    _print_section(
-        channel,
-        concurrency,
-        header=f"paycore bench: {payments} complete payments, concurrency {concurrency}",
-    )
-    for section in (combined, refund, internal):
+    print(f"paycore bench: {payments} complete payments per journey, concurrency {concurrency}")
+    for section in (*channels.values(), combined, *refunds.values(), internal):
         _print_section(section, concurrency)
+    _print_channels(channels, refunds, concurrency)
     return 0
 
 

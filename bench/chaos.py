@@ -1,5 +1,6 @@
 """`make chaos`: randomized concurrent payment journeys against the local runtime, then the
-money invariants checked against the API, the sandbox channel's own books and the trade table.
+money invariants (bench/invariants.py) checked against the API, each channel's own books (the
+sandbox's and the Alipay, WeChat Pay and Stripe simulators'), the trade table and the ledger.
 
     python -m bench.chaos [--payments N] [--concurrency C] [--seed S]
 
@@ -8,15 +9,19 @@ The seed is printed first; every scenario draws from its own ``random.Random`` s
 only thing a replay cannot repeat). Exit code 0 when every invariant holds, 1 otherwise; each
 violation is printed with the ids involved.
 
-A scenario: one order of a merchant, paid with one of five instrument mixes (channel only,
-balance + channel, coupon + balance + channel, balance only, coupon + balance), the channel
-misbehaving through random ``simulate`` switches, the buyer paying, declining or
-walking away, sometimes a merchant close racing the buyer, then concurrent partial refunds of
-a paid order (some deliberately over-refunding), and Idempotency-Key replays of the POSTs
-(after the first answer, or concurrently with it). Orders the buyer left unfinished are
-closed by the driver, so every channel order ends final. The driver then waits (with a
-deadline) until every payment, refund, channel order, channel refund, webhook and execution
-is final, and checks the invariants listed in ``INVARIANTS``.
+A scenario: one order of a merchant (instant or guaranteed trade), paid with one of five
+instrument mixes (channel only, balance + channel, coupon + balance + channel, balance only,
+coupon + balance; the channel drawn among ``CHANNELS``), the channel misbehaving through
+random ``simulate`` switches, the buyer paying, declining or walking away, sometimes a
+merchant close racing the buyer, then concurrent partial refunds of a paid order (some
+deliberately over-refunding) racing the merchant's confirmation of a guaranteed one, and
+Idempotency-Key replays of the POSTs (after the first answer, or concurrently with it). The
+three merchants charge different fees; one has no settlement delay, and today's settlement
+runs again and again during the drive, so settlements race refunds and confirmations. Orders
+the buyer left unfinished are closed by the driver, so every channel order ends final. The
+driver then waits (with a deadline) until every payment, refund, channel order, channel
+refund, webhook and execution is final, runs today's settlement once more, and checks the
+invariants listed in ``INVARIANTS``.
 
 ``run_chaos(runtime, ...)`` drives an already started runtime (the e2e suite's); ``main``
 starts its own with short waits (``chaos_profile``).
@@ -32,64 +37,53 @@ import sys
 import threading
 import time
 import traceback
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import requests
 from boto3.dynamodb.types import TypeDeserializer
 
+from bench.invariants import (
+    BUYERS_PER_MERCHANT,
+    CURRENCY,
+    FINAL_CHANNEL_ORDERS,
+    FINAL_CHANNEL_REFUNDS,
+    FINAL_ORDER_STATUSES,
+    INVARIANTS,
+    Invariants,
+)
 from local_runtime.profile import LocalProfile
 from local_runtime.runtime import LocalRuntime
 from tests.webhook_receiver import WebhookReceiver
 
-CURRENCY = "CNY"
 MERCHANTS = 3  # their receivers fail the first 0, 1 and 2 deliveries of each event
-BUYERS_PER_MERCHANT = 3
+# The merchants' terms: fee rates at the default, higher and zero; the last one's money is due
+# the day it is paid, so the settlement runs during the drive settle it (racing its refunds).
+MERCHANT_TERMS = (
+    {"fee_rate_bps": 60, "settlement_delay_days": 1},
+    {"fee_rate_bps": 250, "settlement_delay_days": 1},
+    {"fee_rate_bps": 0, "settlement_delay_days": 0},
+)
+SETTLEMENT_TIME_ZONE = "Asia/Shanghai"  # the template's default SettlementTimeZone
 HTTP_TIMEOUT = 30.0
 
+# Every channel the local runtime serves; a scenario with a channel part draws one.
+CHANNELS = ("sandbox", "alipay", "wechatpay", "stripe")
 KINDS = ("channel", "balance+channel", "coupon+balance+channel", "balance", "coupon+balance")
 KIND_WEIGHTS = (30, 20, 20, 15, 15)
 ACTIONS = ("pay", "decline", "abandon")
 ACTION_WEIGHTS = (60, 15, 25)
-FINAL_ORDER_STATUSES = {"paid", "partially_refunded", "refunded", "closed"}
-PAID_ORDER_STATUSES = {"paid", "partially_refunded", "refunded"}
-FINAL_SANDBOX_ORDERS = {"SUCCESS", "DECLINED", "CLOSED"}
-FINAL_SANDBOX_REFUNDS = {"SUCCESS", "FAILED"}
 # 409 answers that say "try again", not "no": the driver retries them.
 RETRYABLE_CODES = {"concurrent_update", "idempotency_in_progress", "payment_starting"}
 # ... of which these are not stored under the Idempotency-Key (a replay runs the request again).
 TRANSIENT = {"concurrent_update", "idempotency_in_progress"}
-
-INVARIANTS = {
-    "final-states": "every payment and refund is succeeded or failed; every order is paid, "
-    "refunded or closed; every channel order SUCCESS/DECLINED/CLOSED and channel refund "
-    "SUCCESS/FAILED",
-    "reservations": "no balance frozen, no coupon locked, no balance negative",
-    "balance-conservation": "per buyer: credited - spent + refunded to balance == available",
-    "coupons": "a coupon is used by at most one payment, and is used exactly when a "
-    "succeeded payment holds it and has not refunded it whole",
-    "one-payment": "at most one succeeded payment per order; a paid order's amounts and "
-    "instruments add up",
-    "channel-money": "a channel order is SUCCESS exactly when its payment succeeded, for "
-    "the payment's channel amount, in the payment's account; at most one per payment",
-    "late-payment": "channel money taken for a payment that did not succeed is given back by "
-    "one late_payment refund (succeeded; failed only with refund_fail)",
-    "refund-bounds": "per order amount_refunded <= amount_paid and == its succeeded merchant "
-    "refunds; per instrument and per channel order refunds never exceed what was paid",
-    "channel-refunds": "a succeeded refund's channel part is one SUCCESS channel refund; a "
-    "failed one has none; no channel refund without a refund of ours",
-    "refund-answers": "an over-refund is 409 refund_exceeds_paid; refunds that fit are accepted",
-    "events": "exactly one event per state change, no duplicate by id or by (type, object)",
-    "webhooks": "every event reached its merchant's receiver, validly signed",
-    "executions": "every payment's and channel refund's execution SUCCEEDED",
-    "idempotency": "a replayed POST (same Idempotency-Key, same body) answers as the first",
-    "api": "no 5xx and no unexpected answer from the API or the sandbox",
-    "outcomes": "each scenario ends as the buyer's action and the faults imply",
-}
 
 
 # -- the plan --------------------------------------------------------------------------------
@@ -113,6 +107,9 @@ class Plan:
     replay: str  # after | concurrent (how a replay is sent)
     refunds: tuple[int, ...]  # concurrent refunds once the payment succeeded
     dwell: float  # how long an abandoning buyer looks at the page before the close
+    trade_type: str = "instant"  # or guaranteed (担保交易): the money waits in escrow
+    confirm: bool = False  # the merchant confirms once paid (racing the refunds)
+    channel: str | None = None  # the channel of the channel part (None: internal only)
 
     @property
     def has_channel(self) -> bool:
@@ -182,6 +179,9 @@ def plan_scenario(seed: int, index: int, *, callback_wait: float, channel_timeou
         if rng.random() < 0.3:
             parts.insert(rng.randrange(len(parts) + 1), amount + rng.randint(1, 500))
         refunds = tuple(parts)
+    guaranteed = rng.random() < 0.3
+    confirm = guaranteed and action == "pay" and rng.random() < 0.6
+    channel = rng.choice(CHANNELS) if kind.endswith("channel") else None
     return Plan(
         index=index,
         merchant=merchant,
@@ -197,11 +197,15 @@ def plan_scenario(seed: int, index: int, *, callback_wait: float, channel_timeou
         replay=replay,
         refunds=refunds,
         dwell=round(rng.uniform(0.0, 1.5), 2),
+        trade_type="guaranteed" if guaranteed else "instant",
+        confirm=confirm,
+        channel=channel,
     )
 
 
 def _faults(rng: random.Random, callback_wait: float, channel_timeout: float) -> dict[str, Any]:
-    """Random sandbox misbehaviour switches for one channel instrument."""
+    """Random misbehaviour switches for one channel instrument (every channel, the sandbox and
+    the simulators, honours the same switches)."""
     late = round(callback_wait + 1.5, 1)  # past the callback wait: the status query finds it
     faults: dict[str, Any] = {}
     if rng.random() < 0.10:
@@ -251,6 +255,7 @@ class Trace:
     close_answers: list[tuple[int, str | None]] = field(default_factory=list)
     buyer_answer: tuple[int, str | None] | None = None
     refund_answers: list[tuple[int, int, str | None, str | None]] = field(default_factory=list)
+    confirm_answer: tuple[int, str | None] | None = None
 
 
 @dataclass
@@ -341,6 +346,10 @@ class ChaosRun:
         self.runtime = runtime
         self.api = runtime.api_url
         self.sandbox = str(runtime.sandbox_url)
+        self.simulators = dict(runtime.simulator_urls)
+        missing = [c for c in CHANNELS if c != "sandbox" and c not in self.simulators]
+        if missing or runtime.sandbox_url is None:
+            raise RuntimeError(f"the local runtime serves no {missing or ['sandbox']} channel")
         self.payments = payments
         self.concurrency = concurrency
         self.seed = seed
@@ -385,6 +394,15 @@ class ChaosRun:
     def count(self, name: str, amount: int = 1) -> None:
         with self._lock:
             self.stats[name] += amount
+
+    def tally(self, invariant: str, checks: int) -> None:
+        """Count ``checks`` checks of ``invariant`` that were made without ``check``."""
+        with self._lock:
+            self._checked[invariant] += checks
+
+    def odd_answers_seen(self) -> list[tuple[str, str, str, int, str]]:
+        with self._lock:
+            return list(self.odd_answers)
 
     # -- HTTP ----------------------------------------------------------------------------
 
@@ -524,7 +542,11 @@ class ChaosRun:
                 "POST",
                 f"{self.api}/v1/merchants",
                 admin=True,
-                body={"name": f"Chaos Shop {index}", "webhook_url": receiver.url},
+                body={
+                    "name": f"Chaos Shop {index}",
+                    "webhook_url": receiver.url,
+                    **MERCHANT_TERMS[index % len(MERCHANT_TERMS)],
+                },
                 what="onboard",
             )
             if answer.status_code != 201:
@@ -598,6 +620,7 @@ class ChaosRun:
                 "subject": f"Chaos {plan.kind}",
                 "buyer_id": plan.buyer,
                 "metadata": {"scenario": str(plan.index)},
+                "trade_type": plan.trade_type,
             },
             key=self._key(plan, "order"),
             replay=plan.replay,
@@ -634,7 +657,7 @@ class ChaosRun:
         else:
             self._channel_journey(trace, merchant, payment)
         final = self._wait_payment(merchant, payment_id, Deadline(self.callback_wait + 25))
-        if final is not None and final["status"] == "succeeded" and plan.refunds:
+        if final is not None and final["status"] == "succeeded" and (plan.refunds or plan.confirm):
             self._refunds(trace, merchant)
         if final is not None and final["status"] == "failed":
             self._close(trace, merchant)  # a declined order stays payable: finish it
@@ -646,7 +669,7 @@ class ChaosRun:
         if plan.balance_amount:
             instruments.append({"type": "balance", "amount": plan.balance_amount})
         if plan.has_channel:
-            channel: dict[str, Any] = {"type": "channel", "channel": "sandbox"}
+            channel: dict[str, Any] = {"type": "channel", "channel": plan.channel}
             if plan.behaviour:
                 channel["simulate"] = plan.behaviour
             instruments.append(channel)
@@ -669,7 +692,7 @@ class ChaosRun:
             ).json()
         if payment.get("next_action") is None:
             return  # final before the buyer could act: judged with the outcomes
-        url = str(payment["next_action"]["url"])
+        url = self._buyer_url(payment["next_action"])
         if plan.close_ignored:
             self._close(trace, merchant)
             self._buyer(trace, url)
@@ -687,6 +710,14 @@ class ChaosRun:
             self._close(trace, merchant)
         else:
             self._buyer(trace, url)
+
+    def _buyer_url(self, next_action: dict[str, Any]) -> str:
+        """Where the buyer acts: the channel's payment page for a redirect; for a QR code, the
+        WeChat Pay simulator's /scan page standing in for the buyer's phone."""
+        if next_action["type"] == "redirect":
+            return str(next_action["url"])
+        code = quote(str(next_action["code_url"]), safe="")
+        return f"{self.simulators['wechatpay']}/scan?code_url={code}"
 
     def _buyer(self, trace: Trace, url: str) -> None:
         action = "decline" if trace.plan.action == "decline" else "pay"
@@ -744,8 +775,21 @@ class ChaosRun:
             time.sleep(0.25)
 
     def _refunds(self, trace: Trace, merchant: Merchant) -> None:
+        """The plan's refunds, at once, and the merchant's confirmation racing them."""
         plan = trace.plan
-        start = threading.Barrier(len(plan.refunds))
+        start = threading.Barrier(len(plan.refunds) + plan.confirm)
+
+        def confirm() -> None:
+            start.wait()
+            answer = self.post(
+                merchant,
+                f"/v1/orders/{trace.order_id}/confirm",
+                {},
+                key=self._key(plan, "confirm"),
+                replay=plan.replay,
+                what=f"scenario {plan.index} confirm {trace.order_id}",
+            )
+            trace.confirm_answer = (answer.status_code, _code(answer))
 
         def refund(number: int, amount: int) -> None:
             start.wait()
@@ -767,10 +811,32 @@ class ChaosRun:
             threading.Thread(target=refund, args=(number, amount))
             for number, amount in enumerate(plan.refunds)
         ]
+        if plan.confirm:
+            threads.append(threading.Thread(target=confirm))
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
+
+    # -- settlement ----------------------------------------------------------------------
+
+    def run_settlement(self) -> None:
+        """Run today's settlement (in the stack's settlement time zone) for every merchant."""
+        day = datetime.now(ZoneInfo(SETTLEMENT_TIME_ZONE)).date().isoformat()
+        answer = self.send(
+            "POST",
+            f"{self.api}/v1/settlements/run",
+            admin=True,
+            body={"date": day},
+            what="settlement run",
+        )
+        if self.check("api", answer.status_code == 200, f"settlement run: {answer.text[:300]}"):
+            self.count("settlement runs")
+            self.count("payments settled", int(answer.json()["payments_count"]))
+
+    def _settlements(self, stop: threading.Event) -> None:
+        while not stop.wait(0.7):
+            self.run_settlement()
 
     # -- the settle phase ----------------------------------------------------------------
 
@@ -820,17 +886,17 @@ class ChaosRun:
         ]
         pending += [
             f"channel order {o['out_trade_no']}@{o['account']} {o['status']}"
-            for o in snap["sandbox_orders"]
-            if o["status"] not in FINAL_SANDBOX_ORDERS
+            for o in snap["channel_orders"]
+            if o["status"] not in FINAL_CHANNEL_ORDERS
         ]
         pending += [
             f"channel refund {r['out_refund_no']} {r['status']}"
-            for r in snap["sandbox_refunds"]
-            if r["status"] not in FINAL_SANDBOX_REFUNDS
+            for r in snap["channel_refunds"]
+            if r["status"] not in FINAL_CHANNEL_REFUNDS
         ]
         pending += [
             f"channel notification {n['notify_id']} of {o.get('out_refund_no', o['out_trade_no'])}"
-            for o in [*snap["sandbox_orders"], *snap["sandbox_refunds"]]
+            for o in [*snap["channel_orders"], *snap["channel_refunds"]]
             for n in o.get("notifications") or []
             if n["state"] == "PENDING"
         ]
@@ -841,7 +907,7 @@ class ChaosRun:
         }
         pending += [
             f"channel took {o['amount']} for {o['out_trade_no']}, not refunded yet"
-            for o in snap["sandbox_orders"]
+            for o in snap["channel_orders"]
             if o["status"] == "SUCCESS"
             and snap["payments"][o["out_trade_no"]]["status"] == "failed"
             and o["out_trade_no"] not in settled_late
@@ -852,8 +918,8 @@ class ChaosRun:
             for e in snap["events"].values()
             if e["id"] not in delivered
         ]
-        for kind, name in self._execution_names(snap):
-            status = self._execution_status(kind, name)
+        for kind, name in self.execution_names(snap):
+            status = self.execution_status(kind, name)
             if status in (None, "RUNNING"):
                 pending.append(f"{kind} execution {name} {status or 'missing'}")
         return pending
@@ -866,7 +932,7 @@ class ChaosRun:
                     delivered.add(delivery.webhook_id)
         return delivered
 
-    def _execution_names(self, snap: dict[str, Any]) -> list[tuple[str, str]]:
+    def execution_names(self, snap: dict[str, Any]) -> list[tuple[str, str]]:
         names = [("payment", p["id"]) for p in snap["payments"].values() if p.get("channel")]
         names += [
             ("refund", r["id"])
@@ -875,7 +941,7 @@ class ChaosRun:
         ]
         return names
 
-    def _execution_status(self, kind: str, name: str) -> str | None:
+    def execution_status(self, kind: str, name: str) -> str | None:
         output = "PaymentStateMachineArn" if kind == "payment" else "RefundStateMachineArn"
         machine = str(self.runtime.outputs()[output])
         arn = machine.replace(":stateMachine:", ":execution:") + ":" + name
@@ -897,661 +963,71 @@ class ChaosRun:
             "events": {},
             "balances": [],
             "coupons": {},
+            "settlements": [],
+            "entries": [],  # every journal entry of the table (the books are global)
+            "accounts": [],  # every ledger account shard of the table
         }
         for page in dynamodb.get_paginator("scan").paginate(TableName=table):
             for raw in page["Items"]:
                 item = {k: _plain(_deserializer.deserialize(v)) for k, v in raw.items()}
-                if item.get("merchant_id") not in mine:
-                    continue
-                sk = item["sk"]
-                if sk == "ORDER":
-                    snap["orders"][item["id"]] = item
-                elif sk == "PAYMENT":
-                    for name in ("instruments", "simulate"):
-                        if isinstance(item.get(name), str):
-                            item[name] = json.loads(item[name])
-                    snap["payments"][item["id"]] = item
-                elif sk == "REFUND":
-                    snap["refunds"][item["id"]] = item
-                elif sk == "EVENT":
-                    item["data_object"] = json.loads(item["data_object"])
-                    snap["events"][item["id"]] = item
-                elif sk == "BALANCE":
-                    snap["balances"].append(item)
-                elif sk == "COUPON":
-                    snap["coupons"][item["id"]] = item
+                _file(snap, item, mine)
         payment_ids = set(snap["payments"])
-        orders = self.send("GET", f"{self.sandbox}/__sandbox/orders", what="sandbox orders")
-        refunds = self.send("GET", f"{self.sandbox}/__sandbox/refunds", what="sandbox refunds")
-        snap["sandbox_orders"] = [
-            o for o in orders.json()["orders"] if o["out_trade_no"] in payment_ids
-        ]
-        snap["sandbox_refunds"] = [
-            r for r in refunds.json()["refunds"] if r["out_trade_no"] in payment_ids
-        ]
+        channel_orders, channel_refunds = self.channel_books()
+        snap["channel_orders"] = [o for o in channel_orders if o["out_trade_no"] in payment_ids]
+        snap["channel_refunds"] = [r for r in channel_refunds if r["out_trade_no"] in payment_ids]
         return snap
 
-    # -- the invariants ------------------------------------------------------------------
-
-    def verify(self, snap: dict[str, Any]) -> None:
-        orders: dict[str, dict[str, Any]] = snap["orders"]
-        payments: dict[str, dict[str, Any]] = snap["payments"]
-        refunds: dict[str, dict[str, Any]] = snap["refunds"]
-        payments_of: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for payment in payments.values():
-            payments_of[payment["order_id"]].append(payment)
-        refunds_of_order: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        refunds_of_payment: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for refund in refunds.values():
-            if refund["kind"] == "merchant":
-                refunds_of_order[refund["order_id"]].append(refund)
-            refunds_of_payment[refund["payment_id"]].append(refund)
-        channel_orders: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for channel_order in snap["sandbox_orders"]:
-            channel_orders[channel_order["out_trade_no"]].append(channel_order)
-        channel_refunds: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for channel_refund in snap["sandbox_refunds"]:
-            channel_refunds[channel_refund["out_trade_no"]].append(channel_refund)
-
-        self._verify_final(snap)
-        self._verify_orders(orders, payments_of, refunds_of_order)
-        self._verify_instruments(snap, payments, refunds)
-        self._verify_channel(payments, refunds_of_payment, channel_orders, channel_refunds)
-        self._verify_events(snap, orders, payments, refunds)
-        self._verify_executions(snap)
-        self._verify_scenarios(orders, payments, refunds_of_payment)
-        self._verify_odd_answers(orders, payments)
-
-    def _verify_odd_answers(
-        self, orders: dict[str, dict[str, Any]], payments: dict[str, dict[str, Any]]
-    ) -> None:
-        with self._lock:
-            answers = list(self.odd_answers)
-        for method, url, what, status, text in answers:
-            self.check("api", False, f"{method} {url} ({what}) answered {status}: {text[:300]}")
-
-    def _verify_final(self, snap: dict[str, Any]) -> None:
-        for order in snap["orders"].values():
-            self.check(
-                "final-states",
-                order["status"] in FINAL_ORDER_STATUSES,
-                lambda o=order: f"order {o['id']} is {o['status']}",
-            )
-        for kind in ("payments", "refunds"):
-            for obj in snap[kind].values():
-                self.check(
-                    "final-states",
-                    obj["status"] in ("succeeded", "failed"),
-                    lambda o=obj: f"{o['id']} is {o['status']}",
-                )
-        for channel_order in snap["sandbox_orders"]:
-            self.check(
-                "final-states",
-                channel_order["status"] in FINAL_SANDBOX_ORDERS,
-                lambda o=channel_order: (
-                    f"channel order {o['out_trade_no']}@{o['account']} is {o['status']}"
-                ),
-            )
-        for channel_refund in snap["sandbox_refunds"]:
-            self.check(
-                "final-states",
-                channel_refund["status"] in FINAL_SANDBOX_REFUNDS,
-                lambda r=channel_refund: f"channel refund {r['out_refund_no']} is {r['status']}",
-            )
-
-    def _verify_orders(
-        self,
-        orders: dict[str, dict[str, Any]],
-        payments_of: dict[str, list[dict[str, Any]]],
-        refunds_of_order: dict[str, list[dict[str, Any]]],
-    ) -> None:
-        tracked = {t.order_id for t in self.traces if t.order_id}
-        for order_id, order in orders.items():
-            self.check("one-payment", order_id in tracked, f"order {order_id} was never created")
-            attempts = payments_of.get(order_id, [])
-            succeeded = [p for p in attempts if p["status"] == "succeeded"]
-            self.check(
-                "one-payment",
-                len(attempts) <= 1,
-                lambda o=order_id, a=attempts: (
-                    f"order {o} has {len(a)} payments {[p['id'] for p in a]} (the driver made one)"
-                ),
-            )
-            self.check(
-                "one-payment",
-                len(succeeded) <= 1,
-                lambda o=order_id, s=succeeded: f"order {o} paid twice: {[p['id'] for p in s]}",
-            )
-            paid = order["status"] in PAID_ORDER_STATUSES
-            if paid:
-                self.check(
-                    "one-payment",
-                    len(succeeded) == 1
-                    and order["amount_paid"] == order["amount"] == succeeded[0]["amount"]
-                    and order.get("current_payment_id") == succeeded[0]["id"],
-                    lambda o=order, s=succeeded: (
-                        f"paid order {o['id']} (amount_paid "
-                        f"{o['amount_paid']}/{o['amount']}) has succeeded payments "
-                        f"{[(p['id'], p['amount']) for p in s]}"
-                    ),
-                )
-            else:
-                self.check(
-                    "one-payment",
-                    not succeeded and order["amount_paid"] == 0,
-                    lambda o=order, s=succeeded: (
-                        f"{o['status']} order {o['id']} has "
-                        f"amount_paid {o['amount_paid']} and succeeded payments "
-                        f"{[p['id'] for p in s]}"
-                    ),
-                )
-            for payment in attempts:
-                parts = sum(int(i["amount"]) for i in payment["instruments"])
-                self.check(
-                    "one-payment",
-                    parts == payment["amount"] == order["amount"],
-                    lambda p=payment, n=parts: (
-                        f"payment {p['id']}: instruments add up to {n}, amount {p['amount']}"
-                    ),
-                )
-            mine = refunds_of_order.get(order_id, [])
-            refunded = sum(r["amount"] for r in mine if r["status"] == "succeeded")
-            self.check(
-                "refund-bounds",
-                order["amount_refunded"] == refunded <= order["amount_paid"]
-                and order.get("refund_pending", 0) == 0,
-                lambda o=order, n=refunded: (
-                    f"order {o['id']}: amount_refunded "
-                    f"{o['amount_refunded']}, succeeded refunds {n}, "
-                    f"amount_paid {o['amount_paid']}, "
-                    f"refund_pending {o.get('refund_pending')}"
-                ),
-            )
-            if paid:
-                expected_status = (
-                    "paid"
-                    if refunded == 0
-                    else "refunded"
-                    if refunded == order["amount_paid"]
-                    else "partially_refunded"
-                )
-                self.check(
-                    "refund-bounds",
-                    order["status"] == expected_status,
-                    lambda o=order, s=expected_status: (
-                        f"order {o['id']} is {o['status']}, its refunds make it {s}"
-                    ),
-                )
-            if succeeded:
-                self._verify_allocations(order, succeeded[0], mine)
-
-    def _verify_allocations(
-        self, order: dict[str, Any], payment: dict[str, Any], refunds: list[dict[str, Any]]
-    ) -> None:
-        paid_by: Counter[str] = Counter()
-        for instrument in payment["instruments"]:
-            paid_by[_instrument_key(instrument)] += int(instrument["amount"])
-        taken: Counter[str] = Counter()
-        given: Counter[str] = Counter()
-        for refund in refunds:
-            self.check(
-                "refund-bounds",
-                sum(int(a["amount"]) for a in refund["allocations"]) == refund["amount"],
-                lambda r=refund: (
-                    f"refund {r['id']} allocations {r['allocations']} do not add "
-                    f"up to {r['amount']}"
-                ),
-            )
-            for allocation in refund["allocations"]:
-                if refund["status"] != "failed":
-                    taken[_instrument_key(allocation)] += int(allocation["amount"])
-                if refund["status"] == "succeeded":
-                    given[_instrument_key(allocation)] += int(allocation["amount"])
-        for key, amount in taken.items():
-            self.check(
-                "refund-bounds",
-                amount <= paid_by.get(key, 0),
-                lambda k=key, a=amount: (
-                    f"order {order['id']}: refunds took {a} from {k}, "
-                    f"which paid {paid_by.get(k, 0)}"
-                ),
-            )
-        self.check(
-            "refund-bounds",
-            dict(given) == dict(order.get("refunded_by_instrument") or {})
-            and dict(taken) == dict(order.get("refund_allocated") or {}),
-            lambda: (
-                f"order {order['id']}: refunded_by_instrument "
-                f"{order.get('refunded_by_instrument')} / refund_allocated "
-                f"{order.get('refund_allocated')} disagree with its refunds {dict(given)} / "
-                f"{dict(taken)}"
-            ),
-        )
-
-    def _verify_instruments(
-        self,
-        snap: dict[str, Any],
-        payments: dict[str, dict[str, Any]],
-        refunds: dict[str, dict[str, Any]],
-    ) -> None:
-        spent: Counter[tuple[str, str]] = Counter()
-        for payment in payments.values():
-            if payment["status"] == "succeeded" and payment.get("balance_amount"):
-                spent[(payment["merchant_id"], str(payment["buyer_id"]))] += int(
-                    payment["balance_amount"]
-                )
-        back: Counter[tuple[str, str]] = Counter()
-        coupon_back: Counter[str] = Counter()
-        for refund in refunds.values():
-            if refund["status"] != "succeeded":
-                continue
-            payment = payments[refund["payment_id"]]
-            for allocation in refund["allocations"]:
-                if allocation["type"] == "balance":
-                    back[(refund["merchant_id"], str(payment["buyer_id"]))] += int(
-                        allocation["amount"]
-                    )
-                elif allocation["type"] == "coupon":
-                    coupon_back[str(allocation["coupon_id"])] += int(allocation["amount"])
-        balances = {(b["merchant_id"], b["buyer_id"]): b for b in snap["balances"]}
-        for key in set(balances) | set(self.credited):
-            balance = balances.get(key, {"available": 0, "frozen": 0})
-            self.check(
-                "reservations",
-                balance["frozen"] == 0 and balance["available"] >= 0,
-                lambda k=key, b=balance: (
-                    f"balance of {k[1]} at {k[0]}: available {b['available']}, frozen {b['frozen']}"
-                ),
-            )
-            expected = self.credited[key] - spent[key] + back[key]
-            self.check(
-                "balance-conservation",
-                balance["available"] == expected,
-                lambda k=key, b=balance, e=expected: (
-                    f"balance of {k[1]} at {k[0]}: available "
-                    f"{b['available']}, but credited {self.credited[k]} - spent {spent[k]} + "
-                    f"refunded {back[k]} = {e}"
-                ),
-            )
-        api_checked = 0
-        for merchant in self.merchants:
-            for buyer in range(BUYERS_PER_MERCHANT):
-                if api_checked >= 3:
-                    break
-                key = (merchant.id, f"buyer-{buyer}")
-                if key not in balances:
+    def channel_books(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Every channel's own orders and refunds in one neutral shape: ``channel``,
+        ``account``, ``out_trade_no`` (our payment id), ``status``, ``amount``,
+        ``amount_refunded``, ``behaviour`` (the simulate switches), ``notifications``; a
+        refund's ``out_refund_no`` is our refund id. Alipay's book keys a refund by trade and
+        ``out_request_no``; Stripe names a payment by its session's ``client_reference_id``
+        and a refund by its ``metadata[refund_id]``."""
+        orders: list[dict[str, Any]] = []
+        refunds: list[dict[str, Any]] = []
+        sandbox_orders = self.send("GET", f"{self.sandbox}/__sandbox/orders", what="sandbox")
+        sandbox_refunds = self.send("GET", f"{self.sandbox}/__sandbox/refunds", what="sandbox")
+        for order in sandbox_orders.json()["orders"]:
+            behaviour = order.get("sandbox_behaviour") or {}
+            orders.append({**order, "channel": "sandbox", "behaviour": behaviour})
+        for refund in sandbox_refunds.json()["refunds"]:
+            refunds.append({**refund, "channel": "sandbox"})
+        for channel, url in sorted(self.simulators.items()):
+            trades = self.send("GET", f"{url}/_sim/trades", what=f"{channel} trades").json()
+            for trade in trades["data"]:
+                payment_id = trade["out_trade_no"]
+                if channel == "stripe":
+                    payment_id = (trade.get("extra") or {}).get("client_reference_id")
+                if not payment_id or trade.get("orphan"):
                     continue
-                api_checked += 1
-                answer = self.send(
-                    "GET",
-                    f"{self.api}/v1/buyers/buyer-{buyer}/balance",
-                    merchant=merchant,
-                    params={"currency": CURRENCY},
-                ).json()
-                self.check(
-                    "balance-conservation",
-                    (answer["available"], answer["frozen"])
-                    == (balances[key]["available"], balances[key]["frozen"]),
-                    lambda a=answer, k=key: (
-                        f"API balance {a} differs from the table's {balances[k]}"
-                    ),
+                orders.append(
+                    {
+                        **trade,
+                        "channel": channel,
+                        "channel_trade_no": trade["out_trade_no"],
+                        "out_trade_no": payment_id,
+                        "behaviour": trade.get("simulate") or {},
+                        "notifications": trade.get("notifications") or trade.get("webhooks"),
+                    }
                 )
-        self._verify_coupons(snap, payments, coupon_back)
-
-    def _verify_coupons(
-        self,
-        snap: dict[str, Any],
-        payments: dict[str, dict[str, Any]],
-        coupon_back: Counter[str],
-    ) -> None:
-        for coupon in snap["coupons"].values():
-            users = [
-                p
-                for p in payments.values()
-                if p.get("coupon_id") == coupon["id"] and p["status"] == "succeeded"
-            ]
-            holding = [p for p in users if coupon_back[coupon["id"]] < int(p["coupon_amount"])]
-            status = "used" if holding else "available"
-            self.check(
-                "coupons",
-                len(users) <= 1 and coupon["status"] == status,
-                lambda c=coupon, u=users, e=status: (
-                    f"coupon {c['id']} is {c['status']} "
-                    f"(expected {e}); succeeded payments using it {[p['id'] for p in u]}, "
-                    f"refunded {coupon_back[c['id']]}"
-                ),
-            )
-            self.check(
-                "reservations",
-                coupon["status"] != "locked",
-                lambda c=coupon: f"coupon {c['id']} still locked by {c.get('locked_by')}",
-            )
-
-    def _verify_channel(
-        self,
-        payments: dict[str, dict[str, Any]],
-        refunds_of_payment: dict[str, list[dict[str, Any]]],
-        channel_orders: dict[str, list[dict[str, Any]]],
-        channel_refunds: dict[str, list[dict[str, Any]]],
-    ) -> None:
-        for payment_id, payment in payments.items():
-            found = channel_orders.get(payment_id, [])
-            ours = refunds_of_payment.get(payment_id, [])
-            late = [r for r in ours if r["kind"] == "late_payment"]
-            if not payment.get("channel"):
-                self.check(
-                    "channel-money",
-                    not found and not late,
-                    f"internal payment {payment_id} has channel orders or late refunds",
-                )
-                continue
-            taken = [o for o in found if o["status"] == "SUCCESS"]
-            self.check(
-                "channel-money",
-                len(found) <= 1,
-                lambda p=payment_id, f=found: (
-                    f"payment {p} has {len(f)} channel orders in {[o['account'] for o in f]}"
-                ),
-            )
-            if payment["status"] == "succeeded":
-                self.check(
-                    "channel-money",
-                    len(taken) == 1
-                    and taken[0]["amount"] == payment["channel_amount"]
-                    and taken[0]["account"] == payment.get("channel_account"),
-                    lambda p=payment, t=taken: (
-                        f"succeeded payment {p['id']} (channel "
-                        f"{p['channel_amount']} at {p.get('channel_account')}) has SUCCESS channel "
-                        f"orders {[(o['account'], o['amount']) for o in t]}"
-                    ),
-                )
-                self.check(
-                    "late-payment",
-                    not late,
-                    f"succeeded payment {payment_id} has late-payment refunds",
-                )
-            elif taken:
-                self._verify_late(payment, taken[0], late, channel_refunds.get(payment_id, []))
-            else:
-                self.check(
-                    "late-payment",
-                    not late,
-                    lambda p=payment_id, f=found: (
-                        f"payment {p} has a late-payment refund "
-                        f"but its channel orders are {[o['status'] for o in f]}"
-                    ),
-                )
-            self._verify_channel_refunds(payment, ours, found, channel_refunds)
-
-    def _verify_late(
-        self,
-        payment: dict[str, Any],
-        channel_order: dict[str, Any],
-        late: list[dict[str, Any]],
-        channel_refunds: list[dict[str, Any]],
-    ) -> None:
-        refund_fail = bool((channel_order.get("sandbox_behaviour") or {}).get("refund_fail"))
-        expected = "failed" if refund_fail else "succeeded"
-        taken_back = sum(r["amount"] for r in channel_refunds if r["status"] == "SUCCESS")
-        self.check(
-            "late-payment",
-            len(late) == 1
-            and late[0]["amount"] == channel_order["amount"]
-            and late[0]["status"] == expected
-            and taken_back == (0 if refund_fail else channel_order["amount"]),
-            lambda: (
-                f"{payment['status']} payment {payment['id']} "
-                f"({payment.get('failure_code')}): the channel took {channel_order['amount']}, "
-                f"late-payment refunds {[(r['id'], r['amount'], r['status']) for r in late]} "
-                f"(expected one {expected}), channel refunded {taken_back}"
-            ),
-        )
-        if late and late[0]["status"] == "failed":
-            self.count("late-payment refunds failed (refund_fail; refund.failed sent)")
-        elif late:
-            self.count(f"late-payment refunds {late[0]['status']}")
-
-    def _verify_channel_refunds(
-        self,
-        payment: dict[str, Any],
-        ours: list[dict[str, Any]],
-        found: list[dict[str, Any]],
-        channel_refunds: dict[str, list[dict[str, Any]]],
-    ) -> None:
-        theirs = channel_refunds.get(payment["id"], [])
-        by_no: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for channel_refund in theirs:
-            by_no[channel_refund["out_refund_no"]].append(channel_refund)
-        known = {r["id"] for r in ours}
-        for number, items in by_no.items():
-            self.check(
-                "channel-refunds",
-                number in known and len(items) == 1,
-                lambda n=number, i=items: (
-                    f"channel refund {n} of payment {payment['id']} "
-                    f"({len(i)} of them) is no refund of ours"
-                ),
-            )
-        for refund in ours:
-            part = sum(int(a["amount"]) for a in refund["allocations"] if a["type"] == "channel")
-            if not part:
-                continue
-            matching = by_no.get(refund["id"], [])
-            succeeded = [r for r in matching if r["status"] == "SUCCESS"]
-            if refund["status"] == "succeeded":
-                holds = len(succeeded) == 1 and succeeded[0]["amount"] == part
-            else:
-                holds = not succeeded
-            self.check(
-                "channel-refunds",
-                holds,
-                lambda r=refund, m=matching, n=part: (
-                    f"{r['status']} refund {r['id']} (channel "
-                    f"part {n}) has channel refunds {[(c['status'], c['amount']) for c in m]}"
-                ),
-            )
-        for channel_order in found:
-            success = sum(
-                r["amount"]
-                for r in theirs
-                if r["status"] == "SUCCESS" and r["account"] == channel_order["account"]
-            )
-            self.check(
-                "refund-bounds",
-                success <= channel_order["amount"]
-                and success == channel_order.get("amount_refunded", success),
-                lambda o=channel_order, s=success: (
-                    f"channel order {o['out_trade_no']}: "
-                    f"refunded {s} of {o['amount']} (view says {o.get('amount_refunded')})"
-                ),
-            )
-
-    def _verify_events(
-        self,
-        snap: dict[str, Any],
-        orders: dict[str, dict[str, Any]],
-        payments: dict[str, dict[str, Any]],
-        refunds: dict[str, dict[str, Any]],
-    ) -> None:
-        expected: set[tuple[str, str]] = set()
-        for payment in payments.values():
-            if payment["status"] == "succeeded":
-                expected.add(("order.paid", payment["order_id"]))
-            elif payment["status"] == "failed":
-                expected.add(("payment.failed", payment["id"]))
-        for order in orders.values():
-            if order["status"] == "closed":
-                expected.add(("order.closed", order["id"]))
-        for refund in refunds.values():
-            if refund["status"] in ("succeeded", "failed"):
-                expected.add((f"refund.{refund['status']}", refund["id"]))
-        seen: Counter[tuple[str, str]] = Counter()
-        owner: dict[str, str] = {}
-        for event in snap["events"].values():
-            seen[(event["type"], str(event["data_object"].get("id")))] += 1
-            owner[event["id"]] = event["merchant_id"]
-        for key, times in seen.items():
-            self.check(
-                "events",
-                times == 1,
-                lambda k=key, n=times: f"{n} events {k[0]} for {k[1]}",
-            )
-        for key in expected - set(seen):
-            self.violation("events", f"no {key[0]} event for {key[1]}")
-        for key in set(seen) - expected:
-            self.violation("events", f"unexpected {key[0]} event for {key[1]}")
-        self._checked["events"] += len(expected)
-        for merchant in self.merchants:
-            listed = self._list_events(merchant)
-            ids = [event["id"] for event in listed]
-            stored = {i for i, m in owner.items() if m == merchant.id}
-            self.check(
-                "events",
-                len(ids) == len(set(ids)) and set(ids) == stored,
-                lambda m=merchant, i=ids, s=stored: (
-                    f"GET /v1/events of {m.id} lists "
-                    f"{len(i)} ({len(set(i))} distinct) events, the table holds {len(s)}"
-                ),
-            )
-            self._verify_webhooks(snap, merchant, stored)
-        self.count("events", len(snap["events"]))
-
-    def _verify_webhooks(self, snap: dict[str, Any], merchant: Merchant, stored: set[str]) -> None:
-        deliveries = list(merchant.receiver.deliveries)
-        accepted = {d.webhook_id: d.event for d in deliveries if d.status == 200}
-        for event_id in sorted(stored):
-            event = snap["events"][event_id]
-            body = accepted.get(event_id)
-            self.check(
-                "webhooks",
-                body is not None
-                and body.get("id") == event_id
-                and body.get("type") == event["type"],
-                lambda e=event, m=merchant: (
-                    f"event {e['id']} ({e['type']}) never reached {m.id}'s receiver"
-                ),
-            )
-        self.check(
-            "webhooks",
-            merchant.receiver.rejected == 0,
-            lambda m=merchant: (
-                f"{m.id}'s receiver refused {m.receiver.rejected} deliveries (bad signature)"
-            ),
-        )
-        strangers = {d.webhook_id for d in deliveries} - stored
-        self.check(
-            "webhooks",
-            not strangers,
-            lambda m=merchant, s=strangers: (
-                f"{m.id}'s receiver got events that are not its own: {sorted(s)[:5]}"
-            ),
-        )
-        self.count("webhook deliveries", len(deliveries))
-
-    def _list_events(self, merchant: Merchant) -> list[dict[str, Any]]:
-        listed: list[dict[str, Any]] = []
-        params: dict[str, Any] = {"limit": 100}
-        while True:
-            page = self.send(
-                "GET", f"{self.api}/v1/events", merchant=merchant, params=params
-            ).json()
-            listed.extend(page["data"])
-            if not page["has_more"] or not page["data"]:
-                return listed
-            params["starting_after"] = page["data"][-1]["id"]
-
-    def _verify_executions(self, snap: dict[str, Any]) -> None:
-        for kind, name in self._execution_names(snap):
-            status = self._execution_status(kind, name)
-            self.check(
-                "executions",
-                status == "SUCCEEDED",
-                lambda k=kind, n=name, s=status: f"{k} execution {n} is {s}",
-            )
-
-    def _verify_scenarios(
-        self,
-        orders: dict[str, dict[str, Any]],
-        payments: dict[str, dict[str, Any]],
-        refunds_of_payment: dict[str, list[dict[str, Any]]],
-    ) -> None:
-        for trace in self.traces:
-            plan = trace.plan
-            if trace.payment_id is None or trace.order_id is None:
-                continue
-            payment = payments.get(trace.payment_id)
-            order = orders.get(trace.order_id)
-            if payment is None or order is None:
-                self.violation("outcomes", f"scenario {plan.index}: order or payment missing")
-                continue
-            outcome = payment["status"]
-            if outcome == "failed":
-                outcome += f" ({payment.get('failure_code')})"
-            self.count(f"payment {outcome}")
-            what = (
-                f"scenario {plan.index} ({plan.kind}, {plan.action}"
-                f"{', close race' if plan.close_race else ''}, faults {plan.faults}): "
-                f"payment {payment['id']} {outcome}, order {order['id']} {order['status']}"
-            )
-            if plan.expect_success:
-                holds = payment["status"] == "succeeded" and order["status"] in PAID_ORDER_STATUSES
-            elif plan.close_race:
-                closed = [a for a in trace.close_answers if a[0] == 200]
-                if payment["status"] == "succeeded":
-                    holds = not closed and order["status"] in PAID_ORDER_STATUSES
-                else:
-                    holds = order["status"] == "closed" and trace.buyer_answer != (200, "SUCCESS")
-                self.count(
-                    "close races won by the " + ("buyer" if outcome == "succeeded" else "merchant")
-                )
-            else:
-                code = "order_closed" if plan.action == "abandon" or plan.close_ignored else None
-                code = code or "buyer_declined"
-                holds = (
-                    payment["status"] == "failed"
-                    and payment.get("failure_code") == code
-                    and order["status"] == "closed"
-                )
-            self.check("outcomes", holds, what)
-            late = [r for r in refunds_of_payment.get(payment["id"], []) if r["kind"] != "merchant"]
-            # The channel took money after the (ignored) close: it must come back.
-            taken_late = plan.close_ignored and trace.buyer_answer == (200, "SUCCESS")
-            self.check(
-                "outcomes",
-                bool(late) == taken_late,
-                f"{what}: {len(late)} late-payment refunds",
-            )
-            self._verify_refund_answers(trace, order)
-
-    def _verify_refund_answers(self, trace: Trace, order: dict[str, Any]) -> None:
-        asked = trace.refund_answers
-        fitting = [a for a in asked if a[0] <= order["amount"]]
-        for amount, status, code, refund_id in asked:
-            self.count("refund requests " + ("accepted" if status == 202 else f"{status} {code}"))
-            if amount > order["amount"]:
-                self.check(
-                    "refund-answers",
-                    (status, code) == (409, "refund_exceeds_paid"),
-                    f"over-refund {amount} of order {order['id']} ({order['amount']}) "
-                    f"answered {status} {code} {refund_id or ''}",
-                )
-            else:
-                allowed = {(202, None), (409, "refund_exceeds_paid")}
-                self.check(
-                    "refund-answers",
-                    (status, code if status != 202 else None) in allowed,
-                    f"refund {amount} of order {order['id']} answered {status} {code}",
-                )
-        if fitting and sum(a[0] for a in fitting) <= order["amount"]:
-            refused = [a for a in fitting if a[1] != 202]
-            self.check(
-                "refund-answers",
-                not refused,
-                lambda: (
-                    f"order {order['id']} ({order['amount']}): refunds "
-                    f"{[a[0] for a in fitting]} fit, yet {[(a[0], a[2]) for a in refused]} refused"
-                ),
-            )
+                for refund in trade.get("refunds") or []:
+                    refund_id = refund["out_refund_no"]
+                    if channel == "alipay":  # the book's key: <out_trade_no>:<out_request_no>
+                        refund_id = refund_id.removeprefix(f"{trade['out_trade_no']}:")
+                    if channel == "stripe":
+                        metadata = (refund.get("extra") or {}).get("metadata") or {}
+                        refund_id = metadata.get("refund_id", refund_id)
+                    refunds.append(
+                        {
+                            **refund,
+                            "channel": channel,
+                            "out_refund_no": refund_id,
+                            "out_trade_no": payment_id,
+                            "notifications": refund.get("notifications") or refund.get("webhooks"),
+                        }
+                    )
+        return orders, refunds
 
     # -- the whole run -------------------------------------------------------------------
 
@@ -1563,14 +1039,21 @@ class ChaosRun:
             f"concurrency {self.concurrency}"
         )
         driving = time.perf_counter()
+        settling_runs = threading.Event()
+        settler = threading.Thread(target=self._settlements, args=(settling_runs,), daemon=True)
+        settler.start()  # today's settlement runs again and again, racing refunds
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             list(pool.map(self.scenario, self.traces))
+        settling_runs.set()
+        settler.join()
         driven = time.perf_counter() - driving
         self.finish_unfinished()
         settling = time.perf_counter()
+        self.settle(Deadline(self.settle_timeout))
+        self.run_settlement()  # once everything is final: what is due now is settled
         snapshot = self.settle(Deadline(self.settle_timeout))
         settled = time.perf_counter() - settling
-        self.verify(snapshot)
+        Invariants(self, snapshot).verify()
         elapsed = time.perf_counter() - started
         for merchant in self.merchants:
             merchant.receiver.stop()
@@ -1596,6 +1079,14 @@ class ChaosRun:
             f"{self.concurrency}",
             f"  elapsed {elapsed:.1f} s (driving {driven:.1f} s, settling {settled:.1f} s)",
             "  scenarios by instruments: " + _counts(p.kind for p in plans),
+            "  journeys by channel: "
+            + _counts(p.channel or "none (balance/coupon only)" for p in plans),
+            "  channel payments succeeded by channel: "
+            + _counts(
+                str(p.get("channel"))
+                for p in snap["payments"].values()
+                if p.get("channel") and p["status"] == "succeeded"
+            ),
             "  buyer actions: "
             + _counts(p.action for p in plans if p.has_channel)
             + f"; close races {sum(p.close_race for p in plans)}, "
@@ -1638,9 +1129,25 @@ class ChaosRun:
         return keys
 
 
-def _instrument_key(instrument: dict[str, Any]) -> str:
-    kind = str(instrument["type"])
-    return f"coupon:{instrument['coupon_id']}" if kind == "coupon" else kind
+def _file(snap: dict[str, Any], item: dict[str, Any], mine: set[str]) -> None:
+    """Put one trade table item where the snapshot keeps its kind (ledger items of everyone,
+    the rest of this run's merchants only)."""
+    sk, pk = item["sk"], str(item["pk"])
+    if sk == "ENTRY":
+        snap["entries"].append(item)
+    elif pk.startswith("ACCOUNT#"):
+        snap["accounts"].append(item)
+    elif item.get("merchant_id") not in mine:
+        return
+    elif pk.startswith("SETTLEMENT#"):
+        snap["settlements"].append(item)
+    elif sk in ("PAYMENT", "EVENT", "ORDER", "REFUND", "COUPON"):
+        for name in ("instruments", "simulate", "data_object"):
+            if isinstance(item.get(name), str):
+                item[name] = json.loads(item[name])
+        snap[f"{sk.lower()}s"][item["id"]] = item
+    elif sk == "BALANCE":
+        snap["balances"].append(item)
 
 
 def _counts(values: Iterable[str]) -> str:
@@ -1676,6 +1183,7 @@ def chaos_profile() -> LocalProfile:
         webhook_retry_schedule="1,1,1",
         webhook_max_attempts=4,
         sandbox_notify_schedule=(0.0, 0.5, 1.0, 2.0),
+        simulator_notify_schedule=(0.0, 0.5, 1.0, 2.0),
         channel_timeout_seconds=2,
         schedule_time_scale=30.0,
         function_log_level="ERROR",

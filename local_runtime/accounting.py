@@ -1,14 +1,24 @@
-"""What a local run costs on AWS: SDK calls by caller, and Step Functions state transitions.
+"""What a local run costs on AWS: SDK calls by caller, DynamoDB write units, and Step
+Functions state transitions.
 
 Every botocore API call made in this process is counted by (caller, service, operation). The
 caller is the logical id of the function whose invocation made the call (from the thread's
 invocation scope), ``@stepfunctions`` for moto's state machine interpreter, or ``@runtime``
 for the runtime itself (provisioning, SQS pollers) and anything else in the process.
+
+moto reports no consumed capacity for transactions, so DynamoDB write units are counted by
+item from each write request (``write_units``): a Put costs its item's size in KB rounded
+up, an Update or Delete one unit (the stored item's size is not in the request; paycore's
+updated items are under 1 KB), and every item of a ``TransactWriteItems`` twice. Index writes
+are counted apart, for Puts only: one per global secondary index whose key the new item
+carries (an upper bound for a keys-only index, whose entry is rewritten only when its key
+changes). Updates that create an index entry (a ledger account's first write) are not seen.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -29,16 +39,103 @@ def tag_client(client: Any, caller: str) -> Any:
     return client
 
 
+# The trade table's global secondary indexes, by the partition key attribute they need.
+INDEX_KEYS: Final = ("gsi1pk", "gsi2pk")
+
+
+def _value_size(value: dict[str, Any]) -> int:  # noqa: PLR0911 - one answer per type
+    """DynamoDB's size of one attribute value (docs: "Item sizes and formats")."""
+    kind, content = next(iter(value.items()))
+    if kind in ("S", "B"):
+        return len(content.encode() if isinstance(content, str) else content)
+    if kind == "N":
+        digits = len(str(content).lstrip("-").replace(".", "").strip("0")) or 1
+        return math.ceil(digits / 2) + 1
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind in ("SS", "BS", "NS"):
+        return sum(_value_size({kind[0]: element}) for element in content)
+    if kind == "L":
+        return 3 + sum(1 + _value_size(element) for element in content)
+    if kind == "M":
+        return 3 + sum(1 + len(k.encode()) + _value_size(v) for k, v in content.items())
+    return 0
+
+
+def item_size(item: dict[str, Any]) -> int:
+    """The size DynamoDB bills for an item: names plus values, in bytes."""
+    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+
+
+def _put_units(item: dict[str, Any]) -> int:
+    return max(1, math.ceil(item_size(item) / 1024))
+
+
+def write_units(operation: str, params: dict[str, Any]) -> tuple[int, int]:
+    """(table write units, index write units) a DynamoDB write request costs, by item."""
+    if operation == "PutItem":
+        item = params.get("Item", {})
+        return _put_units(item), sum(1 for key in INDEX_KEYS if key in item)
+    if operation in ("UpdateItem", "DeleteItem"):
+        return 1, 0
+    if operation == "BatchWriteItem":
+        table = index = 0
+        for requests in params.get("RequestItems", {}).values():
+            for request in requests:
+                put = request.get("PutRequest")
+                table += _put_units(put["Item"]) if put else 1
+                index += sum(1 for key in INDEX_KEYS if put and key in put["Item"])
+        return table, index
+    if operation == "TransactWriteItems":
+        table = index = 0
+        for entry in params.get("TransactItems", []):
+            action, body = next(iter(entry.items()))
+            if action == "Put":
+                table += 2 * _put_units(body["Item"])
+                index += sum(1 for key in INDEX_KEYS if key in body["Item"])
+            elif action in ("Update", "Delete"):
+                table += 2
+        return table, index
+    return 0, 0
+
+
 class SdkCallCounter:
-    """Thread-safe counts of botocore API calls by (caller, service, operation)."""
+    """Thread-safe counts of botocore API calls by (caller, service, operation), and of the
+    DynamoDB write units they cost by caller."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, str, str]] = Counter()
+        self._units: Counter[tuple[str, str]] = Counter()
+        self._largest: dict[str, int] = {}  # caller -> most items in one TransactWriteItems
 
     def record(self, caller: str, service: str, operation: str) -> None:
         with self._lock:
             self._counts[(caller, service, operation)] += 1
+
+    def record_write_units(self, caller: str, table: int, index: int) -> None:
+        with self._lock:
+            self._units[(caller, "table")] += table
+            self._units[(caller, "index")] += index
+
+    def record_transaction(self, caller: str, items: int) -> None:
+        with self._lock:
+            self._largest[caller] = max(items, self._largest.get(caller, 0))
+
+    def largest_transactions(self) -> dict[str, int]:
+        """``{caller: items}``: the most items one ``TransactWriteItems`` of each caller held
+        (DynamoDB allows 100)."""
+        with self._lock:
+            return dict(sorted(self._largest.items()))
+
+    def write_units(self) -> dict[str, dict[str, int]]:
+        """``{caller: {"table": units, "index": units}}`` (see ``write_units``)."""
+        with self._lock:
+            items = list(self._units.items())
+        result: dict[str, dict[str, int]] = {}
+        for (caller, kind), units in sorted(items):
+            result.setdefault(caller, {"table": 0, "index": 0})[kind] = units
+        return result
 
     def snapshot(self) -> dict[str, dict[str, int]]:
         """``{caller: {"service:Operation": count}}``.
@@ -60,6 +157,8 @@ class SdkCallCounter:
     def reset(self) -> None:
         with self._lock:
             self._counts.clear()
+            self._units.clear()
+            self._largest.clear()
 
 
 _patch_lock = threading.Lock()
@@ -72,7 +171,14 @@ def _counting_make_api_call(self: Any, operation_name: str, api_params: Any) -> 
     if counter is not None:
         current = scope.current()
         caller = current.function_id if current else getattr(self, _CALLER_ATTRIBUTE, RUNTIME)
-        counter.record(caller, self.meta.service_model.service_name, operation_name)
+        service = self.meta.service_model.service_name
+        counter.record(caller, service, operation_name)
+        if service == "dynamodb":
+            table_units, index_units = write_units(operation_name, api_params)
+            if table_units:
+                counter.record_write_units(caller, table_units, index_units)
+            if operation_name == "TransactWriteItems":
+                counter.record_transaction(caller, len(api_params.get("TransactItems") or ()))
         if operation_name == "StartExecution" and not api_params.get("name"):
             # moto 5.2.5 names it ":None" and fails the next one (LOCAL_RUNTIME.md).
             log.warning("%s started an execution without a name; name every execution", caller)

@@ -7,7 +7,9 @@ records, deletes exactly the records that succeeded, and leaves retries and the 
 queue to the queue's visibility timeout and redrive policy.
 
 :class:`ScheduleRunner` fires ``rate()``/``cron()`` schedules (EventBridge rules and Scheduler
-schedules) on a timer thread.
+schedules) on a timer thread. A Scheduler schedule's ``ScheduleExpressionTimezone`` applies to
+its ``cron()``, and the context attributes of its input (``<aws.scheduler.scheduled-time>``
+and the others) are filled in as Scheduler does.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
+from zoneinfo import ZoneInfo
 
 from local_runtime.lambdas import Invocation
 
@@ -56,6 +59,7 @@ class ScheduleSpec:
     input: str | None = None
     source: str = "aws.events"
     enabled: bool = True
+    timezone: str | None = None  # a Scheduler schedule's ScheduleExpressionTimezone (cron)
 
 
 # -- SQS ----------------------------------------------------------------------------------
@@ -259,12 +263,18 @@ def _cron_field(text: str, low: int, high: int, names: dict[str, int]) -> set[in
     return values
 
 
-def next_cron_time(expression: str, after: datetime) -> datetime:
-    """The first minute strictly after ``after`` (UTC) matching an AWS ``cron()`` expression.
+def next_cron_time(expression: str, after: datetime, timezone: str | None = None) -> datetime:
+    """The first minute strictly after ``after`` matching an AWS ``cron()`` expression read in
+    ``timezone`` (default UTC), as a UTC datetime.
 
     Fields: minutes hours day-of-month month day-of-week year; names (JAN, MON) and ``* ? , - /``
     are supported, ``L``, ``W`` and ``#`` are not.
     """
+    if timezone is not None:
+        zone = ZoneInfo(timezone)
+        local = after.astimezone(zone).replace(tzinfo=None)
+        found = next_cron_time(expression, local.replace(tzinfo=UTC))
+        return found.replace(tzinfo=zone).astimezone(UTC)
     match = _CRON.fullmatch(expression.strip())
     if match is None:
         raise ScheduleExpressionError(f"not a cron() expression: {expression!r}")
@@ -297,12 +307,23 @@ def next_cron_time(expression: str, after: datetime) -> datetime:
 
 
 def scheduled_event(spec: ScheduleSpec, region: str, account_id: str) -> Any:
-    """The payload a schedule delivers: its configured Input, else an EventBridge event."""
+    """The payload a schedule delivers: its configured Input (a Scheduler schedule's with its
+    context attributes filled in; the scheduled time is the moment it fires), else an
+    EventBridge event."""
     if spec.input is not None:
+        text = spec.input
+        if spec.source == "aws.scheduler":
+            for attribute, value in {
+                "<aws.scheduler.scheduled-time>": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "<aws.scheduler.schedule-arn>": spec.arn,
+                "<aws.scheduler.execution-id>": str(uuid.uuid4()),
+                "<aws.scheduler.attempt-number>": "1",
+            }.items():
+                text = text.replace(attribute, value)
         try:
-            return json.loads(spec.input)
+            return json.loads(text)
         except ValueError:
-            return spec.input
+            return text
     return {
         "version": "0",
         "id": str(uuid.uuid4()),
@@ -339,8 +360,8 @@ class ScheduleRunner:
         self._stop = threading.Event()
         self.fired = 0
         self._period = rate_seconds(spec.expression)
-        if self._period is None:
-            next_cron_time(spec.expression, datetime.now(UTC))  # validates the expression
+        if self._period is None:  # validates the expression and its time zone
+            next_cron_time(spec.expression, datetime.now(UTC), spec.timezone)
         self._thread = threading.Thread(
             target=self._run, name=f"schedule-{spec.logical_id}", daemon=True
         )
@@ -358,7 +379,8 @@ class ScheduleRunner:
         if self._period is not None:
             return self._period / self._scale
         now = datetime.now(UTC)
-        return (next_cron_time(self.spec.expression, now) - now).total_seconds() / self._scale
+        upcoming = next_cron_time(self.spec.expression, now, self.spec.timezone)
+        return (upcoming - now).total_seconds() / self._scale
 
     def fire(self) -> Invocation:
         """Invoke the function now, as the schedule would."""

@@ -313,6 +313,7 @@ class Provisioner:
         source: str,
         arn: str,
         enabled: bool,
+        timezone: str | None = None,
     ) -> None:
         function_id = self._function_ids.get(str(target.get("Arn")))
         if function_id is None:
@@ -331,6 +332,7 @@ class Provisioner:
                 input=target.get("Input"),
                 source=source,
                 enabled=enabled,
+                timezone=timezone,
             )
         )
 
@@ -366,6 +368,7 @@ class Provisioner:
             source="aws.scheduler",
             arn=arn,
             enabled=enabled,
+            timezone=props.get("ScheduleExpressionTimezone"),
         )
         return ProvisionedResource(logical_id, "", name, {"Arn": arn}, created=False)
 

@@ -548,6 +548,15 @@ class LocalRuntime:
     def reset_sdk_calls(self) -> None:
         self.sdk_calls.reset()
 
+    def write_units(self) -> dict[str, dict[str, int]]:
+        """DynamoDB write units by caller: ``{caller: {"table": n, "index": n}}`` (counted
+        by item from the requests; see ``local_runtime.accounting.write_units``)."""
+        return self.sdk_calls.write_units()
+
+    def largest_transactions(self) -> dict[str, int]:
+        """The most items one ``TransactWriteItems`` held, by caller, since the last reset."""
+        return self.sdk_calls.largest_transactions()
+
     def state_transitions(self, execution_arn: str) -> int:
         """Billed state transitions of an execution (its StateEntered events)."""
         stepfunctions = self.client("stepfunctions")

@@ -144,23 +144,38 @@ def buyer(url: str, action: str) -> dict[str, Any]:
     return answer.json()  # type: ignore[no-any-return]
 
 
+def new_merchant(
+    runtime: LocalRuntime,
+    receiver: WebhookReceiver,
+    name: str = "Tea Shop",
+    *,
+    webhook: bool = True,
+    **terms: int,
+) -> Merchant:
+    """Onboard a merchant (``terms``: ``fee_rate_bps``, ``settlement_delay_days``) whose
+    webhooks go to ``receiver`` (started)."""
+    answer = requests.post(
+        runtime.api_url + "/v1/merchants",
+        json={"name": name, "webhook_url": receiver.url if webhook else None, **terms},
+        headers={"Authorization": f"Bearer {runtime.admin_token}"},
+        timeout=10,
+    )
+    assert answer.status_code == 201, answer.text
+    body = answer.json()
+    receiver.secret = body["webhook_secret"]
+    return Merchant(runtime.api_url, body["id"], body["api_key"], receiver, requests.Session())
+
+
 @pytest.fixture
 def onboard(runtime: LocalRuntime) -> Iterator[Callable[..., Merchant]]:
     receivers: list[WebhookReceiver] = []
 
-    def make(name: str = "Tea Shop", fail_first: int = 0, webhook: bool = True) -> Merchant:
+    def make(
+        name: str = "Tea Shop", fail_first: int = 0, webhook: bool = True, **terms: int
+    ) -> Merchant:
         receiver = WebhookReceiver(fail_first=fail_first).start()
         receivers.append(receiver)
-        answer = requests.post(
-            runtime.api_url + "/v1/merchants",
-            json={"name": name, "webhook_url": receiver.url if webhook else None},
-            headers={"Authorization": f"Bearer {runtime.admin_token}"},
-            timeout=10,
-        )
-        assert answer.status_code == 201, answer.text
-        body = answer.json()
-        receiver.secret = body["webhook_secret"]
-        return Merchant(runtime.api_url, body["id"], body["api_key"], receiver, requests.Session())
+        return new_merchant(runtime, receiver, name, webhook=webhook, **terms)
 
     yield make
     for receiver in receivers:

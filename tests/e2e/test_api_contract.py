@@ -35,6 +35,23 @@ def test_merchant_key_cannot_onboard(onboard: Callable[..., Merchant]) -> None:
     assert answer.status_code == 401 and answer.json()["code"] == "unauthenticated"
 
 
+def test_merchant_key_cannot_run_settlements_or_read_the_books(
+    onboard: Callable[..., Merchant],
+) -> None:
+    """The platform's money routes are the admin's: API Gateway refuses a merchant key with its
+    own answer (the authorizer's policy), so no handler runs, even for a body it would take."""
+    shop = onboard()
+    for method, path, body in (
+        ("POST", "/v1/settlements/run", {"date": "2026-12-07"}),
+        ("GET", "/v1/ledger/trial_balance?currency=CNY", None),
+    ):
+        answer = shop.request(method, path, json=body)
+        assert answer.status_code == 401, (path, answer.text)
+        assert answer.headers["Content-Type"] == PROBLEM
+        assert answer.json()["code"] == "unauthenticated"
+        assert answer.json()["detail"] == "Missing or invalid API key.", path  # the gateway's
+
+
 def test_the_admin_token_is_no_merchant_key(runtime: LocalRuntime) -> None:
     admin = {"Authorization": f"Bearer {runtime.admin_token}"}
     answer = requests.get(runtime.api_url + "/v1/orders", headers=admin, timeout=10)

@@ -75,11 +75,19 @@ def test_pay_then_refund_in_two_parts(
     expected = "qr_code" if channel == "wechatpay" else "redirect"
     assert payment["next_action"]["type"] == expected
 
+    clearing = f"channel:{channel}:{payment['channel_account']}:clearing:CNY"
+    clearing_before = _trial_balance_line(runtime, clearing)
+
     buyer_acts(runtime, payment, "pay")
 
-    assert shop.wait_for_payment(payment["id"])["status"] == "succeeded"
+    paid = shop.wait_for_payment(payment["id"])
+    assert paid["status"] == "succeeded"
+    # The fee on the channel's 2500 at the default 0.60%: 15, half up; the rest is pending.
+    assert (paid["fee"], paid["net"]) == (15, 2485)
+    assert _merchant_balance(shop) == {"escrow": 0, "pending": 2485, "available": 0}
     assert shop.order(order["id"])["status"] == "paid"
     assert shop.receiver.wait_for(lambda r: len(r.accepted("order.paid")) == 1)
+    fees_returned = []
     for amount in (1000, 1500):
         refund = shop.request(
             "POST", f"/v1/orders/{order['id']}/refunds", json={"amount": amount}
@@ -93,9 +101,41 @@ def test_pay_then_refund_in_two_parts(
             timeout=SETTLE_TIMEOUT,
         )
         assert done["status"] == "succeeded", done
+        fees_returned.append(done["fee_refunded"])
     settled = shop.order(order["id"])
     assert (settled["status"], settled["amount_refunded"]) == ("refunded", 2500)
     assert shop.receiver.wait_for(lambda r: len(r.accepted("refund.succeeded")) == 2)
+    # The cumulative rule: 1000 of 2500 returns 6 of the fee, the rest returns the other 9.
+    assert fees_returned == [6, 9]
+    assert _merchant_balance(shop) == {"escrow": 0, "pending": 0, "available": 0}
+    # The channel's clearing account took the 2500 in and gave it back (other tests use the
+    # same account, so only this payment's movements are compared).
+    clearing_after = _trial_balance_line(runtime, clearing)
+    assert clearing_after["debits"] - clearing_before["debits"] >= 2500
+    assert clearing_after["credits"] - clearing_before["credits"] >= 2500
+
+
+def _merchant_balance(shop: Merchant) -> dict[str, int]:
+    answer = shop.request("GET", "/v1/balance")
+    assert answer.status_code == 200, answer.text
+    lines = {line.pop("currency"): line for line in answer.json()["data"]}
+    return lines.get("CNY", {"escrow": 0, "pending": 0, "available": 0})
+
+
+def _trial_balance_line(runtime: LocalRuntime, account: str) -> dict[str, int]:
+    """One account's totals in the platform's trial balance (zeros before its first entry);
+    the trial balance's totals are always equal."""
+    answer = requests.get(
+        runtime.api_url + "/v1/ledger/trial_balance",
+        params={"currency": "CNY"},
+        headers={"Authorization": f"Bearer {runtime.admin_token}"},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    books = answer.json()
+    assert books["total_debits"] == books["total_credits"]
+    lines = {line["account"]: line for line in books["accounts"]}
+    return lines.get(account, {"account": account, "debits": 0, "credits": 0})
 
 
 def test_a_declined_payment_fails_and_the_order_is_paid_again(

@@ -122,3 +122,21 @@ def put_account_secret(account_id: str, credentials: Any) -> None:
     except client.exceptions.ResourceNotFoundException:
         client.create_secret(Name=name, SecretString=text)
     clear_paycore_caches()  # as if the cached value had aged out
+
+
+@pytest.fixture
+def refund_machine(moto_stack: MotoStack, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The refund state machine in moto (not executed here: the steps are called directly)."""
+    role = boto3.client("iam").create_role(
+        RoleName="sfn-refund", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17"})
+    )["Role"]["Arn"]
+    definition = (ROOT / "statemachines" / "refund.asl.json").read_text()
+    definition = definition.replace(
+        "${RefundWorkerFunctionArn}",
+        "arn:aws:lambda:us-east-1:123456789012:function:refund-worker",
+    )
+    arn: str = boto3.client("stepfunctions").create_state_machine(
+        name="refund", definition=definition, roleArn=role
+    )["stateMachineArn"]
+    monkeypatch.setenv("REFUND_STATE_MACHINE_ARN", arn)
+    return arn

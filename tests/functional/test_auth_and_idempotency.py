@@ -29,8 +29,14 @@ def _authorize(authorizer: Any, header: str) -> dict[str, Any]:
 
 
 STAGE_ARN = "arn:aws:execute-api:us-east-1:123456789012:abc123/live"
-MERCHANT_ROUTES = ["POST/v1/orders", "GET/v1/orders/ord_1", "POST/v1/orders/ord_1/refunds"]
-ADMIN_ROUTES = ["POST/v1/merchants"]
+MERCHANT_ROUTES = [
+    "POST/v1/orders",
+    "GET/v1/orders/ord_1",
+    "POST/v1/orders/ord_1/refunds",
+    "GET/v1/balance",
+    "GET/v1/settlements",
+]
+ADMIN_ROUTES = ["POST/v1/merchants", "POST/v1/settlements/run", "GET/v1/ledger/trial_balance"]
 
 
 def _allows(answer: dict[str, Any], route: str) -> bool:

@@ -11,6 +11,7 @@ import threading
 from dataclasses import replace
 from typing import Any
 
+import boto3
 import pytest
 import segno
 
@@ -18,6 +19,7 @@ from local_runtime import dynamodb_transactions
 from paycore.clock import now_rfc3339, rfc3339
 from paycore.dal.instruments import InstrumentStore
 from paycore.dal.trade_store import TradeStore
+from paycore.domain.changes import CouponIssue, PaymentSettlement
 from paycore.domain.instruments import Coupon, CouponStatus
 from tests.functional.conftest import MotoStack
 from tests.functional.test_api import Api
@@ -257,7 +259,7 @@ def test_the_buyers_usable_balance_and_coupons_are_offered_and_nothing_else(api:
         created_at=now_rfc3339(),
         updated_at=now_rfc3339(),
     )
-    InstrumentStore().create_coupon(expired)
+    InstrumentStore().create_coupon(CouponIssue(expired))
 
     page = Buyer(api, api.order(who, no="B-1", buyer_id="b-1")).page()[1]
     text = _texts(page)
@@ -449,8 +451,6 @@ def test_a_choice_from_another_site_or_from_a_form_is_refused(api: Api) -> None:
 
 def _end_payment(payment_id: str, code: str) -> None:
     """The payment fails as the workflow would make it fail (its own settlement path)."""
-    from paycore.services.payments import settlement_items
-
     store = TradeStore()
     payment = store.get_payment(payment_id)
     assert payment is not None
@@ -458,12 +458,7 @@ def _end_payment(payment_id: str, code: str) -> None:
     assert order is not None
     at = now_rfc3339()
     failed = payment.fail(code, "the buyer declined", at)
-    assert store.finish_payment(
-        failed,
-        order.reopen(payment.id, at),
-        None,
-        instrument_items=settlement_items(store.table, failed, at),
-    )
+    assert store.settle_payment(PaymentSettlement.of(failed, order.reopen(payment.id, at), at=at))
 
 
 def test_after_a_failure_the_page_says_why_and_offers_to_pay_again(api: Api) -> None:
@@ -520,7 +515,13 @@ def test_a_closed_or_expired_order_says_so_and_takes_no_payment(api: Api) -> Non
     late = api.order(who, no="Z-2")
     stored = store.get_order(late["id"])
     assert stored is not None
-    store.save_order(replace(stored, expires_at=rfc3339(stored_time(stored.created_at))))
+    # Its expiry passes (a hand edit of the stored order: the sweep has not closed it yet).
+    boto3.client("dynamodb").update_item(
+        TableName=store.table,
+        Key={"pk": {"S": f"ORDER#{stored.id}"}, "sk": {"S": "ORDER"}},
+        UpdateExpression="SET expires_at = :at",
+        ExpressionAttributeValues={":at": {"S": rfc3339(stored_time(stored.created_at))}},
+    )
     buyer = Buyer(api, late)
     assert "has expired" in buyer.page()[1]
     assert buyer.status()["state"] == "closed"

@@ -18,8 +18,10 @@ from paycore.api.models import CreateCouponRequest, CreditBalanceRequest
 from paycore.clock import now, rfc3339
 from paycore.dal import instruments as builders
 from paycore.dal.instruments import InstrumentStore
+from paycore.domain.changes import BalanceCredit, CouponIssue
 from paycore.domain.instruments import Balance, Coupon, CouponStatus
 from paycore.errors import NotFound, ValidationFailed
+from paycore.ids import new_id
 from paycore.services import instruments as service
 from tests.functional.conftest import MotoStack
 
@@ -51,6 +53,10 @@ def raw_item(table: str, pk: str, sk: str) -> dict[str, Any] | None:
     return item.get("Item")
 
 
+def credit(store: InstrumentStore, amount: int, buyer: str = BUYER) -> Balance:
+    return store.credit_balance(BalanceCredit(new_id("crd"), MCH, buyer, CUR, amount, NOW))
+
+
 def balance(store: InstrumentStore, buyer: str = BUYER, currency: str = CUR) -> tuple[int, int]:
     found = store.get_balance(MCH, buyer, currency)
     assert found is not None
@@ -77,7 +83,7 @@ def new_coupon(
         created_at=NOW,
         updated_at=NOW,
     )
-    store.create_coupon(coupon)
+    store.create_coupon(CouponIssue(coupon))
     return coupon
 
 
@@ -101,7 +107,7 @@ def test_credit_creates_the_balance_item_with_the_shared_layout(
     store: InstrumentStore, moto_stack: MotoStack
 ) -> None:
     assert store.get_balance(MCH, BUYER, CUR) is None
-    credited = store.credit_balance(MCH, BUYER, CUR, 1000)
+    credited = credit(store, 1000)
     assert (credited.available, credited.frozen) == (1000, 0)
     item = raw_item(moto_stack.trade_table, f"BALANCE#{MCH}#{BUYER}#{CUR}", "BALANCE")
     assert item is not None
@@ -119,7 +125,7 @@ def test_credit_creates_the_balance_item_with_the_shared_layout(
 
 
 def test_freeze_then_settle_spends_the_reserved_money(store: InstrumentStore) -> None:
-    store.credit_balance(MCH, BUYER, CUR, 1000)
+    credit(store, 1000)
     assert transact(builders.freeze_balance(store.table, MCH, BUYER, CUR, 600)) is None
     assert balance(store) == (400, 600)
     assert transact(builders.settle_frozen_balance(store.table, MCH, BUYER, CUR, 600)) is None
@@ -127,7 +133,7 @@ def test_freeze_then_settle_spends_the_reserved_money(store: InstrumentStore) ->
 
 
 def test_release_returns_frozen_money_to_available(store: InstrumentStore) -> None:
-    store.credit_balance(MCH, BUYER, CUR, 1000)
+    credit(store, 1000)
     transact(builders.freeze_balance(store.table, MCH, BUYER, CUR, 700))
     assert transact(builders.release_frozen_balance(store.table, MCH, BUYER, CUR, 700)) is None
     assert balance(store) == (1000, 0)
@@ -139,7 +145,7 @@ def test_release_returns_frozen_money_to_available(store: InstrumentStore) -> No
 def test_freezing_more_than_available_fails_and_changes_nothing(
     store: InstrumentStore, moto_stack: MotoStack
 ) -> None:
-    store.credit_balance(MCH, BUYER, CUR, 1000)
+    credit(store, 1000)
     before = raw_item(moto_stack.trade_table, f"BALANCE#{MCH}#{BUYER}#{CUR}", "BALANCE")
     assert transact(builders.freeze_balance(store.table, MCH, BUYER, CUR, 1001)) == [FAILED]
     # Alone too (UpdateItem): the same condition.
@@ -155,7 +161,7 @@ def test_a_refused_move_cancels_the_whole_transaction(
     store: InstrumentStore, moto_stack: MotoStack
 ) -> None:
     """The payment write beside a refused freeze does not happen either."""
-    store.credit_balance(MCH, BUYER, CUR, 100)
+    credit(store, 100)
     payment_put = {
         "Put": {
             "TableName": store.table,
@@ -184,7 +190,7 @@ def test_a_never_credited_balance_cannot_be_frozen_or_debited(
 
 
 def test_debit_takes_from_available_only_when_enough(store: InstrumentStore) -> None:
-    store.credit_balance(MCH, BUYER, CUR, 300)
+    credit(store, 300)
     transact(builders.freeze_balance(store.table, MCH, BUYER, CUR, 200))
     assert transact(builders.debit_balance(store.table, MCH, BUYER, CUR, 101)) == [FAILED]
     assert transact(builders.debit_balance(store.table, MCH, BUYER, CUR, 100)) is None
@@ -192,14 +198,14 @@ def test_debit_takes_from_available_only_when_enough(store: InstrumentStore) -> 
 
 
 def test_settle_cannot_spend_more_than_is_frozen(store: InstrumentStore) -> None:
-    store.credit_balance(MCH, BUYER, CUR, 1000)
+    credit(store, 1000)
     transact(builders.freeze_balance(store.table, MCH, BUYER, CUR, 100))
     assert transact(builders.settle_frozen_balance(store.table, MCH, BUYER, CUR, 101)) == [FAILED]
     assert balance(store) == (900, 100)
 
 
 def test_balances_are_per_merchant_buyer_and_currency(store: InstrumentStore) -> None:
-    store.credit_balance(MCH, BUYER, CUR, 1000)
+    credit(store, 1000)
     for merchant, buyer, currency in (
         ("mch_2", BUYER, CUR),
         (MCH, "buyer-2", CUR),
@@ -215,7 +221,7 @@ def test_balances_are_per_merchant_buyer_and_currency(store: InstrumentStore) ->
 def test_sequential_freezes_that_together_exceed_available_one_wins(
     store: InstrumentStore,
 ) -> None:
-    store.credit_balance(MCH, BUYER, CUR, 1000)
+    credit(store, 1000)
     first = transact(builders.freeze_balance(store.table, MCH, BUYER, CUR, 600))
     second = transact(builders.freeze_balance(store.table, MCH, BUYER, CUR, 600))
     assert (first, second) == (None, [FAILED])
@@ -259,7 +265,7 @@ def test_concurrent_freezes_that_together_exceed_available_exactly_one_wins(
 ) -> None:
     for round_no in range(5):
         buyer = f"racer-{round_no}"
-        store.credit_balance(MCH, buyer, CUR, 1000)
+        credit(store, 1000, buyer)
         entry = builders.freeze_balance(store.table, MCH, buyer, CUR, 600)
         assert race(entry, 6) == [None] + [[FAILED]] * 5
         assert balance(store, buyer) == (400, 600)
@@ -420,7 +426,7 @@ def test_restore_gives_a_used_coupon_back(store: InstrumentStore) -> None:
 
 def test_a_combined_reservation_commits_together_or_not_at_all(store: InstrumentStore) -> None:
     """Coupon lock + balance freeze in one transaction, as a combined payment does it."""
-    store.credit_balance(MCH, BUYER, CUR, 300)
+    credit(store, 300)
     new_coupon(store)
     lock_entry = builders.lock_coupon(store.table, "cpn_1", MCH, BUYER, CUR, "pay_1", NOW)
     too_much = builders.freeze_balance(store.table, MCH, BUYER, CUR, 301)
@@ -442,7 +448,7 @@ def test_a_combined_reservation_commits_together_or_not_at_all(store: Instrument
 
 
 def test_store_write_reports_codes(store: InstrumentStore) -> None:
-    store.credit_balance(MCH, BUYER, CUR, 10)
+    credit(store, 10)
     new_coupon(store)
     assert store.write([builders.freeze_balance(store.table, MCH, BUYER, CUR, 5)]) is None
     assert store.write(

@@ -55,19 +55,38 @@ def test_every_served_route_is_described_and_nothing_else(spec: dict[str, Any]) 
     assert described == served
 
 
+# The platform's routes: onboarding, the books and settlement runs.
+ADMIN_PATHS = {"/v1/merchants", "/v1/ledger/trial_balance", "/v1/settlements/run"}
+
+
 def test_each_route_says_who_may_call_it(spec: dict[str, Any]) -> None:
     for path, operations in spec["paths"].items():
         for method, operation in operations.items():
             expected: list[dict[str, list[str]]]
             if path in ("/health",) or path.startswith(("/callbacks/", "/cashier/")):
                 expected = []  # the cashier's: its link's token is the credential
-            elif path == "/v1/merchants":
+            elif path in ADMIN_PATHS:
                 expected = [{"adminToken": []}]
             else:
                 expected = [{"merchantKey": []}]
             assert operation["security"] == expected, (method, path)
             if expected:
                 assert "401" in operation["responses"], (method, path)
+
+
+def test_the_authorizer_keeps_merchant_keys_off_every_admin_route(spec: dict[str, Any]) -> None:
+    """The routes described as the admin's are exactly those the authorizer's policy denies a
+    merchant key (paycore.auth.ADMIN_ROUTES): a new admin route cannot be left open to
+    merchants by forgetting the policy."""
+    from paycore.auth import ADMIN_ROUTES
+
+    described = {
+        (method.upper(), path)
+        for path, operations in spec["paths"].items()
+        for method, operation in operations.items()
+        if operation["security"] == [{"adminToken": []}]
+    }
+    assert described == set(ADMIN_ROUTES)
 
 
 def test_every_post_takes_an_idempotency_key_and_says_when_it_replays(

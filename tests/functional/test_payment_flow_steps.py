@@ -7,6 +7,7 @@ import base64
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -14,14 +15,14 @@ import pytest
 import requests
 
 from local_runtime.sandbox.server import SandboxServer
-from paycore.api.models import CreateOrderRequest, CreatePaymentRequest
+from paycore.api.models import CreateOrderRequest, CreatePaymentRequest, CreditBalanceRequest
 from paycore.channels.base import MAX_NOTIFICATION_BYTES, MAX_NOTIFICATION_HEADER_BYTES
 from paycore.channels.sandbox.signing import sign_notification
 from paycore.dal.instruments import InstrumentStore
 from paycore.dal.trade_store import TradeStore
 from paycore.domain.status import OrderStatus, PaymentStatus
 from paycore.errors import ChannelUnavailable, ConcurrentUpdate
-from paycore.services import merchants, orders, payments
+from paycore.services import instruments, merchants, orders, payments
 from paycore.services.orchestration import PaymentSteps, _parse_outcome
 from tests.functional.conftest import MotoStack, configure_sandbox_accounts, put_account_secret
 from tests.support import FakeContext, channel_call_counts, load_function, rest_event
@@ -206,7 +207,9 @@ def test_a_settlement_that_lost_the_race_reads_again_instead_of_failing(
     on the already-spent reservation; that is a lost race, not corruption."""
     store = TradeStore()
     merchant = merchants.onboard_merchant(store, "Shop", None).merchant
-    InstrumentStore().credit_balance(merchant.id, "b-1", "CNY", 300)
+    instruments.credit_balance(
+        InstrumentStore(), merchant.id, "b-1", CreditBalanceRequest(amount=300, currency="CNY")
+    )
     order = orders.create_order(
         store,
         merchant.id,
@@ -230,6 +233,8 @@ def test_a_settlement_that_lost_the_race_reads_again_instead_of_failing(
         "http://127.0.0.1:9",
     )
     steps = PaymentSteps(store)
+    # The create step pins the account that holds the channel order (the money's account).
+    store.save_payment(replace(payment, channel_account="sandbox-primary"))
     stale = store.get_payment(payment.id)
     assert stale is not None
     paid = {"status": "succeeded", "paid_amount": 700, "paid_currency": "CNY"}
@@ -479,6 +484,7 @@ def test_a_payment_that_lost_the_race_for_its_order_hears_the_order_is_taken(
 
     from paycore.api.models import CreditBalanceRequest
     from paycore.clock import now_rfc3339
+    from paycore.domain.changes import PaymentStart
     from paycore.errors import Conflict
     from paycore.ids import new_id
     from paycore.services import instruments
@@ -514,11 +520,7 @@ def test_a_payment_that_lost_the_race_for_its_order_hears_the_order_is_taken(
     loser = replace(winner, id=new_id("pay"), status=PaymentStatus.PROCESSING)
 
     with pytest.raises(Conflict) as refused:
-        store.start_payment(
-            stale.start_paying(loser.id, at),
-            loser,
-            payments.reservations(store.table, loser, at, at_once=False),
-        )
+        store.start_payment(PaymentStart.reserving(stale.start_paying(loser.id, at), loser, at))
 
     assert refused.value.code == "order_not_payable"
     assert store.get_payment(loser.id) is None

@@ -8,7 +8,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import boto3
@@ -22,6 +22,7 @@ from paycore.api.models import (
     CreateOrderRequest,
     CreatePaymentRequest,
     CreateRefundRequest,
+    CreditBalanceRequest,
 )
 from paycore.channels.sandbox.signing import sign_notification
 from paycore.dal.instruments import InstrumentStore
@@ -35,7 +36,7 @@ from paycore.services import events, instruments, merchants, orders, payments, r
 from paycore.services.orchestration import PaymentSteps
 from paycore.services.refunds import RefundSteps
 from tests.functional.conftest import MotoStack, configure_sandbox_accounts
-from tests.support import ROOT, FakeContext, channel_call_counts, load_function, rest_event
+from tests.support import FakeContext, channel_call_counts, load_function, rest_event
 
 SECRET = "sandbox-secret-for-tests"
 BASE_URL = "http://127.0.0.1:9"
@@ -47,24 +48,6 @@ class Paid:
     merchant_id: str
     order_id: str
     payment_id: str
-
-
-@pytest.fixture
-def refund_machine(moto_stack: MotoStack, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The refund state machine in moto (not executed here: the steps are called directly)."""
-    role = boto3.client("iam").create_role(
-        RoleName="sfn-refund", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17"})
-    )["Role"]["Arn"]
-    definition = (ROOT / "statemachines" / "refund.asl.json").read_text()
-    definition = definition.replace(
-        "${RefundWorkerFunctionArn}",
-        "arn:aws:lambda:us-east-1:123456789012:function:refund-worker",
-    )
-    arn: str = boto3.client("stepfunctions").create_state_machine(
-        name="refund", definition=definition, roleArn=role
-    )["stateMachineArn"]
-    monkeypatch.setenv("REFUND_STATE_MACHINE_ARN", arn)
-    return arn
 
 
 @pytest.fixture
@@ -119,7 +102,9 @@ def paid_internally(store: TradeStore, coupon: int = 0, amount: int = 1999) -> P
             CreateCouponRequest(buyer_id=BUYER, amount=coupon, currency="CNY"),
         )
         used.append({"type": "coupon", "coupon_id": issued.id})
-    wallet.credit_balance(merchant_id, BUYER, "CNY", amount - coupon)
+    instruments.credit_balance(
+        wallet, merchant_id, BUYER, CreditBalanceRequest(amount=amount - coupon, currency="CNY")
+    )
     used.append({"type": "balance", "amount": amount - coupon})
     payment_id = _pay(store, merchant_id, order_id, *used)
     payment = store.get_payment(payment_id)
@@ -129,10 +114,14 @@ def paid_internally(store: TradeStore, coupon: int = 0, amount: int = 1999) -> P
 
 
 def paid_by_channel(store: TradeStore) -> Paid:
-    """An order whose sandbox payment we recorded as succeeded (no channel involved)."""
+    """An order whose sandbox payment we recorded as succeeded (no channel involved; the
+    payment is pinned to the account that would have taken it, as the create step does)."""
     merchant_id = merchants.onboard_merchant(store, "Shop", None).merchant.id
     order_id = _order(store, merchant_id)
     payment_id = _pay(store, merchant_id, order_id, {"type": "channel", "channel": "sandbox"})
+    started = store.get_payment(payment_id)
+    assert started is not None
+    store.save_payment(replace(started, channel_account="sandbox-primary"))
     PaymentSteps(store).settle(payment_id, {"status": "succeeded", "source": "query"})
     return Paid(merchant_id, order_id, payment_id)
 

@@ -68,6 +68,21 @@ _BASE = {
     "paycore.errors",
     "paycore.ids",
     "paycore.observability",
+} | {
+    # The trade store writes each change with its journal entry: the ledger is part of it.
+    "paycore.dal.instruments",
+    "paycore.dal.ledger",
+    "paycore.dal.transaction",
+    "paycore.domain.changes",
+    "paycore.domain.instruments",
+    "paycore.domain.postings",
+    "paycore.ledger",
+    "paycore.ledger.accounts",
+    "paycore.ledger.books",
+    "paycore.ledger.entries",
+    "paycore.ledger.fees",
+    "paycore.ledger.rules",
+    "paycore.money",
 }
 # Every event is fanned out to the merchant's webhook endpoints when it is queued.
 _ENDPOINTS = {
@@ -134,6 +149,7 @@ ALLOWED_PAYCORE: Mapping[str, set[str]] = {
         "paycore.api.routes.events",
         "paycore.api.routes.http",
         "paycore.api.routes.instruments",
+        "paycore.api.routes.ledger",
         "paycore.api.routes.merchants",
         "paycore.api.routes.orders",
         "paycore.api.routes.params",
@@ -142,15 +158,19 @@ ALLOWED_PAYCORE: Mapping[str, set[str]] = {
         "paycore.api.routes.webhook_endpoints",
         "paycore.api_keys",
         "paycore.auth",
+        "paycore.api.routes.settlements",
         "paycore.dal.refund_store",
         "paycore.services.cashier",
         "paycore.services.channels",
         "paycore.services.closing",
+        "paycore.services.confirmation",
         "paycore.services.instruments",
+        "paycore.services.ledger",
         "paycore.services.merchants",
         "paycore.services.orchestration",
         "paycore.services.payments",
         "paycore.services.refunds",
+        "paycore.services.settlement",
     },
     "channel_callback": _BASE
     | _PAYMENTS
@@ -174,6 +194,17 @@ ALLOWED_PAYCORE: Mapping[str, set[str]] = {
     "notifier": _BASE | _WEBHOOKS,
     "notification_redrive": _BASE | _WEBHOOKS,
     "webhook_secret_migration": _BASE | _ENDPOINTS | {"paycore.http_urls", "paycore.services"},
+    "auto_confirm": _BASE
+    | _ENDPOINTS
+    | {
+        "paycore.dal.notification_queue",
+        "paycore.http_urls",
+        "paycore.services",
+        "paycore.services.confirmation",
+        "paycore.services.events",
+        "paycore.services.orders",
+    },
+    "settlement": _BASE | {"paycore.services", "paycore.services.settlement"},
 }
 
 

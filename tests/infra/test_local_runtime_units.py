@@ -13,9 +13,16 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 from local_runtime import scope
+from local_runtime.accounting import SdkCallCounter, item_size, write_units
 from local_runtime.apigateway import RestApiDefinition, RestApiGateway, policy_allows
 from local_runtime.lambdas import FunctionError, Invocation
-from local_runtime.pollers import next_cron_time, rate_seconds, succeeded_messages
+from local_runtime.pollers import (
+    ScheduleSpec,
+    next_cron_time,
+    rate_seconds,
+    scheduled_event,
+    succeeded_messages,
+)
 from local_runtime.provision import generate_secret_string, physical_name
 from local_runtime.resolver import NO_VALUE, Resolver, dependency_order
 from local_runtime.template import TemplateError, effective_parameters, load_yaml
@@ -139,6 +146,41 @@ def test_cron_expressions_use_aws_fields() -> None:
     # Day of week: 2 is Monday in AWS cron.
     assert next_cron_time("cron(0 8 ? * 2 *)", after) == datetime(2025, 1, 6, 8, 0, tzinfo=UTC)
     assert next_cron_time("cron(0 0 1 JAN ? *)", after) == datetime(2026, 1, 1, 0, 0, tzinfo=UTC)
+
+
+def test_a_scheduler_cron_runs_in_its_time_zone() -> None:
+    # 00:00 in Shanghai (UTC+8) is 16:00 UTC the day before.
+    midnight = "cron(0 0 * * ? *)"
+    after = datetime(2026, 12, 6, 15, 59, tzinfo=UTC)
+    assert next_cron_time(midnight, after, "Asia/Shanghai") == datetime(
+        2026, 12, 6, 16, 0, tzinfo=UTC
+    )
+    assert next_cron_time(midnight, after, "UTC") == datetime(2026, 12, 7, 0, 0, tzinfo=UTC)
+    # New York in summer is UTC-4, in winter UTC-5.
+    assert next_cron_time(midnight, datetime(2026, 7, 1, 12, tzinfo=UTC), "America/New_York") == (
+        datetime(2026, 7, 2, 4, 0, tzinfo=UTC)
+    )
+    assert next_cron_time(midnight, datetime(2026, 12, 1, 12, tzinfo=UTC), "America/New_York") == (
+        datetime(2026, 12, 2, 5, 0, tzinfo=UTC)
+    )
+
+
+def test_a_scheduler_input_gets_its_context_attributes() -> None:
+    spec = ScheduleSpec(
+        logical_id="Daily",
+        expression="cron(0 0 * * ? *)",
+        function_id="SettlementFunction",
+        arn="arn:aws:scheduler:us-east-1:123456789012:schedule/default/Daily",
+        input='{"scheduled_time": "<aws.scheduler.scheduled-time>", '
+        '"arn": "<aws.scheduler.schedule-arn>"}',
+        source="aws.scheduler",
+        timezone="Asia/Shanghai",
+    )
+    before = datetime.now(UTC).replace(microsecond=0)
+    event = scheduled_event(spec, "us-east-1", "123456789012")
+    fired = datetime.strptime(event["scheduled_time"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert before <= fired <= datetime.now(UTC)
+    assert event["arn"] == spec.arn
 
 
 # -- API Gateway --------------------------------------------------------------------------
@@ -331,6 +373,39 @@ def test_the_sandbox_lists_the_routed_sandbox_accounts_with_its_secret() -> None
         }
         for account in ("a", "b")
     ]
+
+
+def test_write_units_are_counted_by_item_and_twice_inside_transactions() -> None:
+    small = {"pk": {"S": "ORDER#1"}, "sk": {"S": "ORDER"}, "amount": {"N": "1999"}}
+    assert item_size(small) == len("pk") + 7 + len("sk") + 5 + len("amount") + 3
+    big = {**small, "blob": {"S": "x" * 1500}}
+    indexed = {**small, "gsi1pk": {"S": "MERCHANT#m#ORDERS"}, "gsi2pk": {"S": "OPEN#1"}}
+    assert write_units("PutItem", {"Item": small}) == (1, 0)
+    assert write_units("PutItem", {"Item": big}) == (2, 0)
+    assert write_units("PutItem", {"Item": indexed}) == (1, 2)
+    assert write_units("UpdateItem", {"Key": {}}) == (1, 0)
+    transaction = {
+        "TransactItems": [
+            {"Put": {"Item": big}},
+            {"Put": {"Item": indexed}},
+            {"Update": {"Key": {}}},
+            {"ConditionCheck": {"Key": {}}},
+        ]
+    }
+    assert write_units("TransactWriteItems", transaction) == (2 * 2 + 2 + 2, 2)
+    assert write_units("GetItem", {"Key": {}}) == (0, 0)
+    counter = SdkCallCounter()
+    counter.record_write_units("ApiFunction", 8, 2)
+    counter.record_write_units("ApiFunction", 1, 0)
+    assert counter.write_units() == {"ApiFunction": {"table": 9, "index": 2}}
+    counter.record_transaction("ApiFunction", 7)
+    counter.record_transaction("ApiFunction", 12)
+    counter.record_transaction("ApiFunction", 3)
+    counter.record_transaction("PaymentWorkerFunction", 5)
+    assert counter.largest_transactions() == {"ApiFunction": 12, "PaymentWorkerFunction": 5}
+    counter.reset()
+    assert counter.write_units() == {}
+    assert counter.largest_transactions() == {}
 
 
 def test_the_access_log_never_shows_a_cashier_link() -> None:

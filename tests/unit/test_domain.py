@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from paycore.domain.models import Order, Payment
@@ -53,7 +55,7 @@ def make_payment(status: PaymentStatus = PaymentStatus.PROCESSING) -> Payment:
 def test_order_lifecycle_paid() -> None:
     paying = make_order().start_paying("pay_1", AT)
     assert paying.status is OrderStatus.PAYING and paying.current_payment_id == "pay_1"
-    paid = paying.mark_paid("pay_1", 1999, AT)
+    paid = paying.mark_paid(make_payment(), AT, time_zone="Asia/Shanghai")
     assert paid.status is OrderStatus.PAID and paid.amount_paid == 1999
 
 
@@ -66,7 +68,7 @@ def test_failed_payment_makes_order_payable_again() -> None:
 def test_only_the_current_payment_settles_the_order() -> None:
     paying = make_order().start_paying("pay_1", AT)
     with pytest.raises(Conflict) as raised:
-        paying.mark_paid("pay_other", 1999, AT)
+        paying.mark_paid(replace(make_payment(), id="pay_other"), AT, time_zone="UTC")
     assert raised.value.code == "payment_superseded"
 
 

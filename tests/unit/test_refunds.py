@@ -153,14 +153,16 @@ def test_only_a_processing_refund_changes() -> None:
 
 
 def test_succeed_and_fail_record_what_happened() -> None:
-    done = refund().succeed("sbxr_1", LATER)
+    assert refund().fee_refunded is None
+    done = refund().succeed("sbxr_1", LATER, fee_refunded=3)
     assert done.status is RefundStatus.SUCCEEDED and done.channel_refund_id == "sbxr_1"
+    assert done.fee_refunded == 3 and done.resource()["fee_refunded"] == 3
     assert done.updated_at == LATER and done.is_final
     failed = refund().fail("refund_rejected", "no", LATER)
     assert failed.status is RefundStatus.FAILED and failed.failure_code == "refund_rejected"
     for final in (done, failed):
         with pytest.raises(Conflict) as refused:
-            final.succeed(None, LATER)
+            final.succeed(None, LATER, fee_refunded=0)
         assert refused.value.code == "refund_not_processing"
         with pytest.raises(Conflict):
             final.fail("x", "y", LATER)

@@ -34,7 +34,11 @@ def bearer_token(header: str) -> str | None:
 
 
 # The platform admin's routes (method, path). Everything else under /v1 is a merchant's.
-ADMIN_ROUTES: tuple[tuple[str, str], ...] = (("POST", "/v1/merchants"),)
+ADMIN_ROUTES: tuple[tuple[str, str], ...] = (
+    ("POST", "/v1/merchants"),
+    ("POST", "/v1/settlements/run"),
+    ("GET", "/v1/ledger/trial_balance"),
+)
 
 
 def _stage_arn(method_arn: str) -> str:

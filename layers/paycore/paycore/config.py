@@ -13,6 +13,8 @@ from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from paycore.clock import time_zone
+
 _PREFIXES = ("PAYCORE_",)
 _NAMES = (
     "TRADE_TABLE_NAME",
@@ -34,6 +36,7 @@ _NAMES = (
     "IDEMPOTENCY_TTL_SECONDS",
     "CHANNEL_ACCOUNTS",
     "CHANNEL_TIMEOUT_SECONDS",
+    "SETTLEMENT_TIME_ZONE",
 )
 
 
@@ -84,6 +87,15 @@ class Settings(BaseModel):
     channel_secret_prefix: str = Field(default="", alias="CHANNEL_SECRET_PREFIX")
     # Per HTTP request to a channel. A timeout only makes the outcome unknown, never wrong.
     channel_timeout_seconds: float = Field(default=5.0, gt=0, alias="CHANNEL_TIMEOUT_SECONDS")
+    # The time zone of settlement days: settlement S runs at 00:00 of S there, and a payment's
+    # day is its day there (docs/money.md).
+    settlement_time_zone: str = Field(default="Asia/Shanghai", alias="SETTLEMENT_TIME_ZONE")
+
+    @field_validator("settlement_time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        time_zone(value)  # ValueError for an unknown zone
+        return value
 
     @field_validator("webhook_retry_schedule", mode="before")
     @classmethod

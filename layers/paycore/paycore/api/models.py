@@ -16,8 +16,15 @@ from pydantic import (
 
 from paycore.channels.simulate import SimulateSwitches
 from paycore.clock import parse_rfc3339, rfc3339
+from paycore.domain.models import (
+    DEFAULT_SETTLEMENT_DELAY_DAYS,
+    MAX_AUTO_CONFIRM_IN,
+    MAX_SETTLEMENT_DELAY_DAYS,
+    MIN_AUTO_CONFIRM_IN,
+)
 from paycore.domain.webhook_endpoints import WILDCARD
 from paycore.http_urls import check_http_url
+from paycore.ledger.fees import DEFAULT_FEE_RATE_BPS, MAX_FEE_RATE_BPS
 from paycore.money import MAX_AMOUNT, CurrencyCode
 from paycore.services.events import EVENT_TYPES
 
@@ -35,10 +42,18 @@ def _check_url(value: str | None) -> str | None:
 
 
 class CreateMerchantRequest(BaseModel):
+    """``fee_rate_bps``: the fee on channel-collected money, in basis points (60 = 0.60%);
+    ``settlement_delay_days``: how many days after a payment succeeds (or, for guaranteed
+    trade, is confirmed) its money becomes available."""
+
     model_config = _STRICT
 
     name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     webhook_url: str | None = None
+    fee_rate_bps: Annotated[int, Field(ge=0, le=MAX_FEE_RATE_BPS)] = DEFAULT_FEE_RATE_BPS
+    settlement_delay_days: Annotated[int, Field(ge=0, le=MAX_SETTLEMENT_DELAY_DAYS)] = (
+        DEFAULT_SETTLEMENT_DELAY_DAYS
+    )
 
     _url = field_validator("webhook_url")(_check_url)
 
@@ -59,6 +74,17 @@ class CreateOrderRequest(BaseModel):
         Field(max_length=50),
     ] = Field(default_factory=dict)
     buyer_id: Identifier | None = None
+    trade_type: Literal["instant", "guaranteed"] = "instant"
+    auto_confirm_in: (
+        Annotated[int, Field(ge=MIN_AUTO_CONFIRM_IN, le=MAX_AUTO_CONFIRM_IN)] | None
+    ) = None
+
+    @model_validator(mode="after")
+    def _auto_confirm_for_guaranteed_trade(self) -> CreateOrderRequest:
+        if self.auto_confirm_in is not None and self.trade_type != "guaranteed":
+            raise ValueError("auto_confirm_in is for guaranteed orders only")
+        return self
+
     return_url: str | None = None
 
     _url = field_validator("return_url")(_check_url)
@@ -299,3 +325,12 @@ class RedeliverEventRequest(BaseModel):
     model_config = _STRICT
 
     endpoint_id: Annotated[str, StringConstraints(pattern=r"^we_[A-Za-z0-9]{1,60}$")] | None = None
+
+
+class RunSettlementRequest(BaseModel):
+    """The settlement day to run, ``YYYY-MM-DD`` in the settlement time zone (today or
+    before)."""
+
+    model_config = _STRICT
+
+    date: Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$")]

@@ -270,6 +270,7 @@ def _callback_paths() -> dict[str, Any]:
 _EVENT_OBJECTS: dict[str, type[BaseModel]] = {
     "order.paid": Order,
     "order.closed": Order,
+    "order.confirmed": Order,
     "payment.failed": Payment,
     "refund.succeeded": Refund,
     "refund.failed": Refund,

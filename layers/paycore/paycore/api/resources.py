@@ -15,6 +15,7 @@ from paycore.money import MAX_AMOUNT, CurrencyCode
 MinorUnits = Annotated[
     int, Field(ge=0, le=MAX_AMOUNT, description="Minor units of the currency (JPY: yen)")
 ]
+Total = Annotated[int, Field(ge=0, description="Minor units of the currency, summed")]
 Timestamp = Annotated[
     str, Field(description="RFC 3339, UTC", examples=["2026-12-06T08:00:00.000Z"])
 ]
@@ -47,6 +48,8 @@ class Merchant(Resource):
                     "object": "merchant",
                     "name": "Tea Shop",
                     "webhook_url": "https://tea.example/webhooks",
+                    "fee_rate_bps": 60,
+                    "settlement_delay_days": 1,
                     "created_at": "2026-12-06T08:00:00.000Z",
                     "api_key": "sk_live_4f0c...",
                     "webhook_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
@@ -59,6 +62,12 @@ class Merchant(Resource):
     object: Literal["merchant"]
     name: str
     webhook_url: str | None
+    fee_rate_bps: int = Field(
+        ge=0, le=10_000, description="Fee on channel-collected money, basis points"
+    )
+    settlement_delay_days: int = Field(
+        ge=0, le=30, description="Days from success (or confirmation) to available"
+    )
     created_at: Timestamp
     api_key: str | None = Field(description="Shown once; null in a replay")
     webhook_secret: str | None = Field(description="Standard Webhooks secret; shown once")
@@ -89,6 +98,10 @@ class Order(Resource):
                     "updated_at": "2026-12-06T08:01:12.345Z",
                     "metadata": {"cart": "c-77"},
                     "buyer_id": "buyer-42",
+                    "trade_type": "guaranteed",
+                    "auto_confirm_in": 864000,
+                    "auto_confirm_at": "2026-12-16T08:01:12.345Z",
+                    "confirmed_at": None,
                     "cashier_url": "https://api.example.com/live/cashier/"
                     "Vx3uH0dLq8yS2mWf7tKc9bNe4pRa1gZo5jQi6wXy_Ek",
                     "return_url": "https://tea.example/orders/A-1001",
@@ -111,6 +124,16 @@ class Order(Resource):
     updated_at: Timestamp
     metadata: dict[str, str]
     buyer_id: str | None
+    trade_type: Literal["instant", "guaranteed"] = Field(
+        description="guaranteed (担保交易): the money waits in escrow until confirmed"
+    )
+    auto_confirm_in: int | None = Field(
+        description="Guaranteed trade: seconds after payment when the order confirms itself"
+    )
+    auto_confirm_at: Timestamp | None = Field(
+        description="Guaranteed trade: when a paid order confirms itself unless confirmed before"
+    )
+    confirmed_at: Timestamp | None = Field(description="Guaranteed trade: when it was confirmed")
     cashier_url: str | None = Field(
         description="The buyer's payment page (the hosted cashier): send the buyer there. "
         "It needs no credentials and takes no payment once the order is final. Null only "
@@ -194,6 +217,8 @@ class Payment(Resource):
                     "next_action": {"type": "redirect", "url": "https://pay.example/p/abc"},
                     "failure_code": None,
                     "failure_message": None,
+                    "fee": None,
+                    "net": None,
                     "channel_account": "sandbox-primary",
                     "channel_attempts": [
                         {
@@ -220,6 +245,11 @@ class Payment(Resource):
     next_action: NextAction | None
     failure_code: str | None
     failure_message: str | None
+    fee: MinorUnits | None = Field(
+        description="Once succeeded: the fee on the channel part (coupon and balance parts "
+        "carry none), rounded half up"
+    )
+    net: MinorUnits | None = Field(description="Once succeeded: the channel part less the fee")
     channel_account: str | None
     channel_attempts: list[ChannelAttempt]
     created_at: Timestamp
@@ -255,6 +285,7 @@ class Refund(Resource):
                     "reason": "damaged box",
                     "kind": "merchant",
                     "allocations": [{"type": "channel", "amount": 500}],
+                    "fee_refunded": 3,
                     "failure_code": None,
                     "failure_message": None,
                     "created_at": "2026-12-06T09:00:00.000Z",
@@ -277,6 +308,9 @@ class Refund(Resource):
         "had ended without it"
     )
     allocations: list[RefundPart]
+    fee_refunded: MinorUnits | None = Field(
+        description="Once succeeded: the part of the payment's fee this refund returned"
+    )
     failure_code: str | None
     failure_message: str | None
     created_at: Timestamp
@@ -312,7 +346,12 @@ class Coupon(Resource):
 # -- events ------------------------------------------------------------------------------
 
 EventType = Literal[
-    "order.paid", "order.closed", "payment.failed", "refund.succeeded", "refund.failed"
+    "order.paid",
+    "order.closed",
+    "order.confirmed",
+    "payment.failed",
+    "refund.succeeded",
+    "refund.failed",
 ]
 
 
@@ -434,6 +473,127 @@ class ChannelList(Resource):
     object: Literal["list"]
     data: list[Channel]
     has_more: bool
+
+
+# -- the books ---------------------------------------------------------------------------
+
+
+class TrialBalanceAccount(Resource):
+    account: str = Field(description="The account id, e.g. merchant:mch_...:pending:CNY")
+    debits: Total
+    credits: Total
+
+
+class TrialBalance(Resource):
+    """Every account of one currency with its total debits and credits (docs/ledger.md)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "object": "trial_balance",
+                    "currency": "CNY",
+                    "accounts": [
+                        {
+                            "account": "channel:sandbox:sandbox-primary:clearing:CNY",
+                            "debits": 1999,
+                            "credits": 0,
+                        },
+                        {
+                            "account": "merchant:mch_01jefq3r6f4x2k8w9c7d5b1a0z:pending:CNY",
+                            "debits": 0,
+                            "credits": 1987,
+                        },
+                        {"account": "platform:fees:CNY", "debits": 0, "credits": 12},
+                    ],
+                    "total_debits": 1999,
+                    "total_credits": 1999,
+                }
+            ]
+        },
+    )
+
+    object: Literal["trial_balance"]
+    currency: CurrencyCode
+    accounts: list[TrialBalanceAccount]
+    total_debits: Total
+    total_credits: Total
+
+
+class MerchantBalanceLine(Resource):
+    currency: CurrencyCode
+    escrow: Total = Field(description="Guaranteed-trade money not confirmed yet")
+    pending: Total = Field(description="Waiting for its settlement day")
+    available: int = Field(description="Settled; negative when refunds took more than it held")
+
+
+class MerchantBalance(Resource):
+    """Where the merchant's money is, per currency it has touched (docs/money.md)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "object": "balance",
+                    "data": [{"currency": "CNY", "escrow": 0, "pending": 1987, "available": 0}],
+                }
+            ]
+        },
+    )
+
+    object: Literal["balance"]
+    data: list[MerchantBalanceLine]
+
+
+class Settlement(Resource):
+    """Everything settlement ``date`` moved for the merchant in ``currency``, summed over its
+    runs. ``gross`` and ``refunds`` count channel parts only; ``net = gross - fees - refunds +
+    fee_refunded`` is what became available."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "object": "settlement",
+                    "date": "2026-12-07",
+                    "currency": "CNY",
+                    "payments_count": 2,
+                    "gross": 3998,
+                    "fees": 24,
+                    "refunds_count": 1,
+                    "refunds": 500,
+                    "fee_refunded": 3,
+                    "net": 3477,
+                }
+            ]
+        },
+    )
+
+    object: Literal["settlement"]
+    date: str = Field(description="The settlement day, YYYY-MM-DD in the settlement time zone")
+    currency: CurrencyCode
+    payments_count: int = Field(ge=0)
+    gross: Total
+    fees: Total
+    refunds_count: int = Field(ge=0)
+    refunds: Total
+    fee_refunded: Total
+    net: Total
+
+
+class SettlementRun(Resource):
+    """What one run of a settlement day did (another run later settles only what became due
+    since)."""
+
+    object: Literal["settlement_run"]
+    date: str
+    payments_count: int = Field(ge=0, description="Payments this run settled")
+    settlements_count: int = Field(
+        ge=0, description="Merchant and currency pairs this run added to"
+    )
 
 
 class CashierPayment(Resource):

@@ -13,9 +13,11 @@ The module-level builders (``freeze_balance`` ... ``restore_coupon``) each retur
 DynamoDB ``TransactWriteItems`` entry (``{"Update": {...}}``) whose condition is the whole
 rule of that move (enough money, right owner, right state), so a payment, order or refund
 write and the instrument moves it needs commit together or not at all. Each also runs alone as
-``update_item(**entry["Update"])``. Amounts must be positive integers (``ValueError`` if not).
-Time strings must be ``paycore.clock`` RFC 3339 (UTC, milliseconds, ``Z``): expiry is compared
-as text in the condition, which is exact for that one fixed-width form.
+``update_item(**entry["Update"])``. ``move_item`` builds the one a domain move
+(``paycore.domain.instruments.BalanceMove`` / ``CouponMove``) asks for. Amounts must be
+positive integers (``ValueError`` if not). Time strings must be ``paycore.clock`` RFC 3339
+(UTC, milliseconds, ``Z``): expiry is compared as text in the condition, which is exact for
+that one fixed-width form.
 """
 
 from __future__ import annotations
@@ -29,19 +31,24 @@ from paycore import clock
 from paycore.aws import client
 from paycore.config import get_settings
 from paycore.dal.codec import from_item, to_item, to_values
-from paycore.domain.instruments import Balance, Coupon, CouponStatus
-from paycore.errors import Conflict, ServiceUnavailable
+from paycore.dal.ledger import add_entry
+from paycore.dal.transaction import Part, Transaction, raise_unavailable, write_items
+from paycore.domain.changes import BalanceCredit, CouponIssue
+from paycore.domain.instruments import (
+    Balance,
+    BalanceMove,
+    BalanceMoveKind,
+    Coupon,
+    CouponMoveKind,
+    CouponStatus,
+    InstrumentMove,
+)
+from paycore.errors import Conflict
 
 BALANCE_SK = "BALANCE"
 COUPON_SK = "COUPON"
 
 _CANONICAL_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
-_THROTTLES = {
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "InternalServerError",
-}
 
 
 def balance_pk(merchant_id: str, buyer_id: str, currency: str) -> str:
@@ -365,17 +372,52 @@ def restore_coupon(
     )
 
 
+def move_item(table: str, move: InstrumentMove) -> dict[str, Any]:
+    """The conditional write that makes ``move`` (see the builders above)."""
+    if isinstance(move, BalanceMove):
+        build = _BALANCE_BUILDERS[move.kind]
+        return build(table, move.merchant_id, move.buyer_id, move.currency, move.amount, at=move.at)
+    match move.kind:
+        case CouponMoveKind.LOCK | CouponMoveKind.USE_NOW:
+            take = lock_coupon if move.kind is CouponMoveKind.LOCK else use_coupon_now
+            return take(
+                table,
+                move.coupon_id,
+                move.merchant_id,
+                move.buyer_id,
+                move.currency,
+                move.payment_id,
+                move.at,
+            )
+        case CouponMoveKind.USE:
+            return use_coupon(table, move.coupon_id, move.payment_id, at=move.at)
+        case CouponMoveKind.RELEASE:
+            return release_coupon(table, move.coupon_id, move.payment_id, at=move.at)
+        case CouponMoveKind.RESTORE:
+            return restore_coupon(table, move.coupon_id, payment_id=move.payment_id, at=move.at)
+
+
+_BALANCE_BUILDERS = {
+    BalanceMoveKind.FREEZE: freeze_balance,
+    BalanceMoveKind.DEBIT: debit_balance,
+    BalanceMoveKind.SPEND_FROZEN: settle_frozen_balance,
+    BalanceMoveKind.RELEASE_FROZEN: release_frozen_balance,
+    BalanceMoveKind.CREDIT: credit_balance,
+}
+
+
+def add_moves(transaction: Transaction, moves: tuple[InstrumentMove, ...]) -> None:
+    """Add the instrument moves to ``transaction``, each with its refusal."""
+    for move in moves:
+        transaction.add(move_item(transaction.table, move), Part.INSTRUMENT, move.refusal)
+
+
 # -- the store ----------------------------------------------------------------------------------
 
 
-def _busy(exc: ClientError) -> None:
-    if exc.response["Error"]["Code"] in _THROTTLES:
-        raise ServiceUnavailable("the trade table is busy; retry shortly") from exc
-
-
 class InstrumentStore:
-    """Reads and stand-alone writes of balances and coupons (payments and refunds put the
-    builders above into their own transactions)."""
+    """Reads of balances and coupons, and the merchant's own changes of them (a credit, a new
+    coupon). Payments and refunds put their moves into their own transactions."""
 
     def __init__(self, table_name: str | None = None) -> None:
         self.table = table_name or get_settings().trade_table_name
@@ -385,7 +427,7 @@ class InstrumentStore:
         try:
             answer = self._ddb.get_item(TableName=self.table, Key=key, ConsistentRead=True)
         except ClientError as exc:
-            _busy(exc)
+            raise_unavailable(exc)
             raise
         item = answer.get("Item")
         return from_item(item) if item else None
@@ -394,24 +436,7 @@ class InstrumentStore:
         """Apply builder entries atomically: None when they committed, else the per-entry
         cancellation codes (``"ConditionalCheckFailed"`` where a condition did not hold).
         One entry is sent as a plain UpdateItem (same guarantee, half the cost)."""
-        try:
-            if len(items) == 1 and "Update" in items[0]:
-                self._ddb.update_item(**items[0]["Update"])
-            else:
-                self._ddb.transact_write_items(TransactItems=items)
-        except ClientError as exc:
-            code = exc.response["Error"]["Code"]
-            if code == "ConditionalCheckFailedException":
-                return ["ConditionalCheckFailed"]
-            if code == "TransactionCanceledException":
-                reasons = exc.response.get("CancellationReasons") or []
-                codes = [str(reason.get("Code", "None")) for reason in reasons]
-                if "ConditionalCheckFailed" in codes:
-                    return codes
-                raise ServiceUnavailable("the trade table is busy; retry shortly") from exc
-            _busy(exc)
-            raise
-        return None
+        return write_items(self._ddb, items)
 
     # -- balances ----------------------------------------------------------------------------
 
@@ -419,21 +444,23 @@ class InstrumentStore:
         item = self._get(balance_key(merchant_id, buyer_id, currency))
         return _balance(item) if item else None
 
-    def credit_balance(
-        self, merchant_id: str, buyer_id: str, currency: str, amount: int, *, at: str | None = None
-    ) -> Balance:
-        """Add ``amount`` to the buyer's available balance (creating it); the new balance."""
-        entry = credit_balance(self.table, merchant_id, buyer_id, currency, amount, at=at)
-        try:
-            answer = self._ddb.update_item(**entry["Update"], ReturnValues="ALL_NEW")
-        except ClientError as exc:
-            _busy(exc)
-            raise
-        return _balance(from_item(answer["Attributes"]))
+    def credit_balance(self, credit: BalanceCredit) -> Balance:
+        """Write the credit (creating the balance) with its journal entry; the balance as
+        read right after."""
+        transaction = Transaction(self.table)
+        add_moves(transaction, (credit.move,))
+        add_entry(transaction, credit.entry)
+        if transaction.write(self._ddb) is not None:
+            raise RuntimeError(f"credit {credit.id} was posted already")
+        found = self.get_balance(credit.merchant_id, credit.buyer_id, credit.currency)
+        if found is None:  # pragma: no cover - just written
+            raise RuntimeError("the credited balance is not there")
+        return found
 
     # -- coupons -----------------------------------------------------------------------------
 
-    def create_coupon(self, coupon: Coupon) -> None:
+    def create_coupon(self, issue: CouponIssue) -> None:
+        coupon = issue.coupon
         values: dict[str, Any] = {
             "pk": coupon_pk(coupon.id),
             "sk": COUPON_SK,
@@ -450,17 +477,11 @@ class InstrumentStore:
             "gsi1pk": _buyer_coupons_pk(coupon.merchant_id, coupon.buyer_id),
             "gsi1sk": f"{coupon.created_at}#{coupon.id}",
         }
-        try:
-            self._ddb.put_item(
-                TableName=self.table,
-                Item=to_item(values),
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise Conflict(f"coupon {coupon.id} already exists", code="coupon_exists") from exc
-            _busy(exc)
-            raise
+        transaction = Transaction(self.table)
+        transaction.put_new(values)
+        add_entry(transaction, issue.entry)
+        if transaction.write(self._ddb) is not None:
+            raise Conflict(f"coupon {coupon.id} already exists", code="coupon_exists")
 
     def get_coupon(self, coupon_id: str) -> Coupon | None:
         item = self._get(coupon_key(coupon_id))
@@ -481,7 +502,7 @@ class InstrumentStore:
                 Limit=limit,
             )
         except ClientError as exc:
-            _busy(exc)
+            raise_unavailable(exc)
             raise
         return [_coupon(from_item(item)) for item in answer.get("Items", [])]
 

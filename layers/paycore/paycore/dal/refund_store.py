@@ -13,13 +13,15 @@ same money. A late-payment refund does not touch the order (it never counted aga
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import asdict, replace
 from typing import Any
 
 from paycore.dal.codec import to_item
-from paycore.dal.trade_store import TradeStore, instruments_not_as_read
-from paycore.domain.models import Event, Order
+from paycore.dal.instruments import add_moves
+from paycore.dal.ledger import add_entry
+from paycore.dal.trade_store import TradeStore, check_entry
+from paycore.dal.transaction import Part
+from paycore.domain.changes import RefundSettlement, RefundStart
 from paycore.domain.refunds import Refund, RefundKind, RefundStatus
 from paycore.errors import ConcurrentUpdate, Conflict
 
@@ -39,34 +41,31 @@ class RefundStore(TradeStore):
         """The refund store on the same table as ``store``."""
         return store if isinstance(store, RefundStore) else cls(store.table)
 
-    def create_refund(
-        self,
-        order: Order | None,
-        refund: Refund,
-        event: Event | None = None,
-        extra_items: Sequence[dict[str, Any]] = (),
-    ) -> Order | None:
+    def create_refund(self, start: RefundStart) -> None:
         """Record a new refund and its order (already changed by the caller: the amount
         reserved, or for a refund that completes at once, refunded) in one transaction, with
         the event and instrument moves of a refund that completes at once.
 
         Raises ``Conflict`` (``refund_exists``) when the refund id is taken (a repeated
-        late-payment refund) and ``ConcurrentUpdate`` when the order changed since it was read.
-        Returns the order as stored."""
-        items = [self._put_new(self._refund_values(refund))]
-        saved_order = None
+        late-payment refund) and ``ConcurrentUpdate`` when the order changed since it was
+        read."""
+        refund, order = start.refund, start.order
+        transaction = self._transaction()
+        transaction.put_new(self._refund_values(refund))
         if order is not None:
             saved_order = replace(order, version=order.version + 1)
-            items.append(self._put_versioned(self._order_values(saved_order), order.version))
-        items.extend(extra_items)
-        if event is not None:
-            items.append(self._put_new(self._event_values(event)))
-        codes = self._transact(items)
-        if codes is None:
-            return saved_order
-        if codes[0] == "ConditionalCheckFailed":
+            transaction.put_versioned(self._order_values(saved_order), order.version)
+        add_moves(transaction, start.moves)
+        if start.event is not None:
+            transaction.put_new(self._event_values(start.event), Part.EVENT)
+        add_entry(transaction, start.entry)
+        cancelled = transaction.write(self._ddb)
+        if cancelled is None:
+            return
+        check_entry(refund.id, cancelled)
+        if cancelled.failed(Part.NEW):
             raise Conflict(f"refund {refund.id} already exists", code="refund_exists")
-        _check_instruments(refund.id, codes, 1 if order is None else 2, len(extra_items))
+        _check_instruments(refund.id, cancelled.instruments_not_as_read())
         raise ConcurrentUpdate(f"order {refund.order_id} changed while the refund was recorded")
 
     def get_refund(self, refund_id: str) -> Refund | None:
@@ -76,34 +75,34 @@ class RefundStore(TradeStore):
     def save_refund(self, refund: Refund) -> Refund:
         """Write a change of ``refund`` alone (no status change), on its version."""
         saved = replace(refund, version=refund.version + 1)
-        if self._transact([self._put_versioned(self._refund_values(saved), refund.version)]):
+        transaction = self._transaction()
+        transaction.put_versioned(self._refund_values(saved), refund.version)
+        if not self._write(transaction):
             raise ConcurrentUpdate(f"refund {refund.id} changed while it was being updated")
         return saved
 
-    def finish_refund(
-        self,
-        refund: Refund,
-        order: Order | None,
-        event: Event | None,
-        extra_items: Sequence[dict[str, Any]] = (),
-    ) -> bool:
+    def finish_refund(self, settlement: RefundSettlement) -> bool:
         """Write a final refund, its order's amounts (merchant refunds), its event and the
         instrument credits together. False when the refund or the order changed since they
         were read (the caller re-reads: a retried settlement then finds the refund final).
         An instrument whose condition fails is a bug or a hand edit, never a race: it raises
         (the settlement's alarm pages a person)."""
+        refund, order = settlement.refund, settlement.order
         saved_refund = replace(refund, version=refund.version + 1)
-        items = [self._put_versioned(self._refund_values(saved_refund), refund.version)]
+        transaction = self._transaction()
+        transaction.put_versioned(self._refund_values(saved_refund), refund.version)
         if order is not None:
             saved_order = replace(order, version=order.version + 1)
-            items.append(self._put_versioned(self._order_values(saved_order), order.version))
-        items.extend(extra_items)
-        if event is not None:
-            items.append(self._put_new(self._event_values(event)))
-        codes = self._transact(items)
-        if codes is None:
+            transaction.put_versioned(self._order_values(saved_order), order.version)
+        add_moves(transaction, settlement.moves)
+        if settlement.event is not None:
+            transaction.put_new(self._event_values(settlement.event), Part.EVENT)
+        add_entry(transaction, settlement.entry)
+        cancelled = transaction.write(self._ddb)
+        if cancelled is None:
             return True
-        _check_instruments(refund.id, codes, 1 if order is None else 2, len(extra_items))
+        _check_instruments(refund.id, cancelled.instruments_not_as_read())
+        check_entry(refund.id, cancelled)
         return False
 
     def put_refund_task_token(self, refund_id: str, task_token: str) -> None:
@@ -125,10 +124,10 @@ class RefundStore(TradeStore):
         return values
 
 
-def _check_instruments(refund_id: str, codes: list[str], start: int, count: int) -> None:
+def _check_instruments(refund_id: str, not_as_read: bool) -> None:
     """Raise when an instrument move failed its condition although the refund and the order
-    were current (see ``instruments_not_as_read``); a lost race only re-reads."""
-    if instruments_not_as_read(codes, start, count):
+    were current (``Cancelled.instruments_not_as_read``); a lost race only re-reads."""
+    if not_as_read:
         raise RuntimeError(f"refund {refund_id}: an instrument is not as the payment left it")
 
 

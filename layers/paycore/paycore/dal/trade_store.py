@@ -14,9 +14,17 @@ Item layout (pk / sk):
 - ``PAYMENT#<pay>`` / ``PAYMENT``: the payment; ``PAYMENT#<pay>`` / ``TASKTOKEN`` holds the
   state machine's task token apart, so it never travels with the payment.
 - ``EVENT#<evt>`` / ``EVENT``: the event; gsi1 ``MERCHANT#<mch>#EVENTS`` by creation time.
-- Open orders (``created`` or ``paying``) are also in the sparse index gsi2, partition
-  ``OPEN#<shard>`` (one of ``OPEN_SHARDS``, so no hot key) sorted by ``expires_at``: the expiry
-  sweeper finds the orders due without a scan. A paid or closed order leaves the index.
+- Orders with a deadline are also in the sparse, keys-only index gsi2, partitioned
+  ``<KIND>#<shard>`` (one of ``OPEN_SHARDS``, so no hot key) and sorted by the deadline, so a
+  sweep finds the orders due without a scan: open orders (``created`` or ``paying``) under
+  ``OPEN`` by ``expires_at`` (the expiry sweep); paid guaranteed orders not confirmed yet under
+  ``CONFIRM`` by ``auto_confirm_at`` (the auto-confirm sweep); orders whose money is pending
+  under ``SETTLE`` by ``settle_on``, the settlement day it is due (the settlement run). An order
+  leaves the index when its deadline no longer applies (paid or closed; confirmed or refunded
+  in full; settled). The ledger's account items share the index under ``LEDGER#...``
+  (``paycore.dal.ledger``).
+- ``SETTLEMENT#<mch>#<CUR>`` / ``<YYYY-MM-DD>``: what settlement of that day moved for the
+  merchant, added to (``ADD``) by each batch of each run in the batch's transaction.
 
 Every change of an order or payment is a conditional write on the version it was read at;
 a state change and its event are written in one transaction.
@@ -35,20 +43,36 @@ from botocore.exceptions import ClientError
 from paycore.aws import client
 from paycore.config import get_settings
 from paycore.dal.codec import from_item, to_item, to_values
+from paycore.dal.instruments import add_moves
+from paycore.dal.ledger import add_entry
+from paycore.dal.transaction import (
+    FAILED,
+    Cancelled,
+    Part,
+    Transaction,
+    raise_unavailable,
+    write_items,
+)
 from paycore.domain import cashier
-from paycore.domain.models import Event, Merchant, Order, Payment
+from paycore.domain.changes import (
+    OrderClosing,
+    PaymentSettlement,
+    PaymentStart,
+    SettlementBatch,
+    TradeConfirmation,
+)
+from paycore.domain.models import Event, Merchant, Order, Payment, TradeType
 from paycore.domain.status import OrderStatus, PaymentStatus
-from paycore.errors import ConcurrentUpdate, Conflict, NotFound, ServiceUnavailable
+from paycore.errors import ConcurrentUpdate, Conflict, NotFound
+from paycore.ledger.rules import SettlementFigures
 
 GSI = "gsi1"
 EXPIRY_INDEX = "gsi2"
 OPEN_SHARDS = 8
-_THROTTLES = {
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "InternalServerError",
-}
+OPEN = "OPEN"  # gsi2 partitions of open orders, by expires_at
+CONFIRM = "CONFIRM"  # ... of paid guaranteed orders not confirmed yet, by auto_confirm_at
+SETTLE = "SETTLE"  # ... of orders whose money is pending, by the settlement day it is due
+_BATCH_GET = 100
 
 
 def _key(pk: str, sk: str) -> dict[str, Any]:
@@ -71,41 +95,20 @@ def _event_pk(event_id: str) -> str:
     return f"EVENT#{event_id}"
 
 
+def _settlement_pk(merchant_id: str, currency: str) -> str:
+    return f"SETTLEMENT#{merchant_id}#{currency}"
+
+
 def _mono_pk(merchant_id: str, merchant_order_no: str) -> str:
     return f"MONO#{merchant_id}#{merchant_order_no}"
 
 
+def _deadline_shard(kind: str, order_id: str) -> str:
+    return f"{kind}#{int(hashlib.sha256(order_id.encode()).hexdigest(), 16) % OPEN_SHARDS}"
+
+
 def _cashier_pk(token: str) -> str:
     return f"CASHIER#{cashier.digest(token)}"
-
-
-def instruments_not_as_read(codes: list[str], aggregates: int, instruments: int) -> bool:
-    """Whether a cancelled transaction failed on an instrument move although its first
-    ``aggregates`` items (the versioned payment/refund and order) were current.
-
-    A lost race fails the aggregates (and often the instruments too: the winner already
-    moved them), so the caller re-reads. Aggregates current but an instrument not as reserved
-    is a bug or a hand edit, never a race to retry away: the caller fails loudly (the
-    alarm pages someone)."""
-    if any(code == "ConditionalCheckFailed" for code in codes[:aggregates]):
-        return False
-    return any(
-        code == "ConditionalCheckFailed" for code in codes[aggregates : aggregates + instruments]
-    )
-
-
-def _open_shard(order_id: str) -> str:
-    return f"OPEN#{int(hashlib.sha256(order_id.encode()).hexdigest(), 16) % OPEN_SHARDS}"
-
-
-def _cancellation_codes(exc: ClientError) -> list[str]:
-    reasons = exc.response.get("CancellationReasons") or []
-    return [str(reason.get("Code", "None")) for reason in reasons]
-
-
-def _raise_unavailable(exc: ClientError) -> None:
-    if exc.response["Error"]["Code"] in _THROTTLES:
-        raise ServiceUnavailable("the trade table is busy; retry shortly") from exc
 
 
 class TradeStore:
@@ -123,59 +126,36 @@ class TradeStore:
                 TableName=self.table, Key=_key(pk, sk), ConsistentRead=consistent
             )
         except ClientError as exc:
-            _raise_unavailable(exc)
+            raise_unavailable(exc)
             raise
         item = answer.get("Item")
         return from_item(item) if item else None
 
-    def _transact(self, items: list[dict[str, Any]]) -> list[str] | None:
-        """Run a transaction; None when it committed, else the per-item cancellation codes.
+    def _transaction(self) -> Transaction:
+        return Transaction(self.table)
 
-        A single conditional put is sent as a plain PutItem: same guarantee, half the cost
-        (transactional writes are billed twice)."""
-        if len(items) == 1:
-            return self._put_one(items[0]["Put"])
-        try:
-            self._ddb.transact_write_items(TransactItems=items)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "TransactionCanceledException":
-                codes = _cancellation_codes(exc)
-                if "ConditionalCheckFailed" in codes:
-                    return codes
-                raise ServiceUnavailable("the trade table is busy; retry shortly") from exc
-            _raise_unavailable(exc)
-            raise
-        return None
+    def _write(self, transaction: Transaction) -> bool:
+        """Commit ``transaction``; False when a condition failed."""
+        return transaction.write(self._ddb) is None
 
-    def _put_one(self, put: dict[str, Any]) -> list[str] | None:
-        try:
-            self._ddb.put_item(**put)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return ["ConditionalCheckFailed"]
-            _raise_unavailable(exc)
-            raise
-        return None
+    # The webhook endpoint store's writes (an endpoint, its count on the merchant, a rolled
+    # key) are items of no journal entry: it builds them one by one and commits them here.
 
     def _put_new(self, values: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "Put": {
-                "TableName": self.table,
-                "Item": to_item(values),
-                "ConditionExpression": "attribute_not_exists(pk)",
-            }
-        }
+        """The Put of a new item (refused when the key exists)."""
+        transaction = self._transaction()
+        transaction.put_new(values)
+        return transaction.items[0]
 
     def _put_versioned(self, values: dict[str, Any], expected_version: int) -> dict[str, Any]:
-        return {
-            "Put": {
-                "TableName": self.table,
-                "Item": to_item(values),
-                "ConditionExpression": "#v = :expected",
-                "ExpressionAttributeNames": {"#v": "version"},
-                "ExpressionAttributeValues": to_values({":expected": expected_version}),
-            }
-        }
+        """The Put that replaces the item at ``expected_version``."""
+        transaction = self._transaction()
+        transaction.put_versioned(values, expected_version)
+        return transaction.items[0]
+
+    def _transact(self, items: Sequence[dict[str, Any]]) -> list[str] | None:
+        """Commit ``items`` atomically: None when committed, else the cancellation codes."""
+        return write_items(self._ddb, items)
 
     def _page(
         self, index_pk: str, limit: int, start_key: dict[str, Any] | None
@@ -225,8 +205,11 @@ class TradeStore:
             "api_key_hash": api_key_hash,
             "webhook_endpoints": len(webhook_endpoints),
         }
-        items = [self._put_new(values), self._put_new(_key_values(merchant.id, api_key_hash))]
-        if self._transact([*items, *webhook_endpoints]) is not None:
+        transaction = self._transaction()
+        transaction.put_new(values)
+        transaction.put_new(_key_values(merchant.id, api_key_hash))
+        transaction.extend(webhook_endpoints, Part.NEW)
+        if not self._write(transaction):
             raise Conflict("merchant or API key already exists", code="merchant_exists")
 
     def get_merchant(self, merchant_id: str) -> Merchant | None:
@@ -310,18 +293,20 @@ class TradeStore:
             "sk": "MONO",
             "order_id": order.id,
         }
-        items = [self._put_new(values), self._put_new(mono)]
+        transaction = self._transaction()
+        transaction.put_new(values)
+        transaction.put_new(mono)
         if cashier_token is not None:
             link = {"pk": _cashier_pk(cashier_token), "sk": "CASHIER", "order_id": order.id}
-            items.append(self._put_new(link))
-        codes = self._transact(items)
-        if codes is not None and codes[1:2] == ["ConditionalCheckFailed"]:
+            transaction.put_new(link)
+        cancelled = transaction.write(self._ddb)
+        if cancelled is not None and cancelled.codes[1:2] == (FAILED,):
             raise Conflict(
                 f"an order with merchant_order_no {order.merchant_order_no!r} already exists",
                 code="duplicate_merchant_order_no",
                 param="merchant_order_no",
             )
-        if codes is not None:  # an id or a 256-bit token drawn twice: never in practice
+        if cancelled is not None:  # an id or a 256-bit token drawn twice: never in practice
             raise ConcurrentUpdate(f"order {order.id} could not be created; retry")
 
     def order_id_for_cashier_token(self, token: str) -> str | None:
@@ -338,15 +323,31 @@ class TradeStore:
         item = self._get(_mono_pk(merchant_id, merchant_order_no), "MONO")
         return str(item["order_id"]) if item else None
 
-    def save_order(self, order: Order, event: Event | None = None) -> Order:
-        """Write ``order`` (and the event its change caused) if nobody changed the order since
-        it was read (its version)."""
+    def close_order(self, closing: OrderClosing) -> Order:
+        """Write the closed order and its event if nobody changed the order since it was read
+        (its version); the order as stored."""
+        order = closing.order
         saved = replace(order, version=order.version + 1)
-        items = [self._put_versioned(self._order_values(saved), order.version)]
-        if event is not None:
-            items.append(self._put_new(self._event_values(event)))
-        if self._transact(items):
+        transaction = self._transaction()
+        transaction.put_versioned(self._order_values(saved), order.version)
+        transaction.put_new(self._event_values(closing.event), Part.EVENT)
+        if not self._write(transaction):
             raise ConcurrentUpdate(f"order {order.id} changed while it was being updated")
+        return saved
+
+    def confirm_order(self, confirmation: TradeConfirmation) -> Order:
+        """Write the confirmed order, its event and its entry if nobody changed the order
+        since it was read; the order as stored."""
+        order = confirmation.order
+        saved = replace(order, version=order.version + 1)
+        transaction = self._transaction()
+        transaction.put_versioned(self._order_values(saved), order.version)
+        transaction.put_new(self._event_values(confirmation.event), Part.EVENT)
+        add_entry(transaction, confirmation.entry)
+        cancelled = transaction.write(self._ddb)
+        if cancelled is not None:
+            check_entry(order.id, cancelled)
+            raise ConcurrentUpdate(f"order {order.id} changed while it was being confirmed")
         return saved
 
     def list_orders(
@@ -362,6 +363,7 @@ class TradeStore:
     def _order_values(self, order: Order) -> dict[str, Any]:
         values = asdict(order)
         values["status"] = order.status.value
+        values["trade_type"] = order.trade_type.value
         values.update(
             pk=_order_pk(order.id),
             sk="ORDER",
@@ -369,11 +371,120 @@ class TradeStore:
             gsi1sk=f"{order.created_at}#{order.id}",
         )
         if order.is_open:
-            values.update(gsi2pk=_open_shard(order.id), gsi2sk=f"{order.expires_at}#{order.id}")
+            values.update(
+                gsi2pk=_deadline_shard(OPEN, order.id), gsi2sk=f"{order.expires_at}#{order.id}"
+            )
+        elif order.is_confirmable:
+            values.update(
+                gsi2pk=_deadline_shard(CONFIRM, order.id),
+                gsi2sk=f"{order.auto_confirm_at}#{order.id}",
+            )
+        elif order.awaits_settlement:
+            values.update(
+                gsi2pk=_deadline_shard(SETTLE, order.id), gsi2sk=f"{order.settle_on}#{order.id}"
+            )
         return values
 
     def expired_order_ids(self, now_rfc3339: str, limit: int = 100) -> list[str]:
         """Ids of open orders whose ``expires_at`` is at or before ``now_rfc3339``."""
+        return self._due_order_ids(OPEN, now_rfc3339, limit)
+
+    def orders_to_confirm(self, now_rfc3339: str, limit: int = 100) -> list[str]:
+        """Ids of paid guaranteed orders whose ``auto_confirm_at`` is at or before
+        ``now_rfc3339`` and that are not confirmed yet."""
+        return self._due_order_ids(CONFIRM, now_rfc3339, limit)
+
+    def orders_due_for_settlement(self, settlement_date: str) -> list[str]:
+        """Ids of every order whose pending money is due by settlement ``settlement_date``
+        (``settle_on`` on or before it) and not settled yet."""
+        found: list[str] = []
+        for shard in range(OPEN_SHARDS):
+            query: dict[str, Any] = {
+                "TableName": self.table,
+                "IndexName": EXPIRY_INDEX,
+                "KeyConditionExpression": "gsi2pk = :pk AND gsi2sk <= :due",
+                "ExpressionAttributeValues": to_values(
+                    {":pk": f"{SETTLE}#{shard}", ":due": f"{settlement_date}#~"}
+                ),
+            }
+            while True:
+                answer = self._ddb.query(**query)
+                found.extend(
+                    str(from_item(item)["pk"]).removeprefix("ORDER#")
+                    for item in answer.get("Items", [])
+                )
+                if "LastEvaluatedKey" not in answer:
+                    break
+                query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        return found
+
+    def get_orders(self, order_ids: list[str]) -> list[Order]:
+        """The orders of ``order_ids`` that exist, read consistently (BatchGetItem)."""
+        found: list[Order] = []
+        for start in range(0, len(order_ids), _BATCH_GET):
+            chunk = order_ids[start : start + _BATCH_GET]
+            keys = [_key(_order_pk(order_id), "ORDER") for order_id in chunk]
+            request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True}}
+            while request:
+                answer = self._ddb.batch_get_item(RequestItems=request)
+                found.extend(
+                    _order(from_item(item)) for item in answer["Responses"].get(self.table, [])
+                )
+                request = answer.get("UnprocessedKeys") or {}
+        return found
+
+    def settle_orders(self, batch: SettlementBatch) -> None:
+        """Write a settlement batch: every order settled (each on the version it was read
+        at), the entry making their money available, and the day's figures, in one
+        transaction. ``ConcurrentUpdate`` when an order changed meanwhile (a refund, another
+        run): nothing is written then."""
+        transaction = self._transaction()
+        for order in batch.orders:
+            saved = replace(order, version=order.version + 1)
+            transaction.put_versioned(self._order_values(saved), order.version)
+        add_entry(transaction, batch.entry)
+        figures = batch.figures.as_dict()
+        transaction.add(
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": _key(_settlement_pk(batch.merchant_id, batch.currency), batch.date),
+                    "UpdateExpression": "ADD "
+                    + ", ".join(f"#{name} :{name}" for name in figures)
+                    + " SET #merchant_id = :merchant_id, #currency = :currency, #date = :date",
+                    "ExpressionAttributeNames": {
+                        f"#{name}": name for name in (*figures, "merchant_id", "currency", "date")
+                    },
+                    "ExpressionAttributeValues": to_values(
+                        {
+                            **{f":{name}": value for name, value in figures.items()},
+                            ":merchant_id": batch.merchant_id,
+                            ":currency": batch.currency,
+                            ":date": batch.date,
+                        }
+                    ),
+                }
+            },
+            Part.ACCOUNT,
+        )
+        cancelled = transaction.write(self._ddb)
+        if cancelled is not None:
+            check_entry(f"settlement {batch.date} of {batch.merchant_id}", cancelled)
+            raise ConcurrentUpdate(f"an order of {batch.merchant_id} changed while settling")
+
+    def get_settlement(
+        self, merchant_id: str, currency: str, settlement_date: str
+    ) -> SettlementFigures:
+        """What settlement ``settlement_date`` moved for the merchant in ``currency``,
+        summed over its runs (zero when it moved nothing)."""
+        item = self._get(_settlement_pk(merchant_id, currency), settlement_date)
+        if item is None:
+            return SettlementFigures()
+        return SettlementFigures(
+            **{name: int(item.get(name, 0)) for name in SettlementFigures.__dataclass_fields__}
+        )
+
+    def _due_order_ids(self, kind: str, now_rfc3339: str, limit: int) -> list[str]:
         found: list[str] = []
         for shard in range(OPEN_SHARDS):
             query: dict[str, Any] = {
@@ -381,7 +492,7 @@ class TradeStore:
                 "IndexName": EXPIRY_INDEX,
                 "KeyConditionExpression": "gsi2pk = :pk AND gsi2sk <= :now",
                 "ExpressionAttributeValues": to_values(
-                    {":pk": f"OPEN#{shard}", ":now": f"{now_rfc3339}#~"}
+                    {":pk": f"{kind}#{shard}", ":now": f"{now_rfc3339}#~"}
                 ),
                 "Limit": limit,
             }
@@ -394,28 +505,23 @@ class TradeStore:
 
     # -- payments ----------------------------------------------------------------------------
 
-    def start_payment(
-        self,
-        order: Order,
-        payment: Payment,
-        reservations: tuple[tuple[dict[str, Any], Conflict], ...] = (),
-        event: Event | None = None,
-    ) -> tuple[Order, Payment]:
-        """Create ``payment``, move ``order`` (already transitioned) and make the internal
-        instruments' reservations in one transaction: all of it happens, or nothing.
-
-        ``reservations`` pairs each instrument write with the conflict to raise when its
-        condition fails (not enough balance, a coupon no longer available)."""
+    def start_payment(self, start: PaymentStart) -> tuple[Order, Payment]:
+        """Create the payment, move its order (already transitioned) and make the internal
+        instruments' reservations in one transaction: all of it happens, or nothing. A
+        reservation whose condition fails raises its refusal (not enough balance, a coupon
+        no longer available); anything else is a 409 ``order_not_payable``."""
+        order, payment = start.order, start.payment
         saved_order = replace(order, version=order.version + 1)
-        items = [
-            self._put_new(self._payment_values(payment)),
-            self._put_versioned(self._order_values(saved_order), order.version),
-            *(item for item, _ in reservations),
-        ]
-        if event is not None:
-            items.append(self._put_new(self._event_values(event)))
-        codes = self._transact(items)
-        if codes is not None:
+        transaction = self._transaction()
+        transaction.put_new(self._payment_values(payment))
+        transaction.put_versioned(self._order_values(saved_order), order.version)
+        add_moves(transaction, start.moves)
+        if start.event is not None:
+            transaction.put_new(self._event_values(start.event), Part.EVENT)
+        add_entry(transaction, start.entry)
+        cancelled = transaction.write(self._ddb)
+        if cancelled is not None:
+            check_entry(payment.id, cancelled)
             order_changed = Conflict(
                 "the order changed while the payment was being started (another payment of "
                 "it, or a close)",
@@ -423,11 +529,11 @@ class TradeStore:
             )
             # The order first: a twin payment that won the race also spent the balance or the
             # coupon this one wanted, and the answer is that the order is taken, not the money.
-            if codes[1] == "ConditionalCheckFailed":
+            if not cancelled.aggregates_current:
                 raise order_changed
-            for code, (_, conflict) in zip(codes[2:], reservations, strict=False):
-                if code == "ConditionalCheckFailed":
-                    raise conflict
+            for refusal in cancelled.failed(Part.INSTRUMENT):
+                if refusal is not None:
+                    raise refusal
             raise order_changed
         return saved_order, payment
 
@@ -437,7 +543,9 @@ class TradeStore:
 
     def save_payment(self, payment: Payment) -> Payment:
         saved = replace(payment, version=payment.version + 1)
-        if self._transact([self._put_versioned(self._payment_values(saved), payment.version)]):
+        transaction = self._transaction()
+        transaction.put_versioned(self._payment_values(saved), payment.version)
+        if not self._write(transaction):
             raise ConcurrentUpdate(f"payment {payment.id} changed while it was being updated")
         return saved
 
@@ -452,35 +560,31 @@ class TradeStore:
         item = self._get(_payment_pk(payment_id), "TASKTOKEN")
         return str(item["token"]) if item else None
 
-    def finish_payment(
-        self,
-        payment: Payment,
-        order: Order,
-        event: Event | None,
-        *,
-        more_events: tuple[Event, ...] = (),
-        instrument_items: tuple[dict[str, Any], ...] = (),
-    ) -> bool:
-        """Write a final payment, its order, its events and the confirmation or release of
-        its internal instruments together.
+    def settle_payment(self, settlement: PaymentSettlement) -> bool:
+        """Write a final payment, its order, its events and the spending or release of its
+        internal instruments together.
 
         Both aggregates were read and transitioned by the caller; False when either changed
-        meanwhile (the caller re-reads: a retry of the same settlement finds it done).
-        """
+        meanwhile (the caller re-reads: a retry of the same settlement finds it done). An
+        instrument not as the payment left it, with both aggregates current, is a bug: it
+        raises."""
+        payment, order = settlement.payment, settlement.order
         saved_payment = replace(payment, version=payment.version + 1)
         saved_order = replace(order, version=order.version + 1)
-        items = [
-            self._put_versioned(self._payment_values(saved_payment), payment.version),
-            self._put_versioned(self._order_values(saved_order), order.version),
-            *instrument_items,
-        ]
-        for each in (event, *more_events):
-            if each is not None:
-                items.append(self._put_new(self._event_values(each)))
-        codes = self._transact(items)
-        if codes is not None and instruments_not_as_read(codes, 2, len(instrument_items)):
+        transaction = self._transaction()
+        transaction.put_versioned(self._payment_values(saved_payment), payment.version)
+        transaction.put_versioned(self._order_values(saved_order), order.version)
+        add_moves(transaction, settlement.moves)
+        for event in settlement.events:
+            transaction.put_new(self._event_values(event), Part.EVENT)
+        add_entry(transaction, settlement.entry)
+        cancelled = transaction.write(self._ddb)
+        if cancelled is None:
+            return True
+        if cancelled.instruments_not_as_read():
             raise RuntimeError(f"payment {payment.id}: instrument reservation not found")
-        return codes is None
+        check_entry(payment.id, cancelled)
+        return False
 
     def _payment_values(self, payment: Payment) -> dict[str, Any]:
         values = asdict(payment)
@@ -496,7 +600,9 @@ class TradeStore:
 
     def put_event(self, event: Event) -> bool:
         """Store ``event`` unless it exists already (ids are derived from their cause)."""
-        return self._transact([self._put_new(self._event_values(event))]) is None
+        transaction = self._transaction()
+        transaction.put_new(self._event_values(event), Part.EVENT)
+        return self._write(transaction)
 
     def get_event(self, event_id: str) -> Event | None:
         item = self._get(_event_pk(event_id), "EVENT")
@@ -527,6 +633,12 @@ class TradeStore:
         }
 
 
+def check_entry(cause_id: str, cancelled: Cancelled) -> None:
+    """Raise when the change's journal entry exists but its state change was not made."""
+    if cancelled.entry_without_its_change():
+        raise RuntimeError(f"{cause_id}: its journal entry exists without its state change")
+
+
 def _fields(item: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
     return {name: item[name] for name in names if name in item}
 
@@ -554,6 +666,7 @@ def _merchant(item: dict[str, Any]) -> Merchant:
 def _order(item: dict[str, Any]) -> Order:
     values = _fields(item, _ORDER_FIELDS)
     values["status"] = OrderStatus(values["status"])
+    values["trade_type"] = TradeType(values.get("trade_type", TradeType.INSTANT))
     return Order(**values)
 
 

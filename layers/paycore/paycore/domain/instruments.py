@@ -18,6 +18,7 @@ from enum import StrEnum
 from typing import Any
 
 from paycore.clock import now, parse_rfc3339
+from paycore.errors import Conflict
 
 
 class CouponStatus(StrEnum):
@@ -93,3 +94,55 @@ class Coupon:
             "expires_at": self.expires_at,
             "created_at": self.created_at,
         }
+
+
+# -- instrument moves: what a payment or refund does to balances and coupons --------------------
+
+
+class BalanceMoveKind(StrEnum):
+    FREEZE = "freeze"  # available -> frozen (a payment in flight reserves it)
+    DEBIT = "debit"  # spent from available at once (a payment with no channel part)
+    SPEND_FROZEN = "spend_frozen"  # the payment succeeded: frozen is spent
+    RELEASE_FROZEN = "release_frozen"  # the payment failed: frozen -> available
+    CREDIT = "credit"  # a top-up, or a refund's balance part: + available
+
+
+class CouponMoveKind(StrEnum):
+    LOCK = "lock"  # available -> locked by a payment in flight
+    USE_NOW = "use_now"  # available -> used (a payment with no channel part)
+    USE = "use"  # locked -> used (the payment succeeded)
+    RELEASE = "release"  # locked -> available (the payment failed)
+    RESTORE = "restore"  # used -> available (refunds gave back all the coupon paid)
+
+
+@dataclass(frozen=True)
+class BalanceMove:
+    """One conditional change of a buyer's stored balance. ``refusal`` is what to answer when
+    its condition fails (not enough balance); None when a failure can only be a bug."""
+
+    kind: BalanceMoveKind
+    merchant_id: str
+    buyer_id: str
+    currency: str
+    amount: int
+    at: str
+    refusal: Conflict | None = None
+
+
+@dataclass(frozen=True)
+class CouponMove:
+    """One conditional change of a coupon's status. LOCK and USE_NOW check that it is
+    available to this merchant, buyer and currency at ``at``; the others that ``payment_id``
+    holds it."""
+
+    kind: CouponMoveKind
+    coupon_id: str
+    payment_id: str
+    at: str
+    merchant_id: str = ""
+    buyer_id: str = ""
+    currency: str = ""
+    refusal: Conflict | None = None
+
+
+InstrumentMove = BalanceMove | CouponMove

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any
 
+from paycore.clock import days_after, local_date, seconds_after
 from paycore.domain.refunds import add_allocations
 from paycore.domain.status import (
     OrderStatus,
@@ -19,6 +21,20 @@ from paycore.domain.status import (
     check_payment_transition,
 )
 from paycore.errors import Conflict
+from paycore.ledger.accounts import Holding
+from paycore.ledger.fees import DEFAULT_FEE_RATE_BPS, ChannelMoney
+
+DEFAULT_SETTLEMENT_DELAY_DAYS = 1
+MAX_SETTLEMENT_DELAY_DAYS = 30
+# Guaranteed trade: how long after payment an unconfirmed order confirms itself (10 days).
+DEFAULT_AUTO_CONFIRM_IN = 864_000
+MIN_AUTO_CONFIRM_IN = 60
+MAX_AUTO_CONFIRM_IN = 7_776_000
+
+
+class TradeType(StrEnum):
+    INSTANT = "instant"  # the merchant's money is pending as soon as the order is paid
+    GUARANTEED = "guaranteed"  # 担保交易: held in escrow until the buyer confirms
 
 
 @dataclass(frozen=True)
@@ -27,6 +43,9 @@ class Merchant:
     name: str
     webhook_url: str | None  # as given at onboarding: its first webhook endpoint
     created_at: str
+    # The merchant's terms, fixed on each payment when it starts (paycore.ledger.fees).
+    fee_rate_bps: int = DEFAULT_FEE_RATE_BPS
+    settlement_delay_days: int = DEFAULT_SETTLEMENT_DELAY_DAYS
 
     def resource(self) -> dict[str, Any]:
         return {
@@ -34,6 +53,8 @@ class Merchant:
             "object": "merchant",
             "name": self.name,
             "webhook_url": self.webhook_url,
+            "fee_rate_bps": self.fee_rate_bps,
+            "settlement_delay_days": self.settlement_delay_days,
             "created_at": self.created_at,
         }
 
@@ -66,6 +87,18 @@ class Order:
     # refunds not failed have taken from it, and what succeeded refunds gave back through it.
     refund_allocated: dict[str, int] = field(default_factory=dict)
     refunded_by_instrument: dict[str, int] = field(default_factory=dict)
+    trade_type: TradeType = TradeType.INSTANT
+    auto_confirm_in: int | None = None  # guaranteed trade: seconds from paid to confirmed
+    auto_confirm_at: str | None = None  # guaranteed trade: set when paid
+    confirmed_at: str | None = None  # guaranteed trade: by the merchant, or automatically
+    # The paid payment's channel money and the merchant's settlement delay, kept on the order
+    # (set when paid) for confirmation and settlement; see ``channel_money``.
+    channel_paid: int = 0
+    paid_fee: int = 0
+    settlement_delay_days: int = DEFAULT_SETTLEMENT_DELAY_DAYS
+    channel_refunds: int = 0  # succeeded refunds that gave back some of the channel part
+    settle_on: str | None = None  # YYYY-MM-DD: the settlement that makes its money available
+    settled_on: str | None = None  # YYYY-MM-DD: the settlement that did
     version: int = 0  # optimistic lock: every write expects it and stores it + 1
 
     def start_paying(self, payment_id: str, at: str) -> Order:
@@ -78,10 +111,83 @@ class Order:
             updated_at=at,
         )
 
-    def mark_paid(self, payment_id: str, amount: int, at: str) -> Order:
-        self._check_current_payment(payment_id)
+    def mark_paid(self, payment: Payment, at: str, *, time_zone: str) -> Order:
+        """``payment`` succeeded at ``at``. An instant order's money is due for settlement
+        ``settlement_delay_days`` after that day in ``time_zone``; a guaranteed one waits in
+        escrow until ``auto_confirm_at`` at the latest."""
+        self._check_current_payment(payment.id)
         check_order_transition(self.status, OrderStatus.PAID, code="order_not_paying")
-        return replace(self, status=OrderStatus.PAID, amount_paid=amount, updated_at=at)
+        paid = replace(
+            self,
+            status=OrderStatus.PAID,
+            amount_paid=payment.amount,
+            channel_paid=payment.channel_amount,
+            paid_fee=payment.fee,
+            settlement_delay_days=payment.settlement_delay_days,
+            updated_at=at,
+        )
+        if self.trade_type is TradeType.GUARANTEED:
+            wait = self.auto_confirm_in or DEFAULT_AUTO_CONFIRM_IN
+            return replace(paid, auto_confirm_at=seconds_after(at, wait))
+        return replace(paid, settle_on=paid._settlement_day(at, time_zone))
+
+    def _settlement_day(self, at: str, time_zone: str) -> str | None:
+        """The settlement that makes money pending from ``at`` available (None: no money)."""
+        if not self.channel_paid:
+            return None
+        return days_after(local_date(at, time_zone), self.settlement_delay_days)
+
+    @property
+    def channel_money(self) -> ChannelMoney:
+        """The paid channel part as the merchant's money: gross, fee, and what succeeded
+        refunds gave back of it."""
+        return ChannelMoney(
+            self.channel_paid, self.paid_fee, self.refunded_by_instrument.get("channel", 0)
+        )
+
+    @property
+    def awaits_settlement(self) -> bool:
+        """Its money is pending (paid instant, or confirmed) and no settlement took it yet."""
+        return self.settle_on is not None and self.settled_on is None
+
+    def settle(self, settlement_date: str, at: str) -> Order:
+        """Settlement ``settlement_date`` makes this order's pending money available."""
+        if not self.awaits_settlement or str(self.settle_on) > settlement_date:
+            raise Conflict(
+                f"order {self.id} is not due for settlement {settlement_date}",
+                code="order_not_due",
+            )
+        return replace(self, settled_on=settlement_date, updated_at=at)
+
+    @property
+    def is_confirmable(self) -> bool:
+        """A paid guaranteed order not confirmed yet, not refunded in full."""
+        return (
+            self.trade_type is TradeType.GUARANTEED
+            and self.status in (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED)
+            and self.confirmed_at is None
+        )
+
+    def confirm(self, at: str, *, time_zone: str) -> Order:
+        """The buyer received the goods (or the order confirmed itself): the merchant's money
+        leaves escrow. Not a status change: the order stays paid (or partly refunded)."""
+        if not self.is_confirmable:
+            why = (
+                "it is not a guaranteed order"
+                if self.trade_type is not TradeType.GUARANTEED
+                else "it is already confirmed"
+                if self.confirmed_at
+                else f"it is {self.status.value}"
+            )
+            raise Conflict(
+                f"order {self.id} cannot be confirmed: {why}", code="order_not_confirmable"
+            )
+        return replace(
+            self,
+            confirmed_at=at,
+            settle_on=self._settlement_day(at, time_zone),
+            updated_at=at,
+        )
 
     def reopen(self, payment_id: str, at: str) -> Order:
         """A payment failed: the order is payable again."""
@@ -92,6 +198,16 @@ class Order:
     def close(self, at: str) -> Order:
         check_order_transition(self.status, OrderStatus.CLOSED, code="order_not_closable")
         return replace(self, status=OrderStatus.CLOSED, updated_at=at)
+
+    @property
+    def holding(self) -> Holding:
+        """Where the merchant's money from this order sits: escrow while a guaranteed order
+        is not confirmed, then pending until settled, then available."""
+        if self.settled_on is not None:
+            return Holding.AVAILABLE
+        if self.trade_type is TradeType.GUARANTEED and self.confirmed_at is None:
+            return Holding.ESCROW
+        return Holding.PENDING
 
     @property
     def is_open(self) -> bool:
@@ -120,6 +236,10 @@ class Order:
             "updated_at": self.updated_at,
             "metadata": dict(self.metadata),
             "buyer_id": self.buyer_id,
+            "trade_type": self.trade_type.value,
+            "auto_confirm_in": self.auto_confirm_in,
+            "auto_confirm_at": self.auto_confirm_at,
+            "confirmed_at": self.confirmed_at,
             "cashier_url": self.cashier_url,
             "return_url": self.return_url,
         }
@@ -163,6 +283,8 @@ class Order:
             amount_refunded=refunded,
             refund_pending=self.refund_pending - amount,
             refunded_by_instrument=add_allocations(self.refunded_by_instrument, allocations),
+            channel_refunds=self.channel_refunds
+            + any(a["type"] == "channel" and int(a["amount"]) > 0 for a in allocations),
             updated_at=at or self.updated_at,
         )
 
@@ -214,6 +336,10 @@ class Payment:
     balance_amount: int = 0  # frozen from the buyer's stored balance
     coupon_id: str | None = None
     coupon_amount: int = 0
+    coupon_face_value: int = 0  # the coupon's whole amount (used whole, even for less)
+    fee_rate_bps: int = 0  # the merchant's rate when the payment started
+    fee: int = 0  # on the channel part, at that rate (paycore.ledger.fees)
+    settlement_delay_days: int = DEFAULT_SETTLEMENT_DELAY_DAYS  # the merchant's, at the start
     # The misbehaviour switches for a local channel simulator (paycore.channels.simulate).
     simulate: dict[str, Any] | None = None
     channel_account: str | None = None  # the routed account that holds the channel order
@@ -224,6 +350,12 @@ class Payment:
     @property
     def is_final(self) -> bool:
         return self.status is not PaymentStatus.PROCESSING
+
+    @property
+    def net(self) -> int:
+        """What the merchant gets from the channel part: the part less the fee (coupon and
+        stored-balance parts are the merchant's own value and carry no fee)."""
+        return self.channel_amount - self.fee
 
     def succeed(self, channel_transaction_id: str | None, at: str) -> Payment:
         check_payment_transition(self.status, PaymentStatus.SUCCEEDED)
@@ -258,6 +390,8 @@ class Payment:
             "next_action": dict(self.next_action) if self.next_action else None,
             "failure_code": self.failure_code,
             "failure_message": self.failure_message,
+            "fee": self.fee if self.status is PaymentStatus.SUCCEEDED else None,
+            "net": self.net if self.status is PaymentStatus.SUCCEEDED else None,
             "channel_account": self.channel_account,
             "channel_attempts": [dict(item) for item in self.channel_attempts],
             "created_at": self.created_at,

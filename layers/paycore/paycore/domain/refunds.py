@@ -154,6 +154,9 @@ class Refund:
     channel_refund_id: str | None = None
     failure_code: str | None = None
     failure_message: str | None = None
+    # The payment's fee this refund returned (the cumulative rule of paycore.ledger.fees);
+    # set when it succeeds.
+    fee_refunded: int | None = None
     version: int = 0  # optimistic lock: every write expects it and stores it + 1
 
     @property
@@ -175,12 +178,13 @@ class Refund:
     def coupon_parts(self) -> Sequence[Mapping[str, Any]]:
         return [a for a in self.allocations if a["type"] == COUPON]
 
-    def succeed(self, channel_refund_id: str | None, at: str) -> Refund:
+    def succeed(self, channel_refund_id: str | None, at: str, *, fee_refunded: int) -> Refund:
         check_refund_transition(self.status, RefundStatus.SUCCEEDED)
         return replace(
             self,
             status=RefundStatus.SUCCEEDED,
             channel_refund_id=channel_refund_id or self.channel_refund_id,
+            fee_refunded=fee_refunded,
             updated_at=at,
         )
 
@@ -206,6 +210,7 @@ class Refund:
             "reason": self.reason,
             "kind": self.kind.value,
             "allocations": [dict(a) for a in self.allocations],
+            "fee_refunded": self.fee_refunded,
             "failure_code": self.failure_code,
             "failure_message": self.failure_message,
             "created_at": self.created_at,

@@ -13,6 +13,7 @@ import logging
 
 from paycore.clock import now_rfc3339
 from paycore.dal.trade_store import TradeStore
+from paycore.domain.changes import OrderClosing
 from paycore.domain.models import Order
 from paycore.domain.status import OrderStatus
 from paycore.errors import ConcurrentUpdate, PaycoreError
@@ -80,7 +81,7 @@ def _close(store: TradeStore, order_id: str, code: str, message: str) -> Order:
                     event = events.event_for(
                         events.ORDER_CLOSED, order.merchant_id, order.id, closed.resource()
                     )
-                    saved = store.save_order(closed, event)
+                    saved = store.close_order(OrderClosing(closed, event))
                     events.publish(event)
                     return saved
         except ConcurrentUpdate:

@@ -17,11 +17,19 @@ from paycore.services import webhook_endpoints
 
 ORDER_PAID = "order.paid"
 ORDER_CLOSED = "order.closed"
+ORDER_CONFIRMED = "order.confirmed"
 PAYMENT_FAILED = "payment.failed"
 REFUND_SUCCEEDED = "refund.succeeded"
 REFUND_FAILED = "refund.failed"
 # Every type above: what a webhook endpoint may subscribe to (besides "*").
-EVENT_TYPES = (ORDER_PAID, ORDER_CLOSED, PAYMENT_FAILED, REFUND_SUCCEEDED, REFUND_FAILED)
+EVENT_TYPES = (
+    ORDER_PAID,
+    ORDER_CLOSED,
+    ORDER_CONFIRMED,
+    PAYMENT_FAILED,
+    REFUND_SUCCEEDED,
+    REFUND_FAILED,
+)
 
 
 def event_id(cause_id: str, event_type: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from paycore.api.models import CreateCouponRequest, CreditBalanceRequest
 from paycore.clock import now, now_rfc3339, parse_rfc3339
 from paycore.dal.instruments import InstrumentStore
+from paycore.domain.changes import BalanceCredit, CouponIssue
 from paycore.domain.instruments import Balance, Coupon, CouponStatus
 from paycore.errors import NotFound, ValidationFailed
 from paycore.ids import has_prefix, new_id
@@ -21,7 +22,10 @@ def credit_balance(
     store: InstrumentStore, merchant_id: str, buyer_id: str, request: CreditBalanceRequest
 ) -> Balance:
     """Top up the buyer's available balance; the balance after the credit."""
-    return store.credit_balance(merchant_id, buyer_id, request.currency, request.amount)
+    credit = BalanceCredit(
+        new_id("crd"), merchant_id, buyer_id, request.currency, request.amount, now_rfc3339()
+    )
+    return store.credit_balance(credit)
 
 
 def get_balance(store: InstrumentStore, merchant_id: str, buyer_id: str, currency: str) -> Balance:
@@ -47,7 +51,7 @@ def issue_coupon(store: InstrumentStore, merchant_id: str, request: CreateCoupon
         created_at=at,
         updated_at=at,
     )
-    store.create_coupon(coupon)
+    store.create_coupon(CouponIssue(coupon))
     return coupon
 
 

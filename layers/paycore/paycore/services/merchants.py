@@ -9,8 +9,9 @@ from paycore.api_keys import hash_api_key, new_api_key
 from paycore.clock import now, now_rfc3339, rfc3339
 from paycore.dal.trade_store import TradeStore
 from paycore.dal.webhook_endpoint_store import WebhookEndpointStore
-from paycore.domain.models import Merchant
+from paycore.domain.models import DEFAULT_SETTLEMENT_DELAY_DAYS, Merchant
 from paycore.ids import new_id
+from paycore.ledger.fees import DEFAULT_FEE_RATE_BPS
 from paycore.services.webhook_endpoints import first_endpoint
 from paycore.webhooks import new_secret
 
@@ -36,7 +37,14 @@ class Onboarded:
         return {"api_key": self.api_key, "webhook_secret": self.webhook_secret}
 
 
-def onboard_merchant(store: TradeStore, name: str, webhook_url: str | None) -> Onboarded:
+def onboard_merchant(
+    store: TradeStore,
+    name: str,
+    webhook_url: str | None,
+    *,
+    fee_rate_bps: int = DEFAULT_FEE_RATE_BPS,
+    settlement_delay_days: int = DEFAULT_SETTLEMENT_DELAY_DAYS,
+) -> Onboarded:
     """A new merchant with its API key and, when it gave a ``webhook_url``, its first webhook
     endpoint there, signed with the onboarding ``webhook_secret``. Without a ``webhook_url``
     the secret is still made (the contract shows one) but signs nothing: the endpoints the
@@ -48,6 +56,8 @@ def onboard_merchant(store: TradeStore, name: str, webhook_url: str | None) -> O
         name=name,
         webhook_url=webhook_url,
         created_at=now_rfc3339(),
+        fee_rate_bps=fee_rate_bps,
+        settlement_delay_days=settlement_delay_days,
     )
     endpoints = WebhookEndpointStore.of(store)
     first = (

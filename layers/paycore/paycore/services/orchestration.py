@@ -24,8 +24,10 @@ from paycore.channels.base import (
 )
 from paycore.channels.registry import get_gateway, route
 from paycore.clock import now, now_rfc3339, parse_rfc3339
+from paycore.config import get_settings
 from paycore.dal.trade_store import TradeStore
 from paycore.dal.workflow import caught_channel_error, resume_with_outcome
+from paycore.domain.changes import PaymentSettlement
 from paycore.domain.models import Event, Order, Payment
 from paycore.domain.status import OrderStatus, PaymentStatus
 from paycore.errors import (
@@ -37,7 +39,6 @@ from paycore.errors import (
     TryAgain,
 )
 from paycore.services import events
-from paycore.services.payments import settlement_items
 
 logger = logging.getLogger(__name__)
 
@@ -419,7 +420,7 @@ class PaymentSteps:
         event: Event
         if outcome.status == SUCCEEDED:
             payment = payment.succeed(outcome.channel_transaction_id, at)
-            order = order.mark_paid(payment.id, payment.amount, at)
+            order = order.mark_paid(payment, at, time_zone=get_settings().settlement_time_zone)
             event = events.event_for(
                 events.ORDER_PAID, order.merchant_id, payment.id, order.resource()
             )
@@ -433,8 +434,7 @@ class PaymentSteps:
             event = events.event_for(
                 events.PAYMENT_FAILED, order.merchant_id, payment.id, payment.resource()
             )
-        items = settlement_items(self.store.table, payment, at)
-        if not self.store.finish_payment(payment, order, event, instrument_items=items):
+        if not self.store.settle_payment(PaymentSettlement.of(payment, order, event, at=at)):
             raise ConcurrentUpdate(f"payment {payment.id} changed while settling; retrying")
         return payment
 
@@ -483,10 +483,8 @@ class PaymentSteps:
         order_event = events.event_for(
             events.ORDER_CLOSED, order.merchant_id, order.id, closed.resource()
         )
-        items = settlement_items(self.store.table, failed, at)
-        if not self.store.finish_payment(
-            failed, closed, payment_event, more_events=(order_event,), instrument_items=items
-        ):
+        settlement = PaymentSettlement.of(failed, closed, payment_event, order_event, at=at)
+        if not self.store.settle_payment(settlement):
             raise ConcurrentUpdate(f"order {order.id} changed while closing; retry")
         events.publish(payment_event)
         events.publish(order_event)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from paycore.clock import in_seconds, now_rfc3339
 from paycore.dal.trade_store import TradeStore
 from paycore.domain import cashier
-from paycore.domain.models import Order
+from paycore.domain.models import DEFAULT_AUTO_CONFIRM_IN, Order, TradeType
 from paycore.domain.status import OrderStatus
 from paycore.errors import NotFound
 from paycore.ids import has_prefix, new_id
@@ -35,6 +35,12 @@ def create_order(
         updated_at=at,
         metadata=dict(request.metadata),
         buyer_id=request.buyer_id,
+        trade_type=TradeType(request.trade_type),
+        auto_confirm_in=(
+            request.auto_confirm_in or DEFAULT_AUTO_CONFIRM_IN
+            if request.trade_type == TradeType.GUARANTEED.value
+            else None
+        ),
         cashier_url=cashier.cashier_url(public_base_url, token),
         return_url=request.return_url,
     )

@@ -9,14 +9,15 @@ from typing import TYPE_CHECKING, Any
 from paycore.channels.registry import routed_gateways
 from paycore.clock import now, now_rfc3339, parse_rfc3339
 from paycore.config import get_settings
-from paycore.dal import instruments
 from paycore.dal.instruments import InstrumentStore
 from paycore.dal.trade_store import TradeStore
 from paycore.dal.workflow import start_payment_execution
+from paycore.domain.changes import PaymentSettlement, PaymentStart
 from paycore.domain.models import Order, Payment
 from paycore.domain.status import OrderStatus, PaymentStatus
 from paycore.errors import Conflict, NotFound, PaycoreError, ServiceUnavailable, ValidationFailed
 from paycore.ids import has_prefix, new_id
+from paycore.ledger.fees import fee_for
 from paycore.services import events
 from paycore.services.orders import get_order
 
@@ -37,6 +38,7 @@ class _Plan:
 
     coupon_id: str | None
     coupon_amount: int
+    coupon_face_value: int
     balance_amount: int
     channel: ChannelInstrument | None
     channel_amount: int
@@ -60,7 +62,7 @@ def _plan(store: TradeStore, order: Order, request: CreatePaymentRequest) -> _Pl
             code="buyer_required",
             param="instruments",
         )
-    coupon_amount = 0
+    coupon_amount = coupon_face_value = 0
     if coupon is not None:
         found = InstrumentStore(store.table).get_coupon(coupon.coupon_id)
         if found is None or found.merchant_id != order.merchant_id:
@@ -76,6 +78,7 @@ def _plan(store: TradeStore, order: Order, request: CreatePaymentRequest) -> _Pl
             )
         # A coupon is used whole; one worth more than the order pays the order, no more.
         coupon_amount = min(found.amount, order.amount)
+        coupon_face_value = found.amount
     balance_amount = balance.amount if balance is not None else 0
     rest = order.amount - coupon_amount - balance_amount
     if rest < 0:
@@ -99,7 +102,14 @@ def _plan(store: TradeStore, order: Order, request: CreatePaymentRequest) -> _Pl
         )
     if channel is not None:
         _check_routable(channel, order.currency, rest)  # refuses before any write
-    return _Plan(coupon.coupon_id if coupon else None, coupon_amount, balance_amount, channel, rest)
+    return _Plan(
+        coupon.coupon_id if coupon else None,
+        coupon_amount,
+        coupon_face_value,
+        balance_amount,
+        channel,
+        rest,
+    )
 
 
 def start_payment(
@@ -121,6 +131,9 @@ def start_payment(
     if parse_rfc3339(order.expires_at) <= now():
         raise Conflict("order has expired", code="order_expired")
     plan = _plan(store, order, request)
+    terms = store.get_merchant(merchant_id)
+    if terms is None:  # pragma: no cover - the authorizer found its key
+        raise NotFound(f"no merchant {merchant_id}", code="merchant_not_found")
     at = now_rfc3339()
     payment = Payment(
         id=new_id("pay"),
@@ -139,15 +152,18 @@ def start_payment(
         balance_amount=plan.balance_amount,
         coupon_id=plan.coupon_id,
         coupon_amount=plan.coupon_amount,
+        coupon_face_value=plan.coupon_face_value,
         simulate=plan.channel.switches() if plan.channel else None,
         callback_base_url=callback_base_url,
+        # The merchant's terms when the payment starts are the payment's for good.
+        fee_rate_bps=terms.fee_rate_bps,
+        fee=fee_for(plan.channel_amount, terms.fee_rate_bps),
+        settlement_delay_days=terms.settlement_delay_days,
     )
     paying = order.start_paying(payment.id, at)
     if plan.channel is None:
         return _pay_at_once(store, paying, payment, at)
-    paying, payment = store.start_payment(
-        paying, payment, reservations(store.table, payment, at, at_once=False)
-    )
+    paying, payment = store.start_payment(PaymentStart.reserving(paying, payment, at))
     settings = get_settings()
     try:
         start_payment_execution(
@@ -162,12 +178,7 @@ def start_payment(
     except PaycoreError:
         # Nothing reached a channel: release what was reserved, give the order back.
         failed = payment.fail("workflow_unavailable", "the payment could not be started", at)
-        store.finish_payment(
-            failed,
-            paying.reopen(payment.id, at),
-            None,
-            instrument_items=settlement_items(store.table, failed, at),
-        )
+        store.settle_payment(PaymentSettlement.of(failed, paying.reopen(payment.id, at), at=at))
         raise ServiceUnavailable("the payment could not be started; retry") from None
     return _await_next_action(store, payment, settings.payment_action_wait_seconds)
 
@@ -175,75 +186,11 @@ def start_payment(
 def _pay_at_once(store: TradeStore, paying: Order, payment: Payment, at: str) -> Payment:
     """Coupon and balance cover the order: spend them, pay the order, record the event."""
     succeeded = payment.succeed(None, at)
-    paid = paying.mark_paid(payment.id, payment.amount, at)
+    paid = paying.mark_paid(payment, at, time_zone=get_settings().settlement_time_zone)
     event = events.event_for(events.ORDER_PAID, paid.merchant_id, payment.id, paid.resource())
-    store.start_payment(
-        paid, succeeded, reservations(store.table, payment, at, at_once=True), event
-    )
+    store.start_payment(PaymentStart.at_once(paid, succeeded, at, event))
     events.publish(event)
     return succeeded
-
-
-def reservations(
-    table: str, payment: Payment, at: str, *, at_once: bool
-) -> tuple[tuple[dict[str, Any], Conflict], ...]:
-    """The writes that reserve (or, ``at_once``, spend) the payment's internal instruments,
-    each with the refusal to give when its condition fails."""
-    items: list[tuple[dict[str, Any], Conflict]] = []
-    buyer = str(payment.buyer_id)
-    if payment.balance_amount:
-        take = instruments.debit_balance if at_once else instruments.freeze_balance
-        items.append(
-            (
-                take(table, payment.merchant_id, buyer, payment.currency, payment.balance_amount),
-                Conflict(
-                    f"the buyer's available {payment.currency} balance is less than "
-                    f"{payment.balance_amount}",
-                    code="insufficient_balance",
-                    param="instruments",
-                ),
-            )
-        )
-    if payment.coupon_id:
-        lock = instruments.use_coupon_now if at_once else instruments.lock_coupon
-        items.append(
-            (
-                lock(
-                    table,
-                    payment.coupon_id,
-                    payment.merchant_id,
-                    buyer,
-                    payment.currency,
-                    payment.id,
-                    at,
-                ),
-                Conflict(
-                    f"coupon {payment.coupon_id} is no longer available",
-                    code="coupon_unavailable",
-                    param="instruments",
-                ),
-            )
-        )
-    return tuple(items)
-
-
-def settlement_items(table: str, payment: Payment, at: str) -> tuple[dict[str, Any], ...]:
-    """The writes that confirm (payment succeeded) or release (failed) what the payment
-    reserved: they go in the settlement's transaction, so nothing stays frozen or locked."""
-    succeeded = payment.status is PaymentStatus.SUCCEEDED
-    items: list[dict[str, Any]] = []
-    buyer = str(payment.buyer_id)
-    if payment.balance_amount:
-        settle = (
-            instruments.settle_frozen_balance if succeeded else instruments.release_frozen_balance
-        )
-        items.append(
-            settle(table, payment.merchant_id, buyer, payment.currency, payment.balance_amount)
-        )
-    if payment.coupon_id:
-        finish = instruments.use_coupon if succeeded else instruments.release_coupon
-        items.append(finish(table, payment.coupon_id, payment.id, at=at))
-    return tuple(items)
 
 
 def _instruments(plan: _Plan) -> list[dict[str, Any]]:

@@ -31,7 +31,6 @@ from paycore.channels.base import (
 from paycore.channels.registry import get_gateway
 from paycore.clock import now_rfc3339
 from paycore.config import get_settings
-from paycore.dal import instruments
 from paycore.dal.refund_store import RefundStore
 from paycore.dal.trade_store import TradeStore
 from paycore.dal.workflow import (
@@ -39,6 +38,8 @@ from paycore.dal.workflow import (
     resume_with_outcome,
     start_refund_execution,
 )
+from paycore.domain import postings
+from paycore.domain.changes import RefundSettlement, RefundStart
 from paycore.domain.models import Event, Order, Payment
 from paycore.domain.refunds import (
     CHANNEL,
@@ -46,8 +47,6 @@ from paycore.domain.refunds import (
     RefundKind,
     RefundStatus,
     allocate,
-    allocation_key,
-    paid_by_instrument,
 )
 from paycore.domain.status import PaymentStatus
 from paycore.errors import (
@@ -195,14 +194,18 @@ def _record_refund(refunds: RefundStore, order: Order, request: CreateRefundRequ
     )
     reserved = order.reserve_refund(refund.amount, allocations, at)
     if has_channel_part:
-        refunds.create_refund(reserved, refund)
+        refunds.create_refund(
+            RefundStart.reserving(refund, reserved, payment=payment, order_before=order)
+        )
         return refund
     # Only internal instruments: nothing to wait for.
-    succeeded = refund.succeed(None, at)
+    succeeded = refund.succeed(None, at, fee_refunded=0)  # no channel part: no fee
     refunded = reserved.complete_refund(refund.amount, allocations, at)
     event = _event(succeeded)
     refunds.create_refund(
-        refunded, succeeded, event, _credit_items(refunds.table, payment, succeeded, order, at)
+        RefundStart.at_once(
+            refunded, succeeded, payment=payment, order_before=order, event=event, at=at
+        )
     )
     try:
         events.publish(event)
@@ -271,7 +274,7 @@ def start_late_payment_refund(
             channel_account=payment.channel_account,
         )
         try:
-            refunds.create_refund(None, refund)
+            refunds.create_refund(RefundStart.late_payment(refund, payment))
         except Conflict:  # a twin call recorded it first
             existing = refunds.get_refund(refund_id)
             if existing is None:
@@ -419,16 +422,15 @@ def _finish(
         order = store.get_order(refund.order_id) if refund.kind is RefundKind.MERCHANT else None
         if refund.kind is RefundKind.MERCHANT and order is None:
             raise NotFound(f"no order {refund.order_id}", code="order_not_found")
-        items: tuple[dict[str, Any], ...] = ()
+        payment = store.get_payment(refund.payment_id)
+        if payment is None:
+            raise NotFound(f"no payment {refund.payment_id}", code="payment_not_found")
+        before = order
         if outcome.status == SUCCEEDED:
-            final = refund.succeed(outcome.channel_refund_id, at)
+            returned = postings.fee_refunded(refund, payment, order)
+            final = refund.succeed(outcome.channel_refund_id, at, fee_refunded=returned)
             if order is not None:
-                before = order
                 order = order.complete_refund(refund.amount, refund.allocations, at)
-                payment = store.get_payment(refund.payment_id)
-                if payment is None:
-                    raise NotFound(f"no payment {refund.payment_id}", code="payment_not_found")
-                items = _credit_items(store.table, payment, final, before, at)
         else:
             final = refund.fail(
                 outcome.failure_code or "refund_failed",
@@ -438,39 +440,13 @@ def _finish(
             if order is not None:
                 order = order.release_refund(refund.amount, refund.allocations, at)
         event = _event(final) if with_event else None
-        if store.finish_refund(final, order, event, items):
+        settlement = RefundSettlement.of(
+            final, order, payment=payment, order_before=before, event=event, at=at
+        )
+        if store.finish_refund(settlement):
             return final, True
         time.sleep((attempt + secrets.randbelow(10)) / 200)
     raise ConcurrentUpdate(f"refund {refund_id} changed while settling; retrying")
-
-
-def _credit_items(
-    table: str, payment: Payment, refund: Refund, order_before: Order, at: str
-) -> tuple[dict[str, Any], ...]:
-    """The internal instruments' part of a succeeded refund: the balance part back to the
-    buyer's available balance; a coupon back to ``available`` once refunds (this one
-    included) have given back its whole amount."""
-    items: list[dict[str, Any]] = []
-    if refund.balance_amount:
-        buyer = payment.buyer_id or order_before.buyer_id
-        if buyer is None:
-            raise Conflict(f"payment {payment.id} paid by balance has no buyer", code="no_buyer")
-        items.append(
-            instruments.credit_balance(
-                table, refund.merchant_id, buyer, refund.currency, refund.balance_amount, at=at
-            )
-        )
-    paid = paid_by_instrument(payment)
-    for part in refund.coupon_parts():
-        key = allocation_key(part)
-        refunded = order_before.refunded_by_instrument.get(key, 0) + int(part["amount"])
-        if refunded >= paid.get(key, 0):
-            items.append(
-                instruments.restore_coupon(
-                    table, str(part["coupon_id"]), payment_id=payment.id, at=at
-                )
-            )
-    return tuple(items)
 
 
 def _event_type(refund: Refund) -> str:

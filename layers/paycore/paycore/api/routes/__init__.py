@@ -28,10 +28,12 @@ from paycore.api.routes import (
     channels,
     events,
     instruments,
+    ledger,
     merchants,
     orders,
     payments,
     refunds,
+    settlements,
     webhook_endpoints,
 )
 from paycore.api.routes.http import JSON, Http, new_router
@@ -40,8 +42,9 @@ from paycore.errors import PaycoreError
 
 TITLE = "paycore merchant API"
 DESCRIPTION = (
-    "Orders, payments, refunds, balances, coupons and events. Money is an integer in the "
-    "currency's minor unit. Every error is application/problem+json with a stable `code`."
+    "Orders, payments, refunds, balances, coupons, events and the books. Money is an integer "
+    "in the currency's minor unit. Every error is application/problem+json with a stable "
+    "`code`."
 )
 
 
@@ -61,6 +64,8 @@ def build_app(
         webhook_endpoints,
         api_keys,
         channels,
+        ledger,
+        settlements,
         cashier,
     ):
         app.include_router(module.routes(http))

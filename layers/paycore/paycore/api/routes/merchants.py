@@ -33,7 +33,13 @@ def routes(http: Http) -> Router:
         credentials: dict[str, Any] = {}
 
         def command() -> tuple[int, dict[str, Any]]:
-            onboarded = merchants.onboard_merchant(http.store(), body.name, body.webhook_url)
+            onboarded = merchants.onboard_merchant(
+                http.store(),
+                body.name,
+                body.webhook_url,
+                fee_rate_bps=body.fee_rate_bps,
+                settlement_delay_days=body.settlement_delay_days,
+            )
             credentials.update(onboarded.credentials())
             # Stored for replays: never the secrets (they are shown once, then only hashed).
             return 201, {**onboarded.resource(), **dict.fromkeys(credentials)}

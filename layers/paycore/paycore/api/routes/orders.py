@@ -13,7 +13,7 @@ from paycore.api.openapi import CHANNEL_UNAVAILABLE, MERCHANT, answers
 from paycore.api.resources import Order, OrderList
 from paycore.api.routes.http import Http, new_router
 from paycore.api.routes.params import Limit, StartingAfter
-from paycore.services import closing, orders
+from paycore.services import closing, confirmation, orders
 
 
 def routes(http: Http) -> Router:
@@ -37,6 +37,7 @@ def routes(http: Http) -> Router:
                 "PayOrder": ("createPayment", {"order_id": "$response.body#/id"}),
                 "CloseOrder": ("closeOrder", {"order_id": "$response.body#/id"}),
                 "RefundOrder": ("createRefund", {"order_id": "$response.body#/id"}),
+                "ConfirmOrder": ("confirmOrder", {"order_id": "$response.body#/id"}),
             },
         ),
     )
@@ -123,6 +124,35 @@ def routes(http: Http) -> Router:
 
         def command() -> tuple[int, dict[str, Any]]:
             return 200, closing.close_order(http.store(), mid, order_id).resource()
+
+        return http.idempotent(mid, None, command, Order)
+
+    @router.post(
+        "/v1/orders/<order_id>/confirm",
+        operation_id="confirmOrder",
+        summary="Confirm a paid guaranteed order (the buyer received the goods)",
+        description="The order's money leaves escrow for pending (and is settled like an "
+        "instant order's from then on); the order gets confirmed_at and an order.confirmed "
+        "event. Unconfirmed, it confirms itself auto_confirm_in seconds after it was paid.",
+        tags=["orders"],
+        security=MERCHANT,
+        responses=answers(
+            200,
+            Order,
+            "The confirmed order",
+            method="POST",
+            security=MERCHANT,
+            not_found=["order_not_found"],
+            conflict=["order_not_confirmable"],
+        ),
+    )
+    def confirm_order(
+        order_id: str, body: Annotated[NoParameters | None, Body()] = None
+    ) -> Response[str]:
+        mid = http.merchant_id()
+
+        def command() -> tuple[int, dict[str, Any]]:
+            return 200, confirmation.confirm_order(http.store(), mid, order_id).resource()
 
         return http.idempotent(mid, None, command, Order)
 
