@@ -226,11 +226,12 @@ def measure(samples: int, only: Sequence[str] = ()) -> dict[str, list[float]]:
 def report(times: Mapping[str, list[float]]) -> str:
     """Median and fastest time per function, and the median of its ratios to the bare handler
     sample of the same round (rounds on a busy machine are slowed alike)."""
-    lines = [f"{'function':<22} {'median':>8} {'min':>8} {'ratio':>6}"]
+    width = max(len(name) for name in times) + 1
+    lines = [f"{'function':<{width}} {'median':>8} {'min':>8} {'ratio':>6}"]
     for name, samples in times.items():
         ratios = [sample / bare for sample, bare in zip(samples, times[BARE], strict=True)]
         lines.append(
-            f"{name:<22} {statistics.median(samples) * 1000:>6.0f}ms "
+            f"{name:<{width}} {statistics.median(samples) * 1000:>6.0f}ms "
             f"{min(samples) * 1000:>6.0f}ms {statistics.median(ratios):>5.2f}x"
         )
     return "\n".join(lines)

@@ -84,8 +84,17 @@ _BASE = {
     "paycore.ledger.rules",
     "paycore.money",
 }
+# Every event is fanned out to the merchant's webhook endpoints when it is queued.
+_ENDPOINTS = {
+    "paycore.dal.webhook_endpoint_store",
+    "paycore.dal.webhook_secrets",
+    "paycore.domain.webhook_endpoints",
+    "paycore.services.webhook_endpoints",
+    "paycore.webhooks",
+}
+
 # What moves money: the channel registry (no adapter), the ledger of instruments, events.
-_PAYMENTS = {
+_PAYMENTS = _ENDPOINTS | {
     "paycore.channels",
     "paycore.channels.accounts",
     "paycore.channels.base",
@@ -110,11 +119,17 @@ _WEBHOOKS = {
     "paycore.services",
     "paycore.services.notifications",
     "paycore.webhooks",
-}
+} | _ENDPOINTS
 
 ALLOWED_PAYCORE: Mapping[str, set[str]] = {
     "authorizer": _BASE
-    | {"paycore.auth", "paycore.dal.secrets", "paycore.services", "paycore.services.merchants"},
+    | {
+        "paycore.api_keys",
+        "paycore.auth",
+        "paycore.dal.secrets",
+        "paycore.services",
+        "paycore.services.merchants",
+    },
     "api": _BASE
     | _PAYMENTS
     | {
@@ -128,6 +143,7 @@ ALLOWED_PAYCORE: Mapping[str, set[str]] = {
         "paycore.api.resolver",
         "paycore.api.resources",
         "paycore.api.routes",
+        "paycore.api.routes.api_keys",
         "paycore.api.routes.cashier",
         "paycore.api.routes.channels",
         "paycore.api.routes.events",
@@ -139,6 +155,9 @@ ALLOWED_PAYCORE: Mapping[str, set[str]] = {
         "paycore.api.routes.params",
         "paycore.api.routes.payments",
         "paycore.api.routes.refunds",
+        "paycore.api.routes.webhook_endpoints",
+        "paycore.api_keys",
+        "paycore.auth",
         "paycore.api.routes.settlements",
         "paycore.dal.refund_store",
         "paycore.services.cashier",
@@ -174,9 +193,12 @@ ALLOWED_PAYCORE: Mapping[str, set[str]] = {
     | {"paycore.services.closing", "paycore.services.orchestration", "paycore.services.payments"},
     "notifier": _BASE | _WEBHOOKS,
     "notification_redrive": _BASE | _WEBHOOKS,
+    "webhook_secret_migration": _BASE | _ENDPOINTS | {"paycore.http_urls", "paycore.services"},
     "auto_confirm": _BASE
+    | _ENDPOINTS
     | {
         "paycore.dal.notification_queue",
+        "paycore.http_urls",
         "paycore.services",
         "paycore.services.confirmation",
         "paycore.services.events",

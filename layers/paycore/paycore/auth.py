@@ -1,15 +1,20 @@
 """Who is calling: a merchant (Bearer API key, stored only as its hash) or the platform
-admin (Bearer admin token kept in Secrets Manager). Used by the API Gateway authorizer."""
+admin (Bearer admin token kept in Secrets Manager). Used by the API Gateway authorizer.
+
+A rolled key is refused from its ``expires_at`` on. API Gateway caches each answer for 60
+seconds (the template's ``ReauthorizeEvery``), so a caller already let in keeps getting in for
+at most 60 seconds after that."""
 
 from __future__ import annotations
 
 import hmac
 from typing import Any
 
+from paycore.api_keys import API_KEY_PREFIX, hash_api_key
+from paycore.clock import now_rfc3339
 from paycore.config import get_settings
 from paycore.dal.secrets import get_secret
 from paycore.dal.trade_store import TradeStore
-from paycore.services.merchants import API_KEY_PREFIX, hash_api_key
 
 # API Gateway turns exactly this message into its UNAUTHORIZED gateway response (401).
 UNAUTHORIZED = "Unauthorized"
@@ -88,7 +93,9 @@ def authorize(
     if token is None:
         raise Denied
     if token.startswith(API_KEY_PREFIX):
-        merchant_id = (store or TradeStore()).merchant_id_for_key(hash_api_key(token))
+        merchant_id = (store or TradeStore()).merchant_id_for_key(
+            hash_api_key(token), now_rfc3339()
+        )
         if merchant_id is None:
             raise Denied
         return _merchant_policy(merchant_id, method_arn)

@@ -23,6 +23,7 @@ from paycore.api.openapi import PUBLIC, SECURITY_SCHEMES, answers, document
 from paycore.api.resolver import PaycoreResolver
 from paycore.api.resources import Health
 from paycore.api.routes import (
+    api_keys,
     cashier,
     channels,
     events,
@@ -33,6 +34,7 @@ from paycore.api.routes import (
     payments,
     refunds,
     settlements,
+    webhook_endpoints,
 )
 from paycore.api.routes.http import JSON, Http, new_router
 from paycore.dal.trade_store import TradeStore
@@ -59,6 +61,8 @@ def build_app(
         refunds,
         instruments,
         events,
+        webhook_endpoints,
+        api_keys,
         channels,
         ledger,
         settlements,

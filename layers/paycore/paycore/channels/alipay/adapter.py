@@ -72,6 +72,7 @@ from paycore.channels.base import (
     NextActionType,
     lower_headers,
 )
+from paycore.channels.metering import metered
 from paycore.channels.reading import Unreadable
 from paycore.clock import parse_rfc3339
 from paycore.config import Settings
@@ -127,6 +128,7 @@ class AlipayGateway(AnswerChecks):
 
     # -- payments ----------------------------------------------------------------------------
 
+    @metered
     def create_order(self, request: CreateChannelOrder) -> ChannelOrder:
         """Create (or find again) the page.pay trade by requesting its signed URL; the buyer
         is sent to the cashier it redirects to."""
@@ -155,6 +157,7 @@ class AlipayGateway(AnswerChecks):
             next_action=NextAction.redirect(answer.location),
         )
 
+    @metered
     def query_order(
         self, out_trade_no: str, channel_order_id: str | None = None
     ) -> ChannelPaymentState:
@@ -168,6 +171,7 @@ class AlipayGateway(AnswerChecks):
             self._refuse(answer, meaning, out_trade_no)
         return self._trade(answer, out_trade_no, channel_order_id)
 
+    @metered
     def close_order(
         self, out_trade_no: str, channel_order_id: str | None = None
     ) -> ChannelPaymentState:
@@ -202,6 +206,7 @@ class AlipayGateway(AnswerChecks):
 
     # -- refunds -----------------------------------------------------------------------------
 
+    @metered
     def refund(self, request: CreateChannelRefund) -> ChannelRefundState:
         """Refund ``amount`` of a paid trade; ``out_request_no`` is our refund id, so a retry
         never refunds twice. SUCCEEDED when this call moved the money (``fund_change`` Y);
@@ -253,6 +258,7 @@ class AlipayGateway(AnswerChecks):
             )
         return state
 
+    @metered
     def query_refund(self, out_trade_no: str, out_refund_no: str) -> ChannelRefundState:
         """The refund as Alipay sees it: SUCCEEDED (``REFUND_SUCCESS``), PENDING (received,
         processing), NOT_FOUND (not received, or failed: Alipay does not tell them apart; ask
@@ -319,6 +325,7 @@ class AlipayGateway(AnswerChecks):
 
     # -- statements --------------------------------------------------------------------------
 
+    @metered
     def fetch_statement(self, day: date) -> ChannelStatement:
         """The app's trade bill of ``day`` (a Beijing day): the ``.csv.zip`` Alipay serves
         behind ``bill_download_url``, kept as it came, and its lines. A day without trades

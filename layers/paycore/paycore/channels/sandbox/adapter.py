@@ -34,6 +34,7 @@ from paycore.channels.base import (
     NextActionType,
     lower_headers,
 )
+from paycore.channels.metering import metered
 from paycore.channels.reading import Unreadable, json_object
 from paycore.channels.sandbox.client import Download, SandboxClient
 from paycore.channels.sandbox.settings import SandboxSettings
@@ -82,6 +83,7 @@ class SandboxGateway(AnswerChecks):
 
     # -- payments ----------------------------------------------------------------------------
 
+    @metered
     def create_order(self, request: CreateChannelOrder) -> ChannelOrder:
         """Create (or find again: the sandbox deduplicates on out_trade_no) the channel order.
         ``simulate`` travels as ``sandbox_behaviour``, which the sandbox checks (a bad switch
@@ -108,6 +110,7 @@ class SandboxGateway(AnswerChecks):
             raise ChannelRejected(f"sandbox order {reference} exists for {amount} {currency}")
         return order
 
+    @metered
     def query_order(
         self, out_trade_no: str, channel_order_id: str | None = None
     ) -> ChannelPaymentState:
@@ -117,6 +120,7 @@ class SandboxGateway(AnswerChecks):
         status, body = self._client.call("GET", path, None, out_trade_no)
         return self._state_answer(status, body, out_trade_no)
 
+    @metered
     def close_order(
         self, out_trade_no: str, channel_order_id: str | None = None
     ) -> ChannelPaymentState:
@@ -136,6 +140,7 @@ class SandboxGateway(AnswerChecks):
 
     # -- refunds -----------------------------------------------------------------------------
 
+    @metered
     def refund(self, request: CreateChannelRefund) -> ChannelRefundState:
         """Refund ``amount`` of a paid order (the sandbox deduplicates on out_refund_no, so a
         retry never refunds twice). ``ChannelRejected`` when the sandbox refuses it (order not
@@ -156,6 +161,7 @@ class SandboxGateway(AnswerChecks):
         self._check_same_refund(request.out_trade_no, request.out_refund_no, state)
         return state
 
+    @metered
     def query_refund(self, out_trade_no: str, out_refund_no: str) -> ChannelRefundState:
         """The channel's current view of a refund; NOT_FOUND when it never got it."""
         path = f"/v1/refunds/{_segment(out_refund_no)}"
@@ -196,6 +202,7 @@ class SandboxGateway(AnswerChecks):
 
     # -- statements --------------------------------------------------------------------------
 
+    @metered
     def fetch_statement(self, day: date) -> ChannelStatement:
         """The account's statement file of ``day`` (UTC) and its lines."""
         reference = f"statement {day.isoformat()}"

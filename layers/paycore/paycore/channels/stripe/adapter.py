@@ -72,6 +72,7 @@ from paycore.channels.base import (
     StatementLineKind,
     lower_headers,
 )
+from paycore.channels.metering import metered
 from paycore.channels.reading import Unreadable, text
 from paycore.channels.stripe.client import Refused, StripeApi
 from paycore.channels.stripe.settings import StripeSettings
@@ -150,6 +151,7 @@ class StripeGateway(AnswerChecks):
 
     # -- payments ----------------------------------------------------------------------------
 
+    @metered
     def create_order(self, request: CreateChannelOrder) -> ChannelOrder:
         """Create the payment's Checkout Session (the same one again for a repeated call: same
         parameters, same Idempotency-Key). ``simulate`` travels in ``metadata[simulate]``."""
@@ -201,6 +203,7 @@ class StripeGateway(AnswerChecks):
             self._api.unavailable(reference, f"session {reading.session_id} is not open")
         return ChannelOrder(reference, reading.session_id, state.next_action)
 
+    @metered
     def query_order(
         self, out_trade_no: str, channel_order_id: str | None = None
     ) -> ChannelPaymentState:
@@ -211,6 +214,7 @@ class StripeGateway(AnswerChecks):
             return ChannelPaymentState(out_trade_no, ChannelPaymentStatus.NOT_FOUND)
         return self._settled(session, out_trade_no)
 
+    @metered
     def close_order(
         self, out_trade_no: str, channel_order_id: str | None = None
     ) -> ChannelPaymentState:
@@ -238,6 +242,7 @@ class StripeGateway(AnswerChecks):
 
     # -- refunds -----------------------------------------------------------------------------
 
+    @metered
     def refund(self, request: CreateChannelRefund) -> ChannelRefundState:
         """Refund ``amount`` of the payment's PaymentIntent (idempotent on out_refund_no: an
         existing refund with our id is returned). ``ChannelRejected`` when Stripe refuses it
@@ -284,6 +289,7 @@ class StripeGateway(AnswerChecks):
         self._check_same_refund(request.out_trade_no, reference, state)
         return state
 
+    @metered
     def query_refund(self, out_trade_no: str, out_refund_no: str) -> ChannelRefundState:
         """The refund's state at Stripe; NOT_FOUND when the account has no refund with our
         id (the request never reached Stripe: asking again is safe)."""
@@ -346,6 +352,7 @@ class StripeGateway(AnswerChecks):
 
     # -- statements --------------------------------------------------------------------------
 
+    @metered
     def fetch_statement(self, day: date) -> ChannelStatement:
         """The balance transactions of ``day`` (UTC) with their charges or refunds and the
         charges' PaymentIntents expanded: the pages exactly as Stripe sent them (a JSON array

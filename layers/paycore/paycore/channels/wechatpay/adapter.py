@@ -59,6 +59,7 @@ from paycore.channels.base import (
     NextActionType,
     lower_headers,
 )
+from paycore.channels.metering import metered
 from paycore.channels.reading import Unreadable, json_object
 from paycore.channels.wechatpay.client import Answer, WechatPayClient
 from paycore.channels.wechatpay.settings import WechatPaySettings
@@ -119,6 +120,7 @@ class WechatPayGateway(AnswerChecks):
 
     # -- payments ----------------------------------------------------------------------------
 
+    @metered
     def create_order(self, request: CreateChannelOrder) -> ChannelOrder:
         """Create (or find again: WeChat Pay deduplicates on out_trade_no) the Native order;
         its ``code_url`` is the next action. ``simulate`` travels as ``attach`` (compact JSON,
@@ -179,6 +181,7 @@ class WechatPayGateway(AnswerChecks):
         except ChannelError:
             raise lost from None
 
+    @metered
     def query_order(
         self, out_trade_no: str, channel_order_id: str | None = None
     ) -> ChannelPaymentState:
@@ -205,6 +208,7 @@ class WechatPayGateway(AnswerChecks):
             )
         return state
 
+    @metered
     def close_order(
         self, out_trade_no: str, channel_order_id: str | None = None
     ) -> ChannelPaymentState:
@@ -230,6 +234,7 @@ class WechatPayGateway(AnswerChecks):
 
     # -- refunds -----------------------------------------------------------------------------
 
+    @metered
     def refund(self, request: CreateChannelRefund) -> ChannelRefundState:
         """Refund ``amount`` of a paid order (WeChat Pay deduplicates on out_refund_no, so a
         retry never refunds twice). ``ChannelRejected`` when WeChat Pay refuses it (order not
@@ -261,6 +266,7 @@ class WechatPayGateway(AnswerChecks):
             )
         return state
 
+    @metered
     def query_refund(self, out_trade_no: str, out_refund_no: str) -> ChannelRefundState:
         """The channel's current view of a refund; NOT_FOUND when it never got it."""
         answer = self._client.call(
@@ -333,6 +339,7 @@ class WechatPayGateway(AnswerChecks):
 
     # -- statements --------------------------------------------------------------------------
 
+    @metered
     def fetch_statement(self, day: date) -> ChannelStatement:
         """The account's ALL trade bill of ``day`` (a Beijing day) and its lines. A day
         without trades has no bill at WeChat Pay (NO_STATEMENT_EXIST): an empty statement."""
