@@ -13,7 +13,7 @@ export PYTHONPATH := $(CURDIR)/layers/paycore:$(CURDIR)
 CHROMIUM := /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run test lint typecheck unit functional e2e infra browser bench chaos lock clean
+.PHONY: run test lint typecheck unit functional e2e infra browser bench coldstart chaos lock clean
 
 $(STAMP): requirements/dev.lock
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ browser: $(STAMP) $(CHROMIUM)
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+# Each function's INIT (its handler module imported in a fresh process, deployed environment)
+# against a bare boto3 handler: medians and ratios.
+coldstart: $(STAMP)
+	$(PY) -m bench.coldstart
 
 # Randomized concurrent journeys, then every money invariant (replay one: --seed <printed seed>).
 chaos: $(STAMP)

@@ -395,6 +395,11 @@ class ChaosRun:
         with self._lock:
             self.stats[name] += amount
 
+    def violations(self) -> list[str]:
+        """The violations found so far, oldest first."""
+        with self._lock:
+            return list(self._violations)
+
     def tally(self, invariant: str, checks: int) -> None:
         """Count ``checks`` checks of ``invariant`` that were made without ``check``."""
         with self._lock:
@@ -895,7 +900,8 @@ class ChaosRun:
             if r["status"] not in FINAL_CHANNEL_REFUNDS
         ]
         pending += [
-            f"channel notification {n['notify_id']} of {o.get('out_refund_no', o['out_trade_no'])}"
+            f"channel notification {n.get('notify_id') or n.get('notification_id')} of "
+            f"{o.get('out_refund_no', o['out_trade_no'])}"
             for o in [*snap["channel_orders"], *snap["channel_refunds"]]
             for n in o.get("notifications") or []
             if n["state"] == "PENDING"
@@ -1058,13 +1064,11 @@ class ChaosRun:
         for merchant in self.merchants:
             merchant.receiver.stop()
         summary = self._summary(snapshot, elapsed, driven, settled)
-        with self._lock:
-            violations = list(self._violations)
         return Report(
             self.seed,
             self.payments,
             self.concurrency,
-            violations,
+            self.violations(),
             summary,
             elapsed,
         )

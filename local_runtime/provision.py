@@ -188,8 +188,11 @@ class Provisioner:
             "AWS::Lambda::EventSourceMapping": self._event_source_mapping,
             "AWS::StepFunctions::StateMachine": self._state_machine,
             "AWS::SecretsManager::Secret": self._secret,
+            "AWS::KMS::Key": self._kms_key,
             "AWS::Logs::LogGroup": self._log_group,
             "AWS::CloudWatch::Alarm": self._alarm,
+            "AWS::SNS::Topic": self._topic,
+            "AWS::SNS::Subscription": self._subscription,
             "AWS::CloudWatch::Dashboard": self._dashboard,
             "AWS::ApiGateway::RestApi": self._rest_api,
             "AWS::ApiGateway::Stage": self._api_stage,
@@ -615,6 +618,20 @@ class Provisioner:
         arn = self.client("secretsmanager").create_secret(**request)["ARN"]
         return ProvisionedResource(logical_id, "", arn, {"Id": arn})
 
+    def _kms_key(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
+        kms = self.client("kms")
+        request: dict[str, Any] = {
+            **_pick(props, "Description", "KeyUsage", "KeySpec"),
+        }
+        if "KeyPolicy" in props:
+            request["Policy"] = json.dumps(props["KeyPolicy"])
+        key = kms.create_key(**request)["KeyMetadata"]
+        if _flag(props.get("EnableKeyRotation")):
+            kms.enable_key_rotation(KeyId=key["KeyId"])
+        return ProvisionedResource(
+            logical_id, "", key["KeyId"], {"Arn": key["Arn"], "KeyId": key["KeyId"]}
+        )
+
     def _log_group(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
         logs = self.client("logs")
         name = str(props.get("LogGroupName") or physical_name(logical_id, 512))
@@ -640,6 +657,55 @@ class Provisioner:
         self.client("cloudwatch").put_metric_alarm(**request)
         arn = f"arn:aws:cloudwatch:{self.region}:{ACCOUNT_ID}:alarm:{name}"
         return ProvisionedResource(logical_id, "", name, {"Arn": arn})
+
+    def _topic(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
+        """An SNS topic in moto (the alarms' actions name it; nothing is delivered locally)."""
+        sns = self.client("sns")
+        name = str(props.get("TopicName") or physical_name(logical_id, 256))
+        request: dict[str, Any] = {"Name": name}
+        attributes = {
+            key: _text(props[key])
+            for key in (
+                "DisplayName",
+                "KmsMasterKeyId",
+                "FifoTopic",
+                "ContentBasedDeduplication",
+                "SignatureVersion",
+                "TracingConfig",
+            )
+            if key in props
+        }
+        if attributes:
+            request["Attributes"] = attributes
+        if props.get("Tags"):
+            request["Tags"] = [{"Key": k, "Value": v} for k, v in _tags_dict(props["Tags"]).items()]
+        arn = sns.create_topic(**request)["TopicArn"]
+        for subscription in props.get("Subscription") or []:
+            sns.subscribe(
+                TopicArn=arn, Protocol=subscription["Protocol"], Endpoint=subscription["Endpoint"]
+            )
+        return ProvisionedResource(logical_id, "", arn, {"TopicArn": arn, "TopicName": name})
+
+    def _subscription(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
+        request: dict[str, Any] = {
+            **_pick(props, "TopicArn", "Protocol", "Endpoint"),
+            "ReturnSubscriptionArn": True,
+        }
+        attributes = {
+            key: _text(props[key])
+            for key in (
+                "FilterPolicy",
+                "FilterPolicyScope",
+                "RawMessageDelivery",
+                "RedrivePolicy",
+                "DeliveryPolicy",
+            )
+            if key in props
+        }
+        if attributes:
+            request["Attributes"] = attributes
+        arn = self.client("sns").subscribe(**request)["SubscriptionArn"]
+        return ProvisionedResource(logical_id, "", arn, {"Arn": arn})
 
     def _dashboard(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
         name = str(props.get("DashboardName") or physical_name(logical_id, 255))

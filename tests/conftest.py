@@ -27,10 +27,11 @@ def reset_paycore_caches() -> Iterator[None]:
 def clear_paycore_caches() -> None:
     from paycore import aws
     from paycore.channels import accounts, registry
-    from paycore.dal import secrets
+    from paycore.dal import secrets, webhook_secrets
 
     aws.client.cache_clear()
     secrets.clear_cache()
+    webhook_secrets.clear_cache()
     accounts.clear_cache()
     registry.clear_cache()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import itertools
 import json
@@ -21,6 +22,30 @@ _counter = itertools.count()
 def load_template() -> dict[str, Any]:
     """template.yaml with CloudFormation short forms (!Ref, !Sub, ...) as {"Fn::X": ...} maps."""
     return load_yaml(TEMPLATE.read_text())  # type: ignore[no-any-return]
+
+
+def sam_transform(
+    template: dict[str, Any], parameters: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The CloudFormation that SAM makes of ``template``, offline: s3:// locations where `sam
+    build` would upload (the folders stay ours), no managed policies looked up."""
+    from samtranslator.public.translator import ManagedPolicyLoader
+    from samtranslator.translator.transform import transform
+
+    class NoManagedPolicies(ManagedPolicyLoader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            pass
+
+        def load(self) -> dict[str, str]:
+            return {}
+
+    uploaded = copy.deepcopy(template)
+    for name, resource in uploaded["Resources"].items():
+        properties = resource.get("Properties", {})
+        for key in ("CodeUri", "ContentUri", "DefinitionUri"):
+            if isinstance(properties.get(key), str):
+                properties[key] = f"s3://paycore-artifacts/{name}/{key}"
+    return transform(uploaded, parameters or {}, NoManagedPolicies())  # type: ignore[no-any-return]
 
 
 def load_function(name: str) -> ModuleType:
@@ -108,3 +133,30 @@ def sandbox_gateway(
 
     settings = SandboxSettings(base_url=base_url, secret=SecretStr(secret))
     return SandboxGateway(settings, account_id=account_id, timeout=timeout)
+
+
+def published_metrics(output: str) -> list[tuple[str, str, dict[str, str], float]]:
+    """Every metric datum in the CloudWatch embedded-metric-format lines of captured stdout
+    (what Powertools prints and CloudWatch reads from the log): (namespace, name, dimensions,
+    value) each."""
+    found = []
+    for line in output.splitlines():
+        if not line.startswith('{"_aws"'):
+            continue
+        record = json.loads(line)
+        for directive in record["_aws"]["CloudWatchMetrics"]:
+            keys = [key for group in directive["Dimensions"] for key in group]
+            dimensions = {key: str(record[key]) for key in keys}
+            for metric in directive["Metrics"]:
+                for value in record[metric["Name"]]:
+                    found.append((directive["Namespace"], metric["Name"], dimensions, value))
+    return found
+
+
+def channel_call_counts(output: str, channel: str) -> dict[str, float]:
+    """The ChannelCalls* metrics published for ``channel`` in captured stdout, summed by name."""
+    counts: dict[str, float] = {}
+    for _, name, dimensions, value in published_metrics(output):
+        if name.startswith("ChannelCalls") and dimensions == {"channel": channel}:
+            counts[name] = counts.get(name, 0) + value
+    return counts

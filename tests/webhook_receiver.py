@@ -19,6 +19,8 @@ class Delivery:
     event: dict[str, Any]
     status: int
     received_at: float
+    body: str = ""  # exactly as received, with its headers (lower-case names)
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -84,7 +86,9 @@ class WebhookReceiver:
         with self._condition:
             earlier = sum(1 for d in self.deliveries if d.webhook_id == webhook_id)
             status = 500 if earlier < self.fail_first else 200
-            self.deliveries.append(Delivery(webhook_id, event, status, time.monotonic()))
+            self.deliveries.append(
+                Delivery(webhook_id, event, status, time.monotonic(), body, lowered)
+            )
             self._condition.notify_all()
         return status
 

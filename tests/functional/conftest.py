@@ -31,6 +31,7 @@ class MotoStack:
     dead_letter_queue_url: str
     state_machine_arn: str
     admin_secret_id: str
+    webhook_secret_key_id: str
 
 
 def _create_table(name: str, properties: dict[str, Any]) -> None:
@@ -62,7 +63,8 @@ def moto_stack(monkeypatch: pytest.MonkeyPatch, reset_paycore_caches: None) -> I
         machine = boto3.client("stepfunctions").create_state_machine(
             name="payment", definition=definition, roleArn=role
         )["stateMachineArn"]
-        stack = MotoStack("trade", "idempotency", queue_url, dlq_url, machine, secret_arn)
+        key_id = create_webhook_secret_key()
+        stack = MotoStack("trade", "idempotency", queue_url, dlq_url, machine, secret_arn, key_id)
         for name, value in {
             "TRADE_TABLE_NAME": stack.trade_table,
             "IDEMPOTENCY_TABLE_NAME": stack.idempotency_table,
@@ -71,10 +73,18 @@ def moto_stack(monkeypatch: pytest.MonkeyPatch, reset_paycore_caches: None) -> I
             "ADMIN_TOKEN_SECRET_ID": secret_arn,
             "PAYMENT_ACTION_WAIT_SECONDS": "0",
             "CHANNEL_SECRET_PREFIX": CHANNEL_SECRET_PREFIX,
+            "WEBHOOK_SECRET_KEY_ID": key_id,
         }.items():
             monkeypatch.setenv(name, value)
         configure_sandbox_accounts(monkeypatch, NOWHERE, "sandbox-primary")
         yield stack
+
+
+def create_webhook_secret_key() -> str:
+    """The KMS key that seals webhook secrets, as the template declares it (its key id)."""
+    properties = load_template()["Resources"]["WebhookSecretKey"]["Properties"]
+    key = boto3.client("kms").create_key(Description=properties["Description"])
+    return str(key["KeyMetadata"]["KeyId"])
 
 
 def configure_sandbox_accounts(

@@ -21,41 +21,22 @@ from paycore.channels.stripe.adapter import StripeGateway, create_gateway
 from paycore.config import Settings
 from paycore.ids import new_id
 from tests.simulators.receiver import NotificationReceiver, Received
+from tests.simulators.stripe_support import post_json, running_simulator, started
+from tests.simulators.stripe_support import wait_until as _wait_until
 
 ACCOUNTS = ("stripe-a", "stripe-b")
-FAST = (0.0, 0.05, 0.05, 0.05)
 NOTIFY_URL = (
     "http://127.0.0.1:9/callbacks/stripe/stripe-a"  # never called: Stripe has no per-call URL
 )
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 
 
-class Clock:
-    """The simulator's clock: real time, shifted to ``start`` and movable forward."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self._offset = (start - datetime.now(UTC)) if start else timedelta(0)
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self._offset
-
-    def advance(self, **delta: float) -> None:
-        self._offset += timedelta(**delta)
-
-
 def simulator(clock: Callable[[], datetime] | None = None, **kwargs: Any) -> StripeSimulator:
-    options: dict[str, Any] = {"accounts": ACCOUNTS, "notify_schedule": FAST, **kwargs}
-    if clock is not None:
-        options["clock"] = clock
-    sim = StripeSimulator("127.0.0.1", 0, **options)
-    sim.start()
-    return sim
+    return started(clock, accounts=ACCOUNTS, **kwargs)
 
 
 def running(**kwargs: Any) -> Iterator[StripeSimulator]:
-    sim = simulator(**kwargs)
-    yield sim
-    sim.stop()
+    return running_simulator(accounts=ACCOUNTS, **kwargs)
 
 
 def credentials(sim: StripeSimulator, account: str = "stripe-a") -> dict[str, Any]:
@@ -134,32 +115,7 @@ def refund_request(
 
 def buyer(url: str, action: str) -> dict[str, Any]:
     """The buyer's choice on the Checkout page (``pay`` or ``decline``), as JSON."""
-    request = urllib.request.Request(
-        url,
-        data=json.dumps({"action": action}).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=5) as reply:
-            answer: dict[str, Any] = json.loads(reply.read())
-    except urllib.error.HTTPError as error:
-        answer = json.loads(error.read())
-    return answer
-
-
-def post_json(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=5) as reply:
-            return reply.status, json.loads(reply.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+    return post_json(url, {"action": action})[1]
 
 
 def debug_trades(sim: StripeSimulator, account: str = "stripe-a") -> list[dict[str, Any]]:
@@ -207,7 +163,4 @@ class Webhooks:
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
+    _wait_until(condition, timeout)

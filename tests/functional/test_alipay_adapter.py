@@ -487,7 +487,11 @@ def test_refund_notifications_partial_then_full(
     paid(gateway, request)
     part, rest = refund_of(request.out_trade_no, 300), refund_of(request.out_trade_no, 700)
 
+    # Each notification is posted on its own thread: wait for each before the next step, so
+    # that they arrive in the order the trade changed (the order is what this test reads).
+    notifications(receiver, 1)
     gateway.refund(part)
+    notifications(receiver, 2)
     gateway.refund(rest)
 
     bodies = notifications(receiver, 3)

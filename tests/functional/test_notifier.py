@@ -1,18 +1,18 @@
-"""The notifier and redrive functions against moto and a real merchant endpoint on loopback.
+"""The notifier and redrive functions against moto and real merchant endpoints on loopback.
 
 The queue has the template's shape (a dead-letter queue through a redrive policy, with
 maxReceiveCount = len(schedule) + 1) and a short retry schedule, so a whole life cycle runs in
-seconds: delivered; failed, hidden for the backoff, retried, parked; moved back; delivered.
-A small poller plays Lambda's SQS event source mapping: it receives with all attributes, calls
-the handler and deletes only the records not reported in ``batchItemFailures``.
+seconds: fanned out; delivered; failed, hidden for the backoff, retried, parked; moved back;
+delivered. A small poller plays Lambda's SQS event source mapping: it receives with all
+attributes, calls the handler and deletes only the records not reported in
+``batchItemFailures``. Merchants are onboarded and their endpoints made by the real services,
+so every secret is sealed with (moto's) KMS exactly as deployed.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
-import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,12 +22,17 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from paycore.clock import now_rfc3339
 from paycore.dal.trade_store import TradeStore
-from paycore.domain.models import Event, Merchant
+from paycore.dal.webhook_endpoint_store import ATTEMPTS_KEPT, WebhookEndpointStore
+from paycore.domain.models import Event
 from paycore.ids import new_id
-from paycore.services import events
+from paycore.services import events, merchants, webhook_endpoints
+from paycore.services.merchants import Onboarded
+from paycore.webhooks import new_secret
+from tests.functional.conftest import create_webhook_secret_key
 from tests.support import FakeContext, load_function, load_template
 from tests.webhook_receiver import WebhookReceiver
 
@@ -66,6 +71,7 @@ def queues(monkeypatch: pytest.MonkeyPatch, reset_paycore_caches: None) -> Itera
             "WEBHOOK_TIMEOUT_SECONDS": "2",
             # The test's receiver listens on loopback, like a local developer's.
             "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
+            "WEBHOOK_SECRET_KEY_ID": create_webhook_secret_key(),
         }.items():
             monkeypatch.setenv(name, value)
         yield Queues(url, _arn(url), dead_letter_url)
@@ -73,6 +79,13 @@ def queues(monkeypatch: pytest.MonkeyPatch, reset_paycore_caches: None) -> Itera
 
 @pytest.fixture
 def receiver() -> Iterator[WebhookReceiver]:
+    endpoint = WebhookReceiver().start()
+    yield endpoint
+    endpoint.stop()
+
+
+@pytest.fixture
+def other_receiver() -> Iterator[WebhookReceiver]:
     endpoint = WebhookReceiver().start()
     yield endpoint
     endpoint.stop()
@@ -90,33 +103,53 @@ def _arn(queue_url: str) -> str:
     return str(attributes["Attributes"]["QueueArn"])
 
 
-def _secret() -> str:
-    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-
-
-def given_a_merchant(webhook_url: str | None, receiver: WebhookReceiver | None = None) -> Merchant:
-    merchant = Merchant(
-        id=new_id("mch"),
-        name="Tea Shop",
-        webhook_url=webhook_url,
-        webhook_secret=_secret(),
-        created_at=now_rfc3339(),
-    )
-    TradeStore().create_merchant(merchant, secrets.token_hex(32))
+def given_a_merchant(webhook_url: str | None, receiver: WebhookReceiver | None = None) -> Onboarded:
+    """A merchant onboarded by the real service: its webhook_url is its first endpoint."""
+    onboarded = merchants.onboard_merchant(TradeStore(), "Tea Shop", webhook_url)
     if receiver is not None:
-        receiver.secret = merchant.webhook_secret
-    return merchant
+        receiver.secret = onboarded.webhook_secret
+    return onboarded
 
 
-def given_a_published_event(merchant: Merchant) -> Event:
+def given_an_endpoint(
+    merchant: Onboarded, receiver: WebhookReceiver, enabled_events: list[str]
+) -> str:
+    """Another endpoint of the merchant, at ``receiver``; its id."""
+    endpoint, secret = webhook_endpoints.create_endpoint(
+        TradeStore(),
+        merchant.merchant.id,
+        url=receiver.url,
+        enabled_events=enabled_events,
+        description=None,
+    )
+    receiver.secret = secret
+    return endpoint.id
+
+
+def given_a_published_event(merchant: Onboarded, event_type: str = events.ORDER_PAID) -> Event:
     """An event stored and queued by the real code, as a settled payment does it."""
     order_id = new_id("ord")
     event = events.event_for(
-        events.ORDER_PAID, merchant.id, order_id, {"id": order_id, "object": "order"}
+        event_type, merchant.merchant.id, order_id, {"id": order_id, "object": "order"}
     )
     assert TradeStore().put_event(event)
     events.publish(event)
     return event
+
+
+def attempts_of(event: Event) -> list[tuple[str, int, int | None, str | None]]:
+    """The event's delivery history as the API shows it: (endpoint, attempt, status, error)."""
+    return [
+        (a.endpoint_id, a.attempt, a.status_code, a.error)
+        for a in WebhookEndpointStore(TradeStore().table).delivery_attempts(event.id)
+    ]
+
+
+def onboarding_endpoint(merchant: Onboarded) -> str:
+    """The id of the endpoint the onboarding webhook_url became."""
+    every = WebhookEndpointStore(TradeStore().table).endpoints_of(merchant.merchant.id)
+    [endpoint] = [e for e in every if e.description == webhook_endpoints.ONBOARDING_DESCRIPTION]
+    return endpoint.id
 
 
 def _receive(queue_url: str) -> list[dict[str, Any]]:
@@ -192,7 +225,12 @@ def _metric_names(output: str) -> list[str]:
     return names
 
 
-# -- delivery ------------------------------------------------------------------------------------
+def fan_out(notifier: ModuleType, queues: Queues) -> None:
+    """The first poll after an event is published: it queues one delivery per endpoint."""
+    assert poll(notifier, queues) == []
+
+
+# -- fan-out and delivery --------------------------------------------------------------------
 
 
 def test_a_2xx_answer_delivers_the_event_once_and_settles_the_message(
@@ -204,23 +242,19 @@ def test_a_2xx_answer_delivers_the_event_once_and_settles_the_message(
     merchant = given_a_merchant(receiver.url, receiver)
     event = given_a_published_event(merchant)
 
+    fan_out(notifier, queues)
+    assert receiver.deliveries == []  # the fan-out only queues
     failed = poll(notifier, queues)
 
     assert failed == []
     assert receiver.rejected == 0
     assert [d.event for d in receiver.attempts(event.id)] == [event.resource()]
     assert _count(queues.url) == 0
-    delivery = TradeStore().get_delivery(event.id)
-    assert delivery is not None
-    assert (delivery["attempts"], delivery["delivered"], delivery["last_attempt_status"]) == (
-        1,
-        True,
-        200,
-    )
+    assert attempts_of(event) == [(onboarding_endpoint(merchant), 1, 200, None)]
     assert _metric_names(capsys.readouterr().out) == ["WebhookDelivered"]
 
 
-def test_a_merchant_without_webhook_url_settles_without_a_request(
+def test_a_merchant_without_an_endpoint_settles_without_a_request(
     notifier: ModuleType, queues: Queues, receiver: WebhookReceiver
 ) -> None:
     event = given_a_published_event(given_a_merchant(None))
@@ -230,7 +264,100 @@ def test_a_merchant_without_webhook_url_settles_without_a_request(
     assert failed == []
     assert receiver.deliveries == []
     assert _count(queues.url) == 0
-    assert TradeStore().get_delivery(event.id) is None
+    assert attempts_of(event) == []
+
+
+def test_each_event_goes_to_every_endpoint_that_subscribes_to_its_type(
+    notifier: ModuleType,
+    queues: Queues,
+    receiver: WebhookReceiver,
+    other_receiver: WebhookReceiver,
+) -> None:
+    # GIVEN a merchant with its onboarding endpoint (every event) and one for refunds only
+    merchant = given_a_merchant(receiver.url, receiver)
+    refunds_only = given_an_endpoint(merchant, other_receiver, [events.REFUND_SUCCEEDED])
+    paid = given_a_published_event(merchant, events.ORDER_PAID)
+    refunded = given_a_published_event(merchant, events.REFUND_SUCCEEDED)
+
+    # WHEN both are fanned out and delivered
+    assert poll(notifier, queues) == []
+    assert _count(queues.url) == 3  # order.paid once, refund.succeeded twice
+    assert poll(notifier, queues) == []
+
+    # THEN each endpoint got what it subscribes to, signed with its own secret
+    assert [d.event["type"] for d in receiver.deliveries] in (
+        ["order.paid", "refund.succeeded"],
+        ["refund.succeeded", "order.paid"],
+    )
+    assert [d.event["id"] for d in other_receiver.deliveries] == [refunded.id]
+    assert receiver.rejected == other_receiver.rejected == 0
+    assert [a[0] for a in attempts_of(refunded)].count(refunds_only) == 1
+    assert [a[0] for a in attempts_of(paid)] == [onboarding_endpoint(merchant)]
+
+
+def test_a_failing_endpoint_never_delays_another(
+    notifier: ModuleType,
+    queues: Queues,
+    receiver: WebhookReceiver,
+    other_receiver: WebhookReceiver,
+) -> None:
+    # GIVEN two endpoints of one merchant, the first answering 500 to everything
+    receiver.fail_first = MAX_ATTEMPTS
+    merchant = given_a_merchant(receiver.url, receiver)
+    healthy = given_an_endpoint(merchant, other_receiver, ["*"])
+    event = given_a_published_event(merchant)
+    fan_out(notifier, queues)
+
+    # WHEN the two deliveries are handed out in one batch
+    messages = _receive(queues.url)
+    assert len(messages) == 2
+    by_endpoint = {json.loads(m["Body"])["endpoint_id"]: m["MessageId"] for m in messages}
+    failed = deliver(notifier, queues, messages)
+
+    # THEN only the failing endpoint's delivery is held back; the other is done
+    assert failed == [by_endpoint[onboarding_endpoint(merchant)]]
+    assert [d.status for d in other_receiver.attempts(event.id)] == [200]
+    assert _count(queues.url) == 1
+    # and the failing one is retried on its own schedule, to its own endpoint only
+    messages, _ = wait_until_visible(queues.url, timeout=SCHEDULE[0] + 2)
+    assert [json.loads(m["Body"])["endpoint_id"] for m in messages] == [
+        onboarding_endpoint(merchant)
+    ]
+    assert len(deliver(notifier, queues, messages)) == 1
+    assert [d.status for d in other_receiver.attempts(event.id)] == [200]
+    assert sorted(attempts_of(event)) == sorted(
+        [
+            (onboarding_endpoint(merchant), 2, 500, None),
+            (onboarding_endpoint(merchant), 1, 500, None),
+            (healthy, 1, 200, None),
+        ]
+    )
+
+
+def test_disabled_deleted_and_unsubscribed_endpoints_get_nothing_not_even_pending_retries(
+    notifier: ModuleType,
+    queues: Queues,
+    receiver: WebhookReceiver,
+    other_receiver: WebhookReceiver,
+) -> None:
+    merchant = given_a_merchant(receiver.url, receiver)
+    second = given_an_endpoint(merchant, other_receiver, ["*"])
+    given_a_published_event(merchant)
+    fan_out(notifier, queues)  # two deliveries queued
+
+    # WHEN, before they are delivered, one endpoint is disabled and the other deleted
+    store, mid = TradeStore(), merchant.merchant.id
+    webhook_endpoints.update_endpoint(store, mid, onboarding_endpoint(merchant), {"disabled": True})
+    webhook_endpoints.delete_endpoint(store, mid, second)
+
+    # THEN both deliveries settle without a request
+    assert poll(notifier, queues) == []
+    assert receiver.deliveries == other_receiver.deliveries == []
+    assert _count(queues.url) == 0
+    # and a new event is not even fanned out to them
+    given_a_published_event(merchant)
+    assert poll(notifier, queues) == []
+    assert _count(queues.url) == 0
 
 
 def test_only_the_failed_record_of_a_batch_is_reported(
@@ -238,6 +365,7 @@ def test_only_the_failed_record_of_a_batch_is_reported(
 ) -> None:
     healthy = given_a_published_event(given_a_merchant(receiver.url, receiver))
     broken = given_a_published_event(given_a_merchant("http://127.0.0.1:9/down"))
+    fan_out(notifier, queues)
     messages = _receive(queues.url)
     ids = {json.loads(m["Body"])["event_id"]: m["MessageId"] for m in messages}
 
@@ -245,6 +373,89 @@ def test_only_the_failed_record_of_a_batch_is_reported(
 
     assert failed == [ids[broken.id]]
     assert len(receiver.attempts(healthy.id)) == 1
+    [(_, attempt, status, error)] = attempts_of(broken)
+    assert (attempt, status) == (1, None)
+    assert error is not None and error.startswith("connection error")
+
+
+# -- signing ---------------------------------------------------------------------------------
+
+
+def test_during_a_rotation_each_delivery_verifies_with_the_old_and_the_new_secret(
+    notifier: ModuleType, queues: Queues, receiver: WebhookReceiver
+) -> None:
+    merchant = given_a_merchant(receiver.url, receiver)
+    old_secret = merchant.webhook_secret
+    _, new_secret_ = webhook_endpoints.rotate_secret(
+        TradeStore(), merchant.merchant.id, onboarding_endpoint(merchant), 3600
+    )
+    event = given_a_published_event(merchant)
+
+    fan_out(notifier, queues)
+    assert poll(notifier, queues) == []
+
+    [delivery] = receiver.attempts(event.id)
+    assert len(delivery.headers["webhook-signature"].split(" ")) == 2
+    for secret in (old_secret, new_secret_):
+        assert Webhook(secret).verify(delivery.body, delivery.headers)["id"] == event.id
+    with pytest.raises(WebhookVerificationError):
+        Webhook(new_secret()).verify(delivery.body, delivery.headers)
+
+
+def test_once_the_old_secret_expired_only_the_new_one_signs(
+    notifier: ModuleType, queues: Queues, receiver: WebhookReceiver
+) -> None:
+    merchant = given_a_merchant(receiver.url, receiver)
+    old_secret = merchant.webhook_secret
+    _, receiver.secret = webhook_endpoints.rotate_secret(
+        TradeStore(), merchant.merchant.id, onboarding_endpoint(merchant), 1
+    )
+    time.sleep(1.1)
+    event = given_a_published_event(merchant)
+
+    fan_out(notifier, queues)
+    assert poll(notifier, queues) == []
+
+    [delivery] = receiver.attempts(event.id)  # the receiver verified it with the new secret
+    assert len(delivery.headers["webhook-signature"].split(" ")) == 1
+    with pytest.raises(WebhookVerificationError):
+        Webhook(old_secret).verify(delivery.body, delivery.headers)
+
+
+def test_a_merchant_onboarded_before_endpoints_is_migrated_and_still_signed_with_its_secret(
+    notifier: ModuleType, queues: Queues, receiver: WebhookReceiver
+) -> None:
+    # GIVEN a merchant item as onboarding wrote it before endpoints: the secret in clear
+    legacy_secret = new_secret()
+    merchant_id = new_id("mch")
+    boto3.client("dynamodb").put_item(
+        TableName="trade",
+        Item={
+            "pk": {"S": f"MERCHANT#{merchant_id}"},
+            "sk": {"S": "MERCHANT"},
+            "id": {"S": merchant_id},
+            "name": {"S": "Old Shop"},
+            "webhook_url": {"S": receiver.url},
+            "webhook_secret": {"S": legacy_secret},
+            "created_at": {"S": now_rfc3339()},
+        },
+    )
+    receiver.secret = legacy_secret
+    order_id = new_id("ord")
+    event = events.event_for(events.ORDER_PAID, merchant_id, order_id, {"id": order_id})
+    assert TradeStore().put_event(event)
+    events.publish(event)
+
+    # WHEN its event is fanned out and delivered
+    fan_out(notifier, queues)
+    assert poll(notifier, queues) == []
+
+    # THEN it arrived signed with the merchant's secret, which is no longer stored in clear
+    assert [d.status for d in receiver.attempts(event.id)] == [200]
+    items = boto3.client("dynamodb").scan(TableName="trade")["Items"]
+    assert legacy_secret.removeprefix("whsec_") not in json.dumps(items, default=str)
+    [endpoint] = WebhookEndpointStore(TradeStore().table).endpoints_of(merchant_id)
+    assert (endpoint.url, endpoint.enabled_events) == (receiver.url, ("*",))
 
 
 # -- retries, the dead-letter queue and the way back -----------------------------------------
@@ -260,6 +471,7 @@ def test_a_failing_endpoint_is_retried_on_the_schedule_then_parked_then_redriven
     receiver.fail_first = MAX_ATTEMPTS
     merchant = given_a_merchant(receiver.url, receiver)
     event = given_a_published_event(merchant)
+    fan_out(notifier, queues)
 
     # WHEN the first attempt fails, THEN the record is reported and hidden for schedule[0]
     assert len(poll(notifier, queues)) == 1
@@ -283,19 +495,20 @@ def test_a_failing_endpoint_is_retried_on_the_schedule_then_parked_then_redriven
     attempts = receiver.attempts(event.id)
     assert [d.status for d in attempts] == [500] * MAX_ATTEMPTS
     assert receiver.rejected == 0  # every attempt carried a valid, fresh signature
-    delivery = TradeStore().get_delivery(event.id)
-    assert delivery is not None
-    assert (delivery["attempts"], delivery["delivered"]) == (MAX_ATTEMPTS, False)
+    endpoint = onboarding_endpoint(merchant)
+    assert attempts_of(event) == [(endpoint, n, 500, None) for n in (3, 2, 1)]
     assert _metric_names(capsys.readouterr().out) == ["WebhookDeliveryFailed"] * MAX_ATTEMPTS
 
     # WHEN an operator redrives the dead-letter queue (the endpoint works again)
     redrive = load_function("notification_redrive")
     assert redrive.lambda_handler({"max_messages": 10}, FakeContext()) == {"moved": 1}
 
-    # THEN the event is delivered, with the same webhook-id so the merchant can dedupe
+    # THEN the event is delivered, with the same webhook-id so the merchant can dedupe, and
+    # the history counts on
     assert _count(queues.dead_letter_url) == 0
     assert poll(notifier, queues) == []
     assert [d.status for d in receiver.attempts(event.id)] == [500] * MAX_ATTEMPTS + [200]
+    assert attempts_of(event)[0] == (endpoint, 4, 200, None)
 
 
 def test_without_time_left_no_request_starts_and_the_record_is_retried_later(
@@ -306,12 +519,13 @@ def test_without_time_left_no_request_starts_and_the_record_is_retried_later(
             return 3_500  # minus the safety margin: under a second
 
     event = given_a_published_event(given_a_merchant(receiver.url, receiver))
+    fan_out(notifier, queues)
 
     failed = deliver(notifier, queues, _receive(queues.url), AlmostOutOfTime())
 
     assert len(failed) == 1
     assert receiver.deliveries == []
-    assert TradeStore().get_delivery(event.id) is None
+    assert attempts_of(event) == []
     messages, _ = wait_until_visible(queues.url, timeout=SCHEDULE[0] + 2)
     assert messages
 
@@ -323,8 +537,15 @@ def test_without_time_left_no_request_starts_and_the_record_is_retried_later(
         "[1, 2]",
         json.dumps({"merchant_id": "mch_1"}),
         json.dumps({"event_id": "evt_0000000000000000000000000z", "merchant_id": "mch_1"}),
+        json.dumps(
+            {
+                "event_id": "evt_0000000000000000000000000z",
+                "merchant_id": "mch_1",
+                "endpoint_id": "not-an-endpoint",
+            }
+        ),
     ],
-    ids=["not-json", "not-an-object", "no-event-id", "unknown-event"],
+    ids=["not-json", "not-an-object", "no-event-id", "unknown-event", "bad-endpoint-id"],
 )
 def test_a_poison_message_lands_in_the_dead_letter_queue_within_seconds(
     notifier: ModuleType, queues: Queues, body: str
@@ -342,12 +563,20 @@ def test_a_poison_message_lands_in_the_dead_letter_queue_within_seconds(
 def test_an_event_queued_for_another_merchant_is_poison_not_delivered(
     notifier: ModuleType, queues: Queues, receiver: WebhookReceiver
 ) -> None:
-    event = given_a_published_event(given_a_merchant(receiver.url, receiver))
+    merchant = given_a_merchant(receiver.url, receiver)
+    event = given_a_published_event(merchant)
     _receive(queues.url)  # drop the honest message: let it hide for the queue's 180 s
-    body = json.dumps({"event_id": event.id, "merchant_id": new_id("mch")})
-    boto3.client("sqs").send_message(QueueUrl=queues.url, MessageBody=body)
+    for body in (
+        {"event_id": event.id, "merchant_id": new_id("mch")},
+        {
+            "event_id": event.id,
+            "merchant_id": new_id("mch"),
+            "endpoint_id": onboarding_endpoint(merchant),
+        },
+    ):
+        boto3.client("sqs").send_message(QueueUrl=queues.url, MessageBody=json.dumps(body))
 
-    assert len(poll(notifier, queues)) == 1
+    assert len(poll(notifier, queues)) == 2
     assert receiver.deliveries == []
 
 
@@ -362,6 +591,7 @@ def test_logs_name_the_event_but_never_the_secret_or_the_body(
         receiver.fail_first = 1
         merchant = given_a_merchant(receiver.url, receiver)
         event = given_a_published_event(merchant)
+        fan_out(notifier, queues)
         poll(notifier, queues)
     finally:
         logging.getLogger("notifier").removeHandler(caplog.handler)
@@ -372,13 +602,48 @@ def test_logs_name_the_event_but_never_the_secret_or_the_body(
     assert (logged["event_id"], logged["event_type"], logged["merchant_id"]) == (
         event.id,
         "order.paid",
-        merchant.id,
+        merchant.merchant.id,
     )
+    assert logged["endpoint_id"] == onboarding_endpoint(merchant)
     assert (logged["status_code"], logged["attempt"], logged["retry_in_seconds"]) == (500, 1, 1)
     everything = json.dumps([vars(r) for r in records], default=str)
     assert merchant.webhook_secret.removeprefix("whsec_") not in everything
     assert json.dumps(event.resource(), separators=(",", ":")) not in everything
     assert "v1," not in everything
+
+
+# -- delivery history ------------------------------------------------------------------------
+
+
+def test_the_history_keeps_the_newest_attempts_per_endpoint_and_counts_every_one(
+    queues: Queues,
+) -> None:
+    store = WebhookEndpointStore(TradeStore().table)
+    made = ATTEMPTS_KEPT + 3
+    for n in range(1, made + 1):
+        number = store.record_attempt(
+            "evt_h",
+            "we_a",
+            f"2026-12-06T08:{n // 60:02d}:{n % 60:02d}.000Z",
+            status_code=500,
+            error=None,
+        )
+        assert number == n
+    store.record_attempt(
+        "evt_h", "we_b", "2026-12-06T09:00:00.000Z", status_code=None, error="timeout"
+    )
+
+    attempts = store.delivery_attempts("evt_h")
+
+    assert len(attempts) == ATTEMPTS_KEPT + 1
+    assert (attempts[0].endpoint_id, attempts[0].attempt, attempts[0].error) == (
+        "we_b",
+        1,
+        "timeout",
+    )
+    kept = [a.attempt for a in attempts if a.endpoint_id == "we_a"]
+    assert kept == list(range(made, made - ATTEMPTS_KEPT, -1))  # newest first, oldest dropped
+    assert [a.at for a in attempts] == sorted((a.at for a in attempts), reverse=True)
 
 
 # -- redrive -------------------------------------------------------------------------------------

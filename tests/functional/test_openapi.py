@@ -146,8 +146,17 @@ def test_success_answers_are_the_resource_models(spec: dict[str, Any]) -> None:
     assert model("/v1/merchants", "post", "201") == "Merchant"
     assert model("/v1/coupons", "post", "201") == "Coupon"
     assert model("/v1/buyers/{buyer_id}/balance", "get", "200") == "BuyerBalance"
-    assert model("/v1/events/{event_id}", "get", "200") == "Event"
+    assert model("/v1/events/{event_id}", "get", "200") == "EventWithDeliveries"
+    assert model("/v1/webhook_endpoints", "post", "201") == "WebhookEndpoint"
+    assert model("/v1/webhook_endpoints", "get", "200") == "WebhookEndpointList"
+    assert model("/v1/webhook_endpoints/{webhook_endpoint_id}", "delete", "200") == (
+        "DeletedWebhookEndpoint"
+    )
+    assert model("/v1/api_keys/roll", "post", "201") == "RolledApiKey"
     schemas = spec["components"]["schemas"]
+    # The webhook payload is the event alone; only the API's answer lists the deliveries.
+    assert "deliveries" not in schemas["Event"]["properties"]
+    assert "deliveries" in schemas["EventWithDeliveries"]["required"]
     assert schemas["Order"]["additionalProperties"] is False
     assert schemas["Order"]["examples"], "the resources carry examples"
     assert set(schemas["Order"]["properties"]["currency"]["enum"]) == set(CURRENCY_EXPONENTS)

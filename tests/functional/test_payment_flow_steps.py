@@ -25,7 +25,7 @@ from paycore.errors import ChannelUnavailable, ConcurrentUpdate
 from paycore.services import instruments, merchants, orders, payments
 from paycore.services.orchestration import PaymentSteps, _parse_outcome
 from tests.functional.conftest import MotoStack, configure_sandbox_accounts, put_account_secret
-from tests.support import FakeContext, load_function, rest_event
+from tests.support import FakeContext, channel_call_counts, load_function, rest_event
 
 SECRET = "sandbox-secret-for-tests"
 
@@ -526,3 +526,30 @@ def test_a_payment_that_lost_the_race_for_its_order_hears_the_order_is_taken(
 
     assert refused.value.code == "order_not_payable"
     assert store.get_payment(loser.id) is None
+
+
+def test_a_payments_channel_calls_are_counted_with_their_failures(
+    moto_stack: MotoStack,
+    sandbox: SandboxServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The channel error-rate alarms read these: every call, and the ones without an answer."""
+    store = TradeStore()
+    _, payment_id = _paying_order(store)
+    steps = PaymentSteps(store)
+    capsys.readouterr()
+
+    steps.create_channel_order(payment_id, "http://127.0.0.1:9", "token-1")
+    steps.query_channel(payment_id)
+
+    assert channel_call_counts(capsys.readouterr().out, "sandbox") == {"ChannelCalls": 2}
+
+    configure_sandbox_accounts(monkeypatch, "http://127.0.0.1:9", "sandbox-primary")
+    with pytest.raises(ChannelUnavailable):
+        steps.query_channel(payment_id)
+
+    assert channel_call_counts(capsys.readouterr().out, "sandbox") == {
+        "ChannelCalls": 1,
+        "ChannelCallsUnavailable": 1,
+    }

@@ -36,7 +36,7 @@ from paycore.services import events, instruments, merchants, orders, payments, r
 from paycore.services.orchestration import PaymentSteps
 from paycore.services.refunds import RefundSteps
 from tests.functional.conftest import MotoStack, configure_sandbox_accounts
-from tests.support import FakeContext, load_function, rest_event
+from tests.support import FakeContext, channel_call_counts, load_function, rest_event
 
 SECRET = "sandbox-secret-for-tests"
 BASE_URL = "http://127.0.0.1:9"
@@ -402,6 +402,33 @@ def test_a_refused_refund_fails_and_gives_its_amount_back(
     assert failed_event is not None and failed_event.data_object["status"] == "failed"
     # The whole amount can be asked for again.
     assert refund(store, paid, 1999).status is RefundStatus.PROCESSING
+
+
+def test_a_refunds_channel_calls_are_counted_with_their_failures(
+    moto_stack: MotoStack,
+    sandbox: SandboxServer,
+    resumed: list[tuple[str, dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The channel error-rate alarms read these: every call, and the ones without an answer."""
+    store = TradeStore()
+    paid = paid_at_sandbox(store)
+    steps = RefundSteps(store)
+    capsys.readouterr()
+
+    steps.request_channel_refund(refund(store, paid, 500).id, BASE_URL, "token-r")
+
+    assert channel_call_counts(capsys.readouterr().out, "sandbox") == {"ChannelCalls": 1}
+
+    configure_sandbox_accounts(monkeypatch, "http://127.0.0.1:9", "sandbox-primary")
+    with pytest.raises(ChannelUnavailable):
+        steps.request_channel_refund(refund(store, paid, 500).id, BASE_URL, "token-r2")
+
+    assert channel_call_counts(capsys.readouterr().out, "sandbox") == {
+        "ChannelCalls": 1,
+        "ChannelCallsUnavailable": 1,
+    }
 
 
 def test_a_rejected_request_settles_as_failed(moto_stack: MotoStack, refund_machine: str) -> None:

@@ -21,7 +21,6 @@ from paycore.channels.base import (
 from paycore.channels.stripe import adapter as stripe_adapter
 from paycore.channels.stripe.adapter import StripeGateway
 from tests.functional.stripe_support import (
-    Clock,
     buyer,
     gateway_for,
     order,
@@ -31,6 +30,7 @@ from tests.functional.stripe_support import (
     sdk_client,
     simulator,
 )
+from tests.simulators.stripe_support import Clock
 
 DAY = date(2031, 3, 14)
 LATE = datetime(2031, 3, 14, 23, 40, tzinfo=UTC)  # 20 minutes before the day ends, UTC

@@ -409,7 +409,7 @@ def test_the_example_receiver_accepts_what_paycore_itself_sends(
 
     result = post_webhook(
         receiver.url,
-        webhook_secret,
+        [webhook_secret],
         "evt_from_paycore",
         body,
         timeout=10,

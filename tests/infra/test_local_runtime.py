@@ -153,8 +153,8 @@ Resources:
       CodeUri: env/
       Timeout: 30
       Environment: {Variables: {WHO: beta}}
-  Topic:
-    Type: AWS::SNS::Topic
+  Setting:
+    Type: AWS::SSM::Parameter
   TickFunction:
     Type: AWS::Serverless::Function
     Properties:
@@ -608,7 +608,7 @@ def test_a_schedule_invokes_its_function_with_the_configured_input(
 def test_health_answers_once_everything_is_provisioned(runtime: LocalRuntime) -> None:
     answer = requests.get(f"{runtime.api_url}/health", timeout=10)
 
-    assert runtime.stack.skipped == {"Topic": "AWS::SNS::Topic"}
+    assert runtime.stack.skipped == {"Setting": "AWS::SSM::Parameter"}
 
     assert answer.status_code == 200
     assert (

@@ -168,3 +168,35 @@ def test_every_real_channel_routing_names_has_a_simulator_that_filled_its_secret
             assert json.loads(secret["SecretString"]) == credentials
     # (This runtime runs without the sandbox, so only the simulators' accounts are filled.)
     assert set(runtime.channel_accounts_filled) == {a for a, c in routed.items() if c in real}
+
+
+def test_every_alarm_exists_and_pages_the_topic_without_a_subscription_by_default(
+    runtime: LocalRuntime,
+) -> None:
+    cloudwatch = runtime.client("cloudwatch")
+    sns = runtime.client("sns")
+    topics = _declared(runtime, "AWS::SNS::Topic")
+    alarms = _declared(runtime, "AWS::CloudWatch::Alarm")
+
+    assert {t["TopicArn"] for t in sns.list_topics()["Topics"]} == {
+        runtime.physical_id(t) for t in topics
+    }
+    # AlarmEmail is empty unless given: nobody is subscribed.
+    assert sns.list_subscriptions()["Subscriptions"] == []
+    described = {
+        alarm["AlarmName"]: alarm
+        for page in cloudwatch.get_paginator("describe_alarms").paginate()
+        for alarm in page["MetricAlarms"]
+    }
+    assert set(described) == {runtime.physical_id(a) for a in alarms}
+    topic = runtime.physical_id("AlarmTopic")
+    for logical_id in alarms:
+        alarm = described[runtime.physical_id(logical_id)]
+        assert alarm["AlarmActions"] == [topic], logical_id
+        assert alarm["OKActions"] == [topic], logical_id
+        declared = runtime.stack.template.resources[logical_id]["Properties"]
+        if "Metrics" in declared:  # a metric-math alarm keeps its expression
+            assert [q["Id"] for q in alarm["Metrics"]] == [q["Id"] for q in declared["Metrics"]]
+            assert [q.get("Expression") for q in alarm["Metrics"]] == [
+                q.get("Expression") for q in declared["Metrics"]
+            ]

@@ -3,7 +3,6 @@ machine definition is fully substituted and guarded."""
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from pathlib import Path
@@ -11,37 +10,16 @@ from typing import Any
 
 import pytest
 from cfnlint.api import lint_file
-from samtranslator.public.translator import ManagedPolicyLoader
-from samtranslator.translator.transform import transform
 
-from tests.support import ROOT, TEMPLATE, load_template
+from tests.support import ROOT, TEMPLATE, load_template, sam_transform
 
 ASL_DIR = ROOT / "statemachines"
 SUBSTITUTION = re.compile(r"\$\{([^}]+)\}")
 
 
-class _NoManagedPolicies(ManagedPolicyLoader):  # type: ignore[misc]
-    def __init__(self) -> None:
-        pass
-
-    def load(self) -> dict[str, str]:
-        return {}
-
-
-def _with_s3_uris(template: dict[str, Any]) -> dict[str, Any]:
-    """SAM wants s3:// locations where `sam build` would upload; the folders stay ours."""
-    result = copy.deepcopy(template)
-    for name, resource in result["Resources"].items():
-        properties = resource.get("Properties", {})
-        for key in ("CodeUri", "ContentUri", "DefinitionUri"):
-            if isinstance(properties.get(key), str):
-                properties[key] = f"s3://paycore-artifacts/{name}/{key}"
-    return result
-
-
 @pytest.fixture(scope="module")
 def transformed() -> dict[str, Any]:
-    return transform(_with_s3_uris(load_template()), {}, _NoManagedPolicies())  # type: ignore[no-any-return]
+    return sam_transform(load_template())
 
 
 def test_template_transforms_offline(transformed: dict[str, Any]) -> None:

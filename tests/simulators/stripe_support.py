@@ -87,9 +87,14 @@ def session_params(
 
 def buyer_json(url: str, action: str) -> tuple[int, dict[str, Any]]:
     """The buyer's choice as JSON: (status, body)."""
+    return post_json(url, {"action": action})
+
+
+def post_json(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """A JSON POST: (status, the JSON answer), error statuses included."""
     request = urllib.request.Request(
         url,
-        data=json.dumps({"action": action}).encode(),
+        data=json.dumps(body).encode(),
         method="POST",
         headers={"Content-Type": "application/json"},
     )

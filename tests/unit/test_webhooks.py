@@ -7,8 +7,9 @@ sending is checked against a real HTTP server on loopback.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
-import secrets
 import socket
 import threading
 import time
@@ -22,9 +23,16 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from paycore.config import Settings
 from paycore.services.notifications import backoff_seconds
-from paycore.webhooks import USER_AGENT, post_webhook, secret_key, sign, signed_headers
+from paycore.webhooks import (
+    USER_AGENT,
+    check_secret,
+    new_secret,
+    post_webhook,
+    sign,
+    signed_headers,
+)
 
-SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+SECRET = new_secret()
 BODY = json.dumps({"id": "evt_1", "object": "event", "type": "order.paid"}).encode()
 
 
@@ -35,8 +43,16 @@ def _now() -> int:
 # -- signing -----------------------------------------------------------------------------------
 
 
+def _spec_signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The Standard Webhooks formula written out by hand: an oracle independent of the library
+    that signs."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    digest = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
 def test_signed_headers_verify_with_the_standardwebhooks_library() -> None:
-    headers = signed_headers(SECRET, "evt_1", _now(), BODY)
+    headers = signed_headers([SECRET], "evt_1", _now(), BODY)
 
     assert Webhook(SECRET).verify(BODY, headers) == json.loads(BODY)
     assert headers["Content-Type"] == "application/json"
@@ -44,48 +60,85 @@ def test_signed_headers_verify_with_the_standardwebhooks_library() -> None:
     assert headers["webhook-id"] == "evt_1"
 
 
+def test_the_signature_is_the_specifications_hmac_of_id_timestamp_and_body() -> None:
+    assert sign([SECRET], "evt_1", 1700000000, BODY) == _spec_signature(
+        SECRET, "evt_1", 1700000000, BODY
+    )
+
+
+def test_during_a_rotation_each_secret_signs_and_either_one_verifies() -> None:
+    old = new_secret()
+    headers = signed_headers([SECRET, old], "evt_1", _now(), BODY)
+
+    timestamp = int(headers["webhook-timestamp"])
+    assert headers["webhook-signature"].split(" ") == [
+        _spec_signature(SECRET, "evt_1", timestamp, BODY),
+        _spec_signature(old, "evt_1", timestamp, BODY),
+    ]
+    assert Webhook(SECRET).verify(BODY, headers) == json.loads(BODY)
+    assert Webhook(old).verify(BODY, headers) == json.loads(BODY)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(new_secret()).verify(BODY, headers)
+
+
+def test_there_is_no_unsigned_delivery() -> None:
+    with pytest.raises(ValueError, match="no webhook secret"):
+        sign([], "evt_1", _now(), BODY)
+
+
 def test_a_tampered_body_fails_verification() -> None:
-    headers = signed_headers(SECRET, "evt_1", _now(), BODY)
+    headers = signed_headers([SECRET], "evt_1", _now(), BODY)
 
     with pytest.raises(WebhookVerificationError):
         Webhook(SECRET).verify(BODY.replace(b"order.paid", b"order.closed"), headers)
 
 
 def test_another_merchants_secret_fails_verification() -> None:
-    other = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-    headers = signed_headers(SECRET, "evt_1", _now(), BODY)
+    headers = signed_headers([SECRET], "evt_1", _now(), BODY)
 
     with pytest.raises(WebhookVerificationError):
-        Webhook(other).verify(BODY, headers)
+        Webhook(new_secret()).verify(BODY, headers)
 
 
 def test_a_signature_older_than_five_minutes_is_refused_so_each_attempt_signs_afresh() -> None:
-    headers = signed_headers(SECRET, "evt_1", _now() - 600, BODY)
+    headers = signed_headers([SECRET], "evt_1", _now() - 600, BODY)
 
     with pytest.raises(WebhookVerificationError):
         Webhook(SECRET).verify(BODY, headers)
 
 
 def test_the_signature_covers_id_timestamp_and_body() -> None:
-    signature = sign(SECRET, "evt_1", 1700000000, BODY)
+    signature = sign([SECRET], "evt_1", 1700000000, BODY)
 
     assert signature.startswith("v1,")
-    assert signature != sign(SECRET, "evt_2", 1700000000, BODY)
-    assert signature != sign(SECRET, "evt_1", 1700000001, BODY)
+    assert signature != sign([SECRET], "evt_2", 1700000000, BODY)
+    assert signature != sign([SECRET], "evt_1", 1700000001, BODY)
+    assert signature != sign([SECRET], "evt_1", 1700000000, BODY + b" ")
 
 
 def test_an_unpadded_secret_is_accepted_like_the_reference_library_does() -> None:
     unpadded = SECRET.rstrip("=")
 
-    headers = signed_headers(unpadded, "evt_1", _now(), BODY)
+    headers = signed_headers([unpadded], "evt_1", _now(), BODY)
 
     Webhook(SECRET).verify(BODY, headers)
+
+
+def test_new_secrets_are_random_32_byte_whsec_secrets() -> None:
+    made = {new_secret() for _ in range(20)}
+
+    assert len(made) == 20
+    for secret in made:
+        assert secret.startswith("whsec_")
+        assert len(base64.b64decode(secret.removeprefix("whsec_"), validate=True)) == 32
 
 
 @pytest.mark.parametrize("secret", ["whsec_", "whsec_not base64!"])
 def test_an_unusable_secret_is_an_error_not_an_unsigned_delivery(secret: str) -> None:
     with pytest.raises(ValueError, match="secret"):
-        secret_key(secret)
+        check_secret(secret)
+    with pytest.raises(ValueError, match="secret"):
+        sign([secret], "evt_1", _now(), BODY)
 
 
 # -- the retry backoff ---------------------------------------------------------------------------
@@ -105,10 +158,10 @@ def test_backoff_refuses_an_empty_schedule_or_attempt_zero() -> None:
         backoff_seconds((30,), 0)
 
 
-def test_the_default_schedule_retries_for_more_than_a_day_within_sqs_limits() -> None:
+def test_the_default_schedule_retries_for_at_least_three_days_within_sqs_limits() -> None:
     schedule = Settings().webhook_retry_schedule
 
-    assert sum(schedule) >= 24 * 3600
+    assert sum(schedule) >= 3 * 24 * 3600
     assert list(schedule) == sorted(schedule)
     assert max(schedule) <= 12 * 3600  # SQS refuses a longer visibility timeout
 
@@ -176,7 +229,7 @@ def test_a_2xx_answer_is_delivered_and_the_request_verifies(
     endpoint.status = status
 
     result = post_webhook(
-        endpoint.url(), SECRET, "evt_1", BODY, timeout=5, allow_private_targets=True
+        endpoint.url(), [SECRET], "evt_1", BODY, timeout=5, allow_private_targets=True
     )
 
     assert (result.delivered, result.status_code, result.error) == (True, status, None)
@@ -193,7 +246,7 @@ def test_any_other_status_is_a_failure(endpoint: Endpoint, status: int) -> None:
     endpoint.status = status
 
     result = post_webhook(
-        endpoint.url(), SECRET, "evt_1", BODY, timeout=5, allow_private_targets=True
+        endpoint.url(), [SECRET], "evt_1", BODY, timeout=5, allow_private_targets=True
     )
 
     assert (result.delivered, result.status_code, result.error) == (False, status, f"HTTP {status}")
@@ -204,7 +257,7 @@ def test_a_redirect_is_a_failure_and_is_not_followed(endpoint: Endpoint) -> None
     endpoint.location = endpoint.url("/elsewhere")
 
     result = post_webhook(
-        endpoint.url(), SECRET, "evt_1", BODY, timeout=5, allow_private_targets=True
+        endpoint.url(), [SECRET], "evt_1", BODY, timeout=5, allow_private_targets=True
     )
 
     assert (result.delivered, result.status_code) == (False, 302)
@@ -216,7 +269,7 @@ def test_a_slow_endpoint_times_out(endpoint: Endpoint) -> None:
 
     started = time.monotonic()
     result = post_webhook(
-        endpoint.url(), SECRET, "evt_1", BODY, timeout=0.2, allow_private_targets=True
+        endpoint.url(), [SECRET], "evt_1", BODY, timeout=0.2, allow_private_targets=True
     )
 
     assert (result.delivered, result.status_code, result.error) == (False, None, "timeout")
@@ -230,7 +283,7 @@ def test_a_refused_connection_is_a_failure() -> None:
 
     result = post_webhook(
         f"http://127.0.0.1:{port}/hook",
-        SECRET,
+        [SECRET],
         "evt_1",
         BODY,
         timeout=2,
@@ -247,7 +300,7 @@ def test_a_refused_connection_is_a_failure() -> None:
     "url", ["file:///etc/passwd", "ftp://example.com/x", "/relative", "", "http://[::1/x"]
 )
 def test_only_http_and_https_urls_are_requested(url: str) -> None:
-    result = post_webhook(url, SECRET, "evt_1", BODY, timeout=2, allow_private_targets=True)
+    result = post_webhook(url, [SECRET], "evt_1", BODY, timeout=2, allow_private_targets=True)
 
     assert (result.delivered, result.error) == (False, "unsupported webhook URL")
 
@@ -265,13 +318,13 @@ def test_only_http_and_https_urls_are_requested(url: str) -> None:
     ],
 )
 def test_private_targets_are_refused_without_a_request(url: str) -> None:
-    result = post_webhook(url, SECRET, "evt_1", BODY, timeout=1)
+    result = post_webhook(url, [SECRET], "evt_1", BODY, timeout=1)
     assert result.delivered is False
     assert result.error == "webhook URL leads to a private address"
 
 
 def test_a_private_target_is_refused_before_any_connection(endpoint: Endpoint) -> None:
-    result = post_webhook(endpoint.url(), SECRET, "evt_1", BODY, timeout=2)
+    result = post_webhook(endpoint.url(), [SECRET], "evt_1", BODY, timeout=2)
 
     assert result.error == "webhook URL leads to a private address"
     assert endpoint.received == []  # the loopback listener was never reached

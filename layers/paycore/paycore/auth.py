@@ -1,6 +1,10 @@
 """Who is calling: a merchant (Bearer API key, stored only as its hash) or the platform
 admin (Bearer admin token kept in Secrets Manager). Used by the API Gateway authorizer.
 
+A rolled key is refused from its ``expires_at`` on. API Gateway caches each answer for 60
+seconds (the template's ``ReauthorizeEvery``), so a caller already let in keeps getting in for
+at most 60 seconds after that.
+
 A merchant's context also carries the merchant's terms a payment takes when it starts
 (``fee_rate_bps``, ``settlement_delay_days``), so the API does not read the merchant again.
 API Gateway caches the answer per key for the authorizer's TTL (60 s): a change of terms
@@ -11,11 +15,12 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
+from paycore.api_keys import API_KEY_PREFIX, hash_api_key
+from paycore.clock import now_rfc3339
 from paycore.config import get_settings
 from paycore.dal.secrets import get_secret
 from paycore.dal.trade_store import TradeStore
 from paycore.domain.models import Merchant
-from paycore.services.merchants import API_KEY_PREFIX, hash_api_key
 
 # API Gateway turns exactly this message into its UNAUTHORIZED gateway response (401).
 UNAUTHORIZED = "Unauthorized"
@@ -101,7 +106,7 @@ def authorize(
         raise Denied
     if token.startswith(API_KEY_PREFIX):
         store = store or TradeStore()
-        merchant_id = store.merchant_id_for_key(hash_api_key(token))
+        merchant_id = store.merchant_id_for_key(hash_api_key(token), now_rfc3339())
         merchant = store.get_merchant(merchant_id) if merchant_id is not None else None
         if merchant is None:
             raise Denied

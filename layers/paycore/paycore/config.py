@@ -32,6 +32,7 @@ _NAMES = (
     "WEBHOOK_RETRY_SCHEDULE",
     "WEBHOOK_TIMEOUT_SECONDS",
     "WEBHOOK_ALLOW_PRIVATE_TARGETS",
+    "WEBHOOK_SECRET_KEY_ID",
     "IDEMPOTENCY_TTL_SECONDS",
     "CHANNEL_ACCOUNTS",
     "CHANNEL_TIMEOUT_SECONDS",
@@ -66,7 +67,7 @@ class Settings(BaseModel):
     )
     # Seconds to wait before retry n (1-based) of a webhook delivery.
     webhook_retry_schedule: tuple[int, ...] = Field(
-        default=(30, 60, 300, 600, 1800, 3600, 3600, 7200, 7200, 10800, 14400, 21600, 28800),
+        default=(30, 60, 300, 600, 1800, 3600, 7200, 14400, 28800, *(43200,) * 5),
         alias="WEBHOOK_RETRY_SCHEDULE",
     )
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, alias="WEBHOOK_TIMEOUT_SECONDS")
@@ -74,6 +75,9 @@ class Settings(BaseModel):
     webhook_allow_private_targets: bool = Field(
         default=False, alias="WEBHOOK_ALLOW_PRIVATE_TARGETS"
     )
+    # The KMS key that seals webhook signing secrets at rest (paycore.dal.webhook_secrets):
+    # the API seals with it, the notifier unseals.
+    webhook_secret_key_id: str = Field(default="", alias="WEBHOOK_SECRET_KEY_ID")
     idempotency_ttl_seconds: int = Field(default=86400, ge=86400, alias="IDEMPOTENCY_TTL_SECONDS")
     # The channel accounts payments are routed to, in priority order (JSON list; see
     # paycore.channels.routing). Empty: no channel account, so no channel.

@@ -8,7 +8,7 @@ import time
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 
-PREFIXES = ("mch", "ord", "pay", "rfd", "evt", "cpn", "crd")
+PREFIXES = ("mch", "ord", "pay", "rfd", "evt", "cpn", "crd", "we")
 
 
 def _b32(value: int, length: int) -> str:

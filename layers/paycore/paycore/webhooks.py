@@ -1,11 +1,13 @@
 """Standard Webhooks (https://www.standardwebhooks.com/): sign an event and POST it.
 
-Standard library only, so the layer needs no extra dependency in Lambda. The signature is
-``v1,<base64 HMAC-SHA256>`` over ``"{webhook-id}.{webhook-timestamp}.{body}"`` keyed with the
-base64-decoded merchant secret (``whsec_<base64>``), which is what the ``standardwebhooks``
-libraries verify. ``webhook-id`` is the event id, stable across retries so receivers can
-dedupe; ``webhook-timestamp`` is fresh on every attempt because receivers reject signatures
-older than five minutes.
+Signed by the ``standardwebhooks`` library (the reference implementation merchants verify
+with; pure Python, no dependency): ``v1,<base64 HMAC-SHA256>`` over
+``"{webhook-id}.{webhook-timestamp}.{body}"`` keyed with the base64-decoded endpoint secret
+(``whsec_<base64>``). During a secret rotation a delivery is signed with every live secret, the
+signatures space-separated in one ``webhook-signature`` header, as the specification allows: a
+receiver holding either secret verifies it. ``webhook-id`` is the event id, stable across
+retries so receivers can dedupe; ``webhook-timestamp`` is fresh on every attempt because
+receivers reject signatures older than five minutes.
 
 Nothing here logs: the caller logs ids and status codes. The secret, the signature and the
 body never leave this module except on the wire.
@@ -15,27 +17,37 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import http.client
 import ipaddress
+import secrets as random_source
 import socket
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
+
+from standardwebhooks import Webhook
 
 from paycore.http_urls import is_http_url
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
-SIGNATURE_VERSION = "v1"
+SECRET_BYTES = 32
 USER_AGENT = "paycore-webhooks/1"
 
 
-def secret_key(secret: str) -> bytes:
-    """The HMAC key inside a ``whsec_<base64>`` secret (padding optional, as the spec allows)."""
+def new_secret() -> str:
+    """A fresh signing secret: ``whsec_`` and 32 random bytes in base64."""
+    return SECRET_PREFIX + base64.b64encode(random_source.token_bytes(SECRET_BYTES)).decode()
+
+
+def check_secret(secret: str) -> str:
+    """``secret`` if it is a usable ``whsec_<base64>`` secret (padding optional, as the spec
+    allows); ``ValueError`` otherwise, so a broken secret fails loudly instead of signing with
+    whatever a lenient decoder makes of it."""
     encoded = secret.removeprefix(SECRET_PREFIX)
     try:
         key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
@@ -43,24 +55,32 @@ def secret_key(secret: str) -> bytes:
         raise ValueError("webhook secret is not base64") from exc
     if not key:
         raise ValueError("webhook secret is empty")
-    return key
+    return secret
 
 
-def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
-    """The ``webhook-signature`` value of ``body`` sent as ``msg_id`` at ``timestamp``."""
-    signed = f"{msg_id}.{timestamp}.".encode() + body
-    digest = hmac.new(secret_key(secret), signed, hashlib.sha256).digest()
-    return f"{SIGNATURE_VERSION},{base64.b64encode(digest).decode()}"
+def sign(secrets: Sequence[str], msg_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` value of ``body`` sent as ``msg_id`` at ``timestamp``: one
+    ``v1,...`` signature per secret (the current one first), space-separated."""
+    if not secrets:
+        raise ValueError("no webhook secret to sign with")
+    moment = datetime.fromtimestamp(timestamp, tz=UTC)
+    text = body.decode("utf-8")
+    return " ".join(
+        Webhook(check_secret(secret)).sign(msg_id=msg_id, timestamp=moment, data=text)
+        for secret in secrets
+    )
 
 
-def signed_headers(secret: str, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+def signed_headers(
+    secrets: Sequence[str], msg_id: str, timestamp: int, body: bytes
+) -> dict[str, str]:
     """Every header of one delivery attempt."""
     return {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(secret, msg_id, timestamp, body),
+        "webhook-signature": sign(secrets, msg_id, timestamp, body),
     }
 
 
@@ -121,20 +141,21 @@ def _refusal(url: str, allow_private_targets: bool) -> str | None:
 
 def post_webhook(
     url: str,
-    secret: str,
+    secrets: Sequence[str],
     msg_id: str,
     body: bytes,
     *,
     timeout: float,
     allow_private_targets: bool = False,
 ) -> DeliveryResult:
-    """POST one signed delivery. 2xx is delivered; any other status, a redirect, a timeout or a
-    connection error is a failure the caller may retry. URLs that lead to private addresses
-    are refused unless ``allow_private_targets`` (local development)."""
+    """POST one delivery signed with ``secrets`` (see ``sign``). 2xx is delivered; any other
+    status, a redirect, a timeout or a connection error is a failure the caller may retry.
+    URLs that lead to private addresses are refused unless ``allow_private_targets`` (local
+    development)."""
     refusal = _refusal(url, allow_private_targets)
     if refusal is not None:
         return DeliveryResult(delivered=False, error=refusal)
-    headers = signed_headers(secret, msg_id, int(time.time()), body)
+    headers = signed_headers(secrets, msg_id, int(time.time()), body)
     # The scheme was checked above: http(s) only.
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
     try:

@@ -22,11 +22,13 @@ from paycore.domain.models import (
     MAX_SETTLEMENT_DELAY_DAYS,
     MIN_AUTO_CONFIRM_IN,
 )
+from paycore.domain.webhook_endpoints import WILDCARD
 from paycore.http_urls import check_http_url
 from paycore.ledger.fees import DEFAULT_FEE_RATE_BPS, MAX_FEE_RATE_BPS
 from paycore.money import MAX_AMOUNT, CurrencyCode
+from paycore.services.events import EVENT_TYPES
 
-_STRICT = ConfigDict(extra="forbid", strict=True)
+_STRICT = ConfigDict(extra="forbid", strict=True, defer_build=True)
 _I = TypeVar("_I", bound=BaseModel)
 
 Amount = Annotated[int, Field(gt=0, le=MAX_AMOUNT, description="Minor units of the currency")]
@@ -221,6 +223,108 @@ class CreateRefundRequest(BaseModel):
 
     amount: Amount
     reason: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
+
+
+# -- webhook endpoints and API keys ----------------------------------------------------------
+
+# A grace period (seconds) for the credential being replaced: 0 (it stops at once) to 7 days.
+GracePeriod = Annotated[int, Field(ge=0, le=604800)]
+
+
+def _check_enabled_events(value: list[str]) -> list[str]:
+    unknown = [name for name in value if name != WILDCARD and name not in EVENT_TYPES]
+    if unknown:
+        raise ValueError(f"unknown event types {unknown}; known: {[*EVENT_TYPES, WILDCARD]}")
+    if len(set(value)) != len(value):
+        raise ValueError("lists an event type twice")
+    if WILDCARD in value and len(value) > 1:
+        raise ValueError(f'"{WILDCARD}" (every event type) stands alone')
+    return value
+
+
+EnabledEvents = Annotated[
+    list[str],
+    Field(
+        min_length=1,
+        max_length=len(EVENT_TYPES),
+        description=f'Event types to receive, or ["{WILDCARD}"] for all (new types included)',
+        examples=[["order.paid", "refund.succeeded"], [WILDCARD]],
+    ),
+]
+Description = Annotated[str, StringConstraints(max_length=256)]
+
+
+class CreateWebhookEndpointRequest(BaseModel):
+    model_config = _STRICT
+
+    url: str
+    enabled_events: EnabledEvents
+    description: Description | None = None
+
+    _url = field_validator("url")(check_http_url)
+    _events = field_validator("enabled_events")(_check_enabled_events)
+
+
+class UpdateWebhookEndpointRequest(BaseModel):
+    """The fields to change; those left out stay as they are (``description: null`` removes
+    it). The secret never changes here: rotate it."""
+
+    model_config = _STRICT
+
+    url: str | None = None
+    enabled_events: EnabledEvents | None = None
+    description: Description | None = None
+    disabled: bool | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            raise ValueError("cannot be null")
+        return check_http_url(value)
+
+    @field_validator("enabled_events")
+    @classmethod
+    def _events(cls, value: list[str] | None) -> list[str]:
+        if value is None:
+            raise ValueError("cannot be null")
+        return _check_enabled_events(value)
+
+    @field_validator("disabled")
+    @classmethod
+    def _flag(cls, value: bool | None) -> bool:
+        if value is None:
+            raise ValueError("cannot be null")
+        return value
+
+    def changes(self) -> dict[str, Any]:
+        """The fields the request sets."""
+        return self.model_dump(exclude_unset=True)
+
+
+class RotateSecretRequest(BaseModel):
+    model_config = _STRICT
+
+    expires_in: GracePeriod = Field(
+        default=86400, description="Seconds the current secret keeps signing too (0-604800)"
+    )
+
+
+class RollApiKeyRequest(BaseModel):
+    model_config = _STRICT
+
+    expires_in: GracePeriod = Field(
+        default=86400, description="Seconds the current key keeps working (0-604800)"
+    )
+
+
+class RedeliverEventRequest(BaseModel):
+    """No body (or ``{}``): to every endpoint that receives the event; ``endpoint_id``: to
+    that one only."""
+
+    model_config = _STRICT
+
+    endpoint_id: Annotated[str, StringConstraints(pattern=r"^we_[A-Za-z0-9]{1,60}$")] | None = None
 
 
 class RunSettlementRequest(BaseModel):

@@ -1,14 +1,20 @@
-"""problem+json (RFC 9457): the one place where domain errors become HTTP answers."""
+"""problem+json (RFC 9457): the one place where domain errors become HTTP answers.
+
+The channel callback answers with the bodies only (``error_body``, ``problem_body``); the
+resolver's ``Response`` is imported by the functions that build one, so that function's cold
+start does not load Powertools' event handler.
+"""
 
 from __future__ import annotations
 
 import json
 from http import HTTPStatus
-from typing import Any
-
-from aws_lambda_powertools.event_handler import Response
+from typing import TYPE_CHECKING, Any
 
 from paycore import errors
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler import Response
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
@@ -56,6 +62,8 @@ def problem_body(status: int, code: str, detail: str, param: str | None = None) 
 
 
 def problem(status: int, code: str, detail: str, param: str | None = None) -> Response[str]:
+    from aws_lambda_powertools.event_handler import Response  # noqa: PLC0415
+
     return Response(
         status_code=status,
         content_type=PROBLEM_CONTENT_TYPE,
@@ -71,6 +79,8 @@ def error_body(error: errors.PaycoreError) -> tuple[int, dict[str, Any]]:
 
 
 def from_error(error: errors.PaycoreError) -> Response[str]:
+    from aws_lambda_powertools.event_handler import Response  # noqa: PLC0415
+
     status, body = error_body(error)
     return Response(status_code=status, content_type=PROBLEM_CONTENT_TYPE, body=json.dumps(body))
 

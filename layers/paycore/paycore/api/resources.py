@@ -22,7 +22,7 @@ Timestamp = Annotated[
 
 
 class Resource(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 def serialize(model: type[BaseModel], payload: dict[str, Any]) -> str:
@@ -367,6 +367,83 @@ class Event(Resource):
     type: EventType
     created_at: Timestamp
     data: EventData
+
+
+class DeliveryAttempt(Resource):
+    """One POST of the event to one of the merchant's webhook endpoints."""
+
+    endpoint_id: str = Field(pattern=r"^we_")
+    attempt: int = Field(ge=1, description="Counted per endpoint from 1, redeliveries included")
+    status_code: int | None = Field(description="The endpoint's HTTP status; null: no answer")
+    error: str | None = Field(
+        description="Why there was no answer (timeout, connection error, refused URL)"
+    )
+    at: Timestamp
+
+
+class EventWithDeliveries(Event):
+    """An event, with every attempt to deliver it (newest first; the newest 50 per endpoint)."""
+
+    deliveries: list[DeliveryAttempt]
+
+
+# -- webhook endpoints and API keys ------------------------------------------------------
+
+
+class WebhookEndpoint(Resource):
+    """Where the merchant's events go: each endpoint gets the events it subscribes to, signed
+    with its own secret. ``secret`` is in the answers that create it (create, rotate_secret)
+    only, and null in their replays."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "we_01jefq7c2m4p6r8t0v2x4z6b8d",
+                    "object": "webhook_endpoint",
+                    "url": "https://tea.example/webhooks",
+                    "enabled_events": ["order.paid", "refund.succeeded"],
+                    "description": "Fulfilment",
+                    "disabled": False,
+                    "created_at": "2026-12-06T08:00:00.000Z",
+                    "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                }
+            ]
+        },
+    )
+
+    id: str = Field(pattern=r"^we_")
+    object: Literal["webhook_endpoint"]
+    url: str
+    enabled_events: list[str]
+    description: str | None
+    disabled: bool
+    created_at: Timestamp
+    secret: str | None = Field(
+        default=None, description="Standard Webhooks signing secret; shown once"
+    )
+
+
+class WebhookEndpointList(Resource):
+    object: Literal["list"]
+    data: list[WebhookEndpoint]
+    has_more: bool
+
+
+class DeletedWebhookEndpoint(Resource):
+    id: str = Field(pattern=r"^we_")
+    object: Literal["webhook_endpoint"]
+    deleted: Literal[True]
+
+
+class RolledApiKey(Resource):
+    """The new API key (shown once, null in a replay) and when the one it replaces stops
+    working: API Gateway caches an authorization for 60 s, so it is refused at most 60 s
+    later."""
+
+    api_key: str | None = Field(description="Shown once; null in a replay")
+    previous_key_expires_at: Timestamp
 
 
 # -- lists and the rest ------------------------------------------------------------------

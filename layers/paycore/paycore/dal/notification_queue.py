@@ -1,11 +1,21 @@
-"""The merchant notification queue: one message per event to deliver."""
+"""The merchant notification queue. Two kinds of message, both JSON:
+
+- ``{"event_id", "merchant_id"}``: an event to fan out to the merchant's endpoints (what
+  publishing an event queues, and what messages queued before endpoints existed look like);
+- ``{"event_id", "merchant_id", "endpoint_id"}``: one event for one endpoint, with its own
+  receive count, backoff and dead-lettering.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from paycore.aws import client
 from paycore.config import get_settings
+
+# SendMessageBatch takes at most 10 entries.
+_BATCH = 10
 
 
 def enqueue_event(event_id: str, merchant_id: str) -> None:
@@ -14,6 +24,29 @@ def enqueue_event(event_id: str, merchant_id: str) -> None:
         QueueUrl=get_settings().notification_queue_url,
         MessageBody=json.dumps({"event_id": event_id, "merchant_id": merchant_id}),
     )
+
+
+def enqueue_deliveries(event_id: str, merchant_id: str, endpoint_ids: Sequence[str]) -> None:
+    """Queue one delivery of ``event_id`` per endpoint. Raises when any could not be queued
+    (the caller's retry queues all again: a twin is harmless, a loss is not)."""
+    sqs = client("sqs")
+    for start in range(0, len(endpoint_ids), _BATCH):
+        chunk = endpoint_ids[start : start + _BATCH]
+        answer = sqs.send_message_batch(
+            QueueUrl=get_settings().notification_queue_url,
+            Entries=[
+                {
+                    "Id": str(index),
+                    "MessageBody": json.dumps(
+                        {"event_id": event_id, "merchant_id": merchant_id, "endpoint_id": endpoint}
+                    ),
+                }
+                for index, endpoint in enumerate(chunk)
+            ],
+        )
+        if answer.get("Failed"):
+            codes = sorted({str(failure.get("Code")) for failure in answer["Failed"]})
+            raise RuntimeError(f"{len(answer['Failed'])} deliveries not queued: {codes}")
 
 
 def extend_visibility(receipt_handle: str, seconds: int) -> None:

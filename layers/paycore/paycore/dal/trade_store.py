@@ -1,8 +1,12 @@
 """The trade table: merchants, API keys, orders, payments and events in one DynamoDB table.
 
 Item layout (pk / sk):
-- ``MERCHANT#<mch>`` / ``MERCHANT``: the merchant, with its webhook signing secret.
-- ``APIKEY#<sha256 of key>`` / ``APIKEY``: points to the merchant; keys are never stored.
+- ``MERCHANT#<mch>`` / ``MERCHANT``: the merchant, with the hash of its current API key
+  (``api_key_hash``) and how many webhook endpoints it has (``paycore.dal.webhook_endpoint_store``
+  keeps those, in the same partition).
+- ``APIKEY#<sha256 of key>`` / ``APIKEY``: points to the merchant; keys are never stored. A
+  rolled key carries ``expires_at`` (refused from then on) and ``ttl`` (DynamoDB deletes the
+  item some time after).
 - ``ORDER#<ord>`` / ``ORDER``: the order; gsi1 ``MERCHANT#<mch>#ORDERS`` by creation time.
 - ``MONO#<mch>#<merchant_order_no>`` / ``MONO``: makes merchant order numbers unique.
 - ``CASHIER#<sha256 of token>`` / ``CASHIER``: leads from a cashier link to its order
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -43,7 +48,14 @@ from paycore.config import get_settings
 from paycore.dal.codec import from_item, to_item, to_values
 from paycore.dal.instruments import add_moves
 from paycore.dal.ledger import add_entry
-from paycore.dal.transaction import FAILED, Cancelled, Part, Transaction, raise_unavailable
+from paycore.dal.transaction import (
+    FAILED,
+    Cancelled,
+    Part,
+    Transaction,
+    raise_unavailable,
+    write_items,
+)
 from paycore.domain import cashier
 from paycore.domain.changes import (
     OrderClosing,
@@ -129,6 +141,25 @@ class TradeStore:
         """Commit ``transaction``; False when a condition failed."""
         return transaction.write(self._ddb) is None
 
+    # The webhook endpoint store's writes (an endpoint, its count on the merchant, a rolled
+    # key) are items of no journal entry: it builds them one by one and commits them here.
+
+    def _put_new(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The Put of a new item (refused when the key exists)."""
+        transaction = self._transaction()
+        transaction.put_new(values)
+        return transaction.items[0]
+
+    def _put_versioned(self, values: dict[str, Any], expected_version: int) -> dict[str, Any]:
+        """The Put that replaces the item at ``expected_version``."""
+        transaction = self._transaction()
+        transaction.put_versioned(values, expected_version)
+        return transaction.items[0]
+
+    def _transact(self, items: Sequence[dict[str, Any]]) -> list[str] | None:
+        """Commit ``items`` atomically: None when committed, else the cancellation codes."""
+        return write_items(self._ddb, items)
+
     def _page(
         self, index_pk: str, limit: int, start_key: dict[str, Any] | None
     ) -> tuple[list[dict[str, Any]], bool]:
@@ -161,16 +192,26 @@ class TradeStore:
 
     # -- merchants ---------------------------------------------------------------------------
 
-    def create_merchant(self, merchant: Merchant, api_key_hash: str) -> None:
-        values = {"pk": _merchant_pk(merchant.id), "sk": "MERCHANT", **asdict(merchant)}
-        key_item = {
-            "pk": f"APIKEY#{api_key_hash}",
-            "sk": "APIKEY",
-            "merchant_id": merchant.id,
+    def create_merchant(
+        self,
+        merchant: Merchant,
+        api_key_hash: str,
+        *,
+        webhook_endpoints: Sequence[dict[str, Any]] = (),
+    ) -> None:
+        """Store a new merchant, its API key and (``webhook_endpoints``: the Puts
+        ``WebhookEndpointStore.endpoint_item`` makes) its first endpoints, in one transaction."""
+        values = {
+            "pk": _merchant_pk(merchant.id),
+            "sk": "MERCHANT",
+            **asdict(merchant),
+            "api_key_hash": api_key_hash,
+            "webhook_endpoints": len(webhook_endpoints),
         }
         transaction = self._transaction()
         transaction.put_new(values)
-        transaction.put_new(key_item)
+        transaction.put_new(_key_values(merchant.id, api_key_hash))
+        transaction.extend(webhook_endpoints, Part.NEW)
         if not self._write(transaction):
             raise Conflict("merchant or API key already exists", code="merchant_exists")
 
@@ -178,9 +219,71 @@ class TradeStore:
         item = self._get(_merchant_pk(merchant_id), "MERCHANT", consistent=False)
         return _merchant(item) if item else None
 
-    def merchant_id_for_key(self, api_key_hash: str) -> str | None:
+    def merchant_id_for_key(self, api_key_hash: str, now_rfc3339: str) -> str | None:
+        """The merchant whose API key hashes to ``api_key_hash``, unless the key has expired
+        (it was rolled) by ``now_rfc3339``."""
         item = self._get(f"APIKEY#{api_key_hash}", "APIKEY", consistent=False)
-        return str(item["merchant_id"]) if item else None
+        if item is None:
+            return None
+        expires_at = item.get("expires_at")
+        if expires_at is not None and str(expires_at) <= now_rfc3339:
+            return None
+        return str(item["merchant_id"])
+
+    def roll_api_key(
+        self,
+        merchant_id: str,
+        new_key_hash: str,
+        *,
+        caller_key_hash: str,
+        old_key_expires_at: str,
+        old_key_ttl: int,
+    ) -> None:
+        """Make ``new_key_hash`` the merchant's current key and let the current one expire at
+        ``old_key_expires_at``, in one transaction. A merchant onboarded before keys were
+        rolled has no ``api_key_hash``: its only key is the caller's. ``ConcurrentUpdate`` when
+        another roll won the race."""
+        merchant = self._get(_merchant_pk(merchant_id), "MERCHANT")
+        if merchant is None:
+            raise NotFound(f"no merchant {merchant_id}", code="merchant_not_found")
+        current = str(merchant.get("api_key_hash") or caller_key_hash)
+        merchant_key = {"pk": _merchant_pk(merchant_id), "sk": "MERCHANT"}
+        condition = (
+            "api_key_hash = :current"
+            if merchant.get("api_key_hash")
+            else "attribute_not_exists(api_key_hash)"
+        )
+        items = [
+            self._put_new(_key_values(merchant_id, new_key_hash)),
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": to_item({"pk": f"APIKEY#{current}", "sk": "APIKEY"}),
+                    "UpdateExpression": "SET expires_at = :at, #ttl = :ttl",
+                    "ConditionExpression": "merchant_id = :merchant AND "
+                    "attribute_not_exists(expires_at)",
+                    "ExpressionAttributeNames": {"#ttl": "ttl"},
+                    "ExpressionAttributeValues": to_values(
+                        {":at": old_key_expires_at, ":ttl": old_key_ttl, ":merchant": merchant_id}
+                    ),
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": to_item(merchant_key),
+                    "UpdateExpression": "SET api_key_hash = :new",
+                    "ConditionExpression": condition,
+                    "ExpressionAttributeValues": to_values(
+                        {":new": new_key_hash}
+                        | ({":current": current} if merchant.get("api_key_hash") else {})
+                    ),
+                }
+            },
+        ]
+        codes = self._transact(items)
+        if codes is not None:
+            raise ConcurrentUpdate(f"merchant {merchant_id}'s API key changed meanwhile; retry")
 
     # -- orders ------------------------------------------------------------------------------
 
@@ -526,22 +629,6 @@ class TradeStore:
         items, has_more = self._page(owner, limit, start)
         return [_event(item) for item in items], has_more
 
-    def record_delivery(self, event_id: str, *, delivered: bool, status_code: int | None) -> None:
-        """Count one webhook delivery attempt of an event (for operators and the API)."""
-        self._ddb.update_item(
-            TableName=self.table,
-            Key=_key(_event_pk(event_id), "DELIVERY"),
-            UpdateExpression=(
-                "ADD attempts :one SET last_attempt_status = :code, delivered = :delivered"
-            ),
-            ExpressionAttributeValues=to_values(
-                {":one": 1, ":code": status_code or 0, ":delivered": delivered}
-            ),
-        )
-
-    def get_delivery(self, event_id: str) -> dict[str, Any] | None:
-        return self._get(_event_pk(event_id), "DELIVERY")
-
     def _event_values(self, event: Event) -> dict[str, Any]:
         return {
             "pk": _event_pk(event.id),
@@ -570,6 +657,15 @@ def _fields(item: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
 _ORDER_FIELDS = tuple(Order.__dataclass_fields__)
 _PAYMENT_FIELDS = tuple(Payment.__dataclass_fields__)
 _MERCHANT_FIELDS = tuple(Merchant.__dataclass_fields__)
+
+
+def _key_values(merchant_id: str, api_key_hash: str) -> dict[str, Any]:
+    return {"pk": f"APIKEY#{api_key_hash}", "sk": "APIKEY", "merchant_id": merchant_id}
+
+
+def merchant_from_item(item: dict[str, Any]) -> Merchant:
+    """The merchant a stored item holds (the data layer's other stores read it too)."""
+    return _merchant(item)
 
 
 def _merchant(item: dict[str, Any]) -> Merchant:

@@ -41,8 +41,7 @@ class TradeType(StrEnum):
 class Merchant:
     id: str
     name: str
-    webhook_url: str | None
-    webhook_secret: str  # whsec_<base64>; shown to the merchant once, kept to sign webhooks
+    webhook_url: str | None  # as given at onboarding: its first webhook endpoint
     created_at: str
     # The merchant's terms, fixed on each payment when it starts (paycore.ledger.fees).
     fee_rate_bps: int = DEFAULT_FEE_RATE_BPS
@@ -58,9 +57,6 @@ class Merchant:
             "settlement_delay_days": self.settlement_delay_days,
             "created_at": self.created_at,
         }
-
-    def __repr__(self) -> str:  # never print the signing secret
-        return f"Merchant(id={self.id!r}, name={self.name!r})"
 
 
 @dataclass(frozen=True)

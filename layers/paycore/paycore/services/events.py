@@ -6,11 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from paycore.clock import now_rfc3339
-from paycore.dal.notification_queue import enqueue_event
+from paycore.dal.notification_queue import enqueue_deliveries, enqueue_event
 from paycore.dal.trade_store import TradeStore
+from paycore.dal.webhook_endpoint_store import WebhookEndpointStore
 from paycore.domain.models import Event
-from paycore.errors import NotFound
+from paycore.domain.webhook_endpoints import DeliveryAttempt
+from paycore.errors import Conflict, NotFound
 from paycore.ids import derived_id, has_prefix
+from paycore.services import webhook_endpoints
 
 ORDER_PAID = "order.paid"
 ORDER_CLOSED = "order.closed"
@@ -18,6 +21,15 @@ ORDER_CONFIRMED = "order.confirmed"
 PAYMENT_FAILED = "payment.failed"
 REFUND_SUCCEEDED = "refund.succeeded"
 REFUND_FAILED = "refund.failed"
+# Every type above: what a webhook endpoint may subscribe to (besides "*").
+EVENT_TYPES = (
+    ORDER_PAID,
+    ORDER_CLOSED,
+    ORDER_CONFIRMED,
+    PAYMENT_FAILED,
+    REFUND_SUCCEEDED,
+    REFUND_FAILED,
+)
 
 
 def event_id(cause_id: str, event_type: str) -> str:
@@ -60,8 +72,31 @@ def list_events(
     return store.list_events(merchant_id, limit, starting_after)
 
 
-def redeliver(store: TradeStore, merchant_id: str, event_id: str) -> Event:
-    """Queue an event for delivery again (e.g. after the merchant fixed their endpoint)."""
+def delivery_attempts(store: TradeStore, event: Event) -> list[DeliveryAttempt]:
+    """Every attempt to deliver ``event`` to any endpoint (the newest 50 per endpoint),
+    newest first."""
+    return WebhookEndpointStore.of(store).delivery_attempts(event.id)
+
+
+def redeliver(
+    store: TradeStore, merchant_id: str, event_id: str, endpoint_id: str | None = None
+) -> Event:
+    """Queue an event for delivery again (e.g. after the merchant fixed their endpoint): to
+    every endpoint that receives it, or to ``endpoint_id`` only. Each delivery gets the whole
+    retry schedule again."""
     event = get_event(store, merchant_id, event_id)
-    publish(event)
+    if endpoint_id is None:
+        publish(event)
+        return event
+    endpoint = webhook_endpoints.get_endpoint(store, merchant_id, endpoint_id)
+    if endpoint.disabled:
+        raise Conflict(
+            f"webhook endpoint {endpoint.id} is disabled", code="webhook_endpoint_disabled"
+        )
+    if not endpoint.subscribes_to(event.type):
+        raise Conflict(
+            f"webhook endpoint {endpoint.id} does not subscribe to {event.type}",
+            code="webhook_endpoint_not_subscribed",
+        )
+    enqueue_deliveries(event.id, merchant_id, [endpoint.id])
     return event

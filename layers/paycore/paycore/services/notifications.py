@@ -1,5 +1,10 @@
-"""Webhook delivery: one queued event to its merchant, the retry policy around it, and the
-operator's way back from the dead-letter queue.
+"""Webhook delivery: an event fanned out to the merchant's endpoints, each delivery with its
+own retry policy, and the operator's way back from the dead-letter queue.
+
+An event is queued once (``{"event_id", "merchant_id"}``). The notifier fans it out: one
+message per endpoint that receives that event type (enabled, subscribed), each
+``{"event_id", "merchant_id", "endpoint_id"}``. From then on every endpoint is on its own: a
+failing endpoint's retries, backoff and dead-lettering never delay or block another's.
 
 The retry policy lives in SQS itself, so no timer or table of pending retries is needed:
 
@@ -13,8 +18,10 @@ The retry policy lives in SQS itself, so no timer or table of pending retries is
 - A poison message (a body that is not ours, an unknown event or merchant) cannot succeed on
   any retry. It is made visible at once as well, burns through its receives in seconds and
   lands in the dead-letter queue: never dropped, always in front of an operator.
-- A merchant without a ``webhook_url`` has nothing to deliver: that is a success.
+- Nothing to do is a success: a merchant with no endpoint receiving the event, an endpoint
+  deleted, disabled or unsubscribed since the delivery was queued.
 
+Every POST is recorded in the event's delivery history (``GET /v1/events/{id}``).
 ``redrive_dead_letters`` moves parked messages back to the notification queue as new
 messages, so they get the whole schedule again.
 """
@@ -30,13 +37,25 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from paycore.clock import now_rfc3339
 from paycore.config import get_settings
 from paycore.dal.notification_dead_letters import BATCH_LIMIT, receive_dead_letters, requeue
-from paycore.dal.notification_queue import extend_visibility, max_receive_count
+from paycore.dal.notification_queue import (
+    enqueue_deliveries,
+    extend_visibility,
+    max_receive_count,
+)
 from paycore.dal.trade_store import TradeStore
-from paycore.domain.models import Event, Merchant
+from paycore.dal.webhook_endpoint_store import WebhookEndpointStore
+from paycore.domain.models import Event
+from paycore.domain.webhook_endpoints import WebhookEndpoint
 from paycore.errors import PaycoreError, ValidationFailed
 from paycore.ids import has_prefix
+from paycore.services.webhook_endpoints import (
+    ensure_migrated,
+    receiving_endpoints,
+    signing_secrets,
+)
 from paycore.webhooks import DeliveryResult, post_webhook
 
 # Below this, a POST cannot reasonably finish before the invocation ends: do not start it.
@@ -45,8 +64,9 @@ MAX_REDRIVE_MESSAGES = 1000
 
 
 class DeliveryOutcome(StrEnum):
+    FANNED_OUT = "fanned_out"  # one delivery queued per receiving endpoint
+    NO_ENDPOINT = "no_endpoint"  # no endpoint receives it (now): nothing to deliver
     DELIVERED = "delivered"
-    NO_WEBHOOK_URL = "no_webhook_url"
     FAILED = "failed"  # back to the queue after the backoff (or to the DLQ after the last)
     POISON = "poison"  # can never succeed: on its way to the DLQ
 
@@ -65,10 +85,12 @@ class DeliveryReport:
     """What happened to one queued notification, in terms safe to log."""
 
     outcome: DeliveryOutcome
-    attempt: int
+    attempt: int  # the message's receive count
     event_id: str | None = None
     event_type: str | None = None
     merchant_id: str | None = None
+    endpoint_id: str | None = None
+    endpoints: int | None = None  # how many deliveries a fan-out queued
     status_code: int | None = None
     error: str | None = None
     # After a failure: the delay before the next attempt; None when no attempt is left.
@@ -77,7 +99,11 @@ class DeliveryReport:
     @property
     def settled(self) -> bool:
         """True when the message is done with and may be deleted from the queue."""
-        return self.outcome in {DeliveryOutcome.DELIVERED, DeliveryOutcome.NO_WEBHOOK_URL}
+        return self.outcome in {
+            DeliveryOutcome.FANNED_OUT,
+            DeliveryOutcome.NO_ENDPOINT,
+            DeliveryOutcome.DELIVERED,
+        }
 
     def log_keys(self) -> dict[str, object]:
         return {key: value for key, value in asdict(self).items() if value is not None}
@@ -94,6 +120,13 @@ class _Poison(Exception):
         super().__init__(reason)
         self.reason = reason
         self.event_id = event_id
+
+
+@dataclass(frozen=True)
+class _Message:
+    event_id: str
+    merchant_id: str
+    endpoint_id: str | None
 
 
 def backoff_seconds(schedule: Sequence[int], attempt: int) -> int:
@@ -114,12 +147,14 @@ def event_body(event: Event) -> bytes:
 def deliver_notification(
     store: TradeStore, message: QueuedNotification, *, time_budget: float | None = None
 ) -> DeliveryReport:
-    """Deliver the event ``message`` names to its merchant and arrange the retry if that
-    failed (see the module docstring). ``time_budget`` is how many seconds the caller can
-    still wait: the HTTP timeout shrinks to fit it, and without enough time the attempt counts
-    as failed without a request, rather than being cut off by the end of the invocation."""
+    """Fan out the event ``message`` names, or deliver it to the one endpoint it names and
+    arrange the retry if that failed (see the module docstring). ``time_budget`` is how many
+    seconds the caller can still wait: the HTTP timeout shrinks to fit it, and without enough
+    time the attempt counts as failed without a request, rather than being cut off by the end
+    of the invocation."""
     try:
-        event, merchant = _load(store, message.body)
+        read = _read_body(message.body)
+        event = _load_event(store, read)
     except _Poison as poison:
         extend_visibility(message.receipt_handle, 0)
         return DeliveryReport(
@@ -128,41 +163,73 @@ def deliver_notification(
             event_id=poison.event_id,
             error=poison.reason,
         )
-    if not merchant.webhook_url:
-        return _report(DeliveryOutcome.NO_WEBHOOK_URL, message, event)
-    result = _attempt(store, event, merchant, merchant.webhook_url, time_budget)
+    if read.endpoint_id is None:
+        return _fan_out(store, message, event)
+    endpoint_id = read.endpoint_id
+    endpoint = WebhookEndpointStore.of(store).get_endpoint(event.merchant_id, endpoint_id)
+    if endpoint is None or not endpoint.receives(event.type):
+        return _report(DeliveryOutcome.NO_ENDPOINT, message, event, endpoint_id=endpoint_id)
+    result = _attempt(store, event, endpoint, time_budget)
     if result.delivered:
-        return _report(DeliveryOutcome.DELIVERED, message, event, result)
+        outcome = DeliveryOutcome.DELIVERED
+        return _report(outcome, message, event, endpoint_id=endpoint_id, result=result)
     retry_in = _hold_back(message)
-    return _report(DeliveryOutcome.FAILED, message, event, result, retry_in)
+    return _report(
+        DeliveryOutcome.FAILED,
+        message,
+        event,
+        endpoint_id=endpoint_id,
+        result=result,
+        retry_in=retry_in,
+    )
 
 
-def _read_body(body: str) -> tuple[str, object]:
+def _read_body(body: str) -> _Message:
     try:
         data = json.loads(body)
     except ValueError as exc:
         raise _Poison("message body is not JSON") from exc
-    event_id = data.get("event_id") if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        raise _Poison("message body names no event id")
+    event_id, merchant_id = data.get("event_id"), data.get("merchant_id")
     if not isinstance(event_id, str) or not has_prefix(event_id, "evt"):
         raise _Poison("message body names no event id")
-    return event_id, data.get("merchant_id")
+    endpoint_id = data.get("endpoint_id")
+    if endpoint_id is not None and not (
+        isinstance(endpoint_id, str) and has_prefix(endpoint_id, "we")
+    ):
+        raise _Poison("message body names no webhook endpoint id", event_id)
+    return _Message(event_id, str(merchant_id), endpoint_id)
 
 
-def _load(store: TradeStore, body: str) -> tuple[Event, Merchant]:
-    event_id, merchant_id = _read_body(body)
-    event = store.get_event(event_id)
+def _load_event(store: TradeStore, message: _Message) -> Event:
+    event = store.get_event(message.event_id)
     if event is None:
-        raise _Poison("no such event", event_id)
-    if event.merchant_id != merchant_id:
-        raise _Poison("the message names another merchant than the event's", event_id)
-    merchant = store.get_merchant(event.merchant_id)
+        raise _Poison("no such event", message.event_id)
+    if event.merchant_id != message.merchant_id:
+        raise _Poison("the message names another merchant than the event's", event.id)
+    return event
+
+
+def _fan_out(store: TradeStore, message: QueuedNotification, event: Event) -> DeliveryReport:
+    merchant = ensure_migrated(store, event.merchant_id)
     if merchant is None:
-        raise _Poison("the event's merchant does not exist", event_id)
-    return event, merchant
+        extend_visibility(message.receipt_handle, 0)
+        return DeliveryReport(
+            DeliveryOutcome.POISON,
+            message.receive_count,
+            event_id=event.id,
+            error="the event's merchant does not exist",
+        )
+    endpoints = receiving_endpoints(store, merchant, event.type)
+    if not endpoints:
+        return _report(DeliveryOutcome.NO_ENDPOINT, message, event)
+    enqueue_deliveries(event.id, event.merchant_id, [endpoint.id for endpoint in endpoints])
+    return _report(DeliveryOutcome.FANNED_OUT, message, event, endpoints=len(endpoints))
 
 
 def _attempt(
-    store: TradeStore, event: Event, merchant: Merchant, url: str, time_budget: float | None
+    store: TradeStore, event: Event, endpoint: WebhookEndpoint, time_budget: float | None
 ) -> DeliveryResult:
     settings = get_settings()
     timeout = settings.webhook_timeout_seconds
@@ -170,15 +237,22 @@ def _attempt(
         timeout = min(timeout, time_budget)
     if timeout < MIN_TIMEOUT_SECONDS:
         return DeliveryResult(delivered=False, error="no time left in this invocation")
+    at = now_rfc3339()
     result = post_webhook(
-        url,
-        merchant.webhook_secret,
+        endpoint.url,
+        signing_secrets(endpoint, at),
         event.id,
         event_body(event),
         timeout=timeout,
         allow_private_targets=settings.webhook_allow_private_targets,
     )
-    store.record_delivery(event.id, delivered=result.delivered, status_code=result.status_code)
+    WebhookEndpointStore.of(store).record_attempt(
+        event.id,
+        endpoint.id,
+        at,
+        status_code=result.status_code,
+        error=None if result.status_code is not None else result.error,
+    )
     return result
 
 
@@ -198,6 +272,9 @@ def _report(
     outcome: DeliveryOutcome,
     message: QueuedNotification,
     event: Event,
+    *,
+    endpoint_id: str | None = None,
+    endpoints: int | None = None,
     result: DeliveryResult | None = None,
     retry_in: int | None = None,
 ) -> DeliveryReport:
@@ -207,6 +284,8 @@ def _report(
         event_id=event.id,
         event_type=event.type,
         merchant_id=event.merchant_id,
+        endpoint_id=endpoint_id,
+        endpoints=endpoints,
         status_code=result.status_code if result else None,
         error=result.error if result else None,
         retry_in_seconds=retry_in,

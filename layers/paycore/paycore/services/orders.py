@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from paycore.api.models import CreateOrderRequest
+from typing import TYPE_CHECKING
+
 from paycore.clock import in_seconds, now_rfc3339
 from paycore.dal.trade_store import TradeStore
 from paycore.domain import cashier
@@ -10,6 +11,9 @@ from paycore.domain.models import DEFAULT_AUTO_CONFIRM_IN, Order, TradeType
 from paycore.domain.status import OrderStatus
 from paycore.errors import NotFound
 from paycore.ids import has_prefix, new_id
+
+if TYPE_CHECKING:  # the API's request model; the workers that read orders never load it
+    from paycore.api.models import CreateOrderRequest
 
 
 def create_order(

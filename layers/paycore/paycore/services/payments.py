@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from paycore.api.models import (
-    BalanceInstrument,
-    ChannelInstrument,
-    CouponInstrument,
-    CreatePaymentRequest,
-)
 from paycore.channels.registry import routed_gateways
 from paycore.clock import now, now_rfc3339, parse_rfc3339
 from paycore.config import get_settings
@@ -26,6 +20,9 @@ from paycore.ids import has_prefix, new_id
 from paycore.ledger.fees import fee_for
 from paycore.services import events
 from paycore.services.orders import get_order
+
+if TYPE_CHECKING:  # the API's request models; the workers that settle payments never load them
+    from paycore.api.models import ChannelInstrument, CreatePaymentRequest
 
 
 def get_payment(store: TradeStore, merchant_id: str, payment_id: str) -> Payment:
@@ -50,6 +47,12 @@ class _Plan:
 def _plan(store: TradeStore, order: Order, request: CreatePaymentRequest) -> _Plan:
     """Check that the instruments add up to the order amount and can be used by its buyer;
     every refusal here is a 4xx and nothing has been written yet."""
+    from paycore.api.models import (  # noqa: PLC0415 - the API loads them; workers do not
+        BalanceInstrument,
+        ChannelInstrument,
+        CouponInstrument,
+    )
+
     coupon = request.instrument(CouponInstrument)
     balance = request.instrument(BalanceInstrument)
     channel = request.instrument(ChannelInstrument)

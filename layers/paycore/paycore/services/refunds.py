@@ -19,9 +19,8 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from paycore.api.models import CreateRefundRequest
 from paycore.channels.accounts import callback_url
 from paycore.channels.base import (
     ChannelGateway,
@@ -62,6 +61,9 @@ from paycore.errors import (
 from paycore.ids import derived_id, has_prefix, new_id
 from paycore.services import events
 from paycore.services.orders import get_order
+
+if TYPE_CHECKING:  # the API's request model; the workers never load it
+    from paycore.api.models import CreateRefundRequest
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,6 @@ from pathlib import Path
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, Server
 
 from paycore.api import problem
 from paycore.api.idempotency import IdempotentCommands
@@ -24,6 +23,7 @@ from paycore.api.openapi import PUBLIC, SECURITY_SCHEMES, answers, document
 from paycore.api.resolver import PaycoreResolver
 from paycore.api.resources import Health
 from paycore.api.routes import (
+    api_keys,
     cashier,
     channels,
     events,
@@ -34,6 +34,7 @@ from paycore.api.routes import (
     payments,
     refunds,
     settlements,
+    webhook_endpoints,
 )
 from paycore.api.routes.http import JSON, Http, new_router
 from paycore.dal.trade_store import TradeStore
@@ -60,6 +61,8 @@ def build_app(
         refunds,
         instruments,
         events,
+        webhook_endpoints,
+        api_keys,
         channels,
         ledger,
         settlements,
@@ -91,6 +94,13 @@ def _platform_routes(app: APIGatewayRestResolver) -> Router:
 
     @cache
     def description() -> str:
+        # Imported here, not at cold start: Powertools' OpenAPI models (~80 ms) describe the
+        # API; serving it needs only the route's own models.
+        from aws_lambda_powertools.event_handler.openapi.models import (  # noqa: PLC0415
+            HTTPBearer,
+            Server,
+        )
+
         raw = app.get_openapi_json_schema(
             title=TITLE,
             version="1",
@@ -128,8 +138,7 @@ def _swagger_page(spec_json: str) -> str:
     """Swagger UI with its script and styles inlined from the pinned Powertools package (it
     ships them) and the description inlined too: the page makes no request at all, so it
     works with no internet access (no CDN, no validator badge: ``validatorUrl`` is off)."""
-    # Imported here, not at cold start: it loads Powertools' OpenAPI models (~80 ms) that only
-    # this rarely called page needs.
+    # Imported here, not at cold start: only this rarely called page needs it.
     from aws_lambda_powertools.event_handler.openapi import swagger_ui  # noqa: PLC0415
 
     assets = Path(swagger_ui.__file__).parent

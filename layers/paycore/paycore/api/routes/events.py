@@ -8,9 +8,9 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from paycore.api.models import NoParameters
+from paycore.api.models import RedeliverEventRequest
 from paycore.api.openapi import MERCHANT, answers
-from paycore.api.resources import Event, EventList
+from paycore.api.resources import Event, EventList, EventWithDeliveries
 from paycore.api.routes.http import Http, new_router
 from paycore.api.routes.params import Limit, StartingAfter
 from paycore.services import events
@@ -48,10 +48,12 @@ def routes(http: Http) -> Router:
         summary="Retrieve an event",
         tags=["events"],
         security=MERCHANT,
+        description="With `deliveries`: every attempt to deliver it to any of the merchant's "
+        "webhook endpoints (the newest 50 per endpoint), newest first.",
         responses=answers(
             200,
-            Event,
-            "The event",
+            EventWithDeliveries,
+            "The event and its delivery attempts",
             method="GET",
             security=MERCHANT,
             not_found=["event_not_found"],
@@ -59,13 +61,18 @@ def routes(http: Http) -> Router:
         ),
     )
     def get_event(event_id: str) -> Response[str]:
-        event = events.get_event(http.store(), http.merchant_id(), event_id)
-        return http.answer(Event, event.resource())
+        store = http.store()
+        event = events.get_event(store, http.merchant_id(), event_id)
+        attempts = events.delivery_attempts(store, event)
+        answer = {**event.resource(), "deliveries": [a.resource() for a in attempts]}
+        return http.answer(EventWithDeliveries, answer)
 
     @router.post(
         "/v1/events/<event_id>/redeliver",
         operation_id="redeliverEvent",
         summary="Send an event's webhook again",
+        description="To every endpoint that receives it now, or to `endpoint_id` only; each "
+        "delivery gets the whole retry schedule again.",
         tags=["events"],
         security=MERCHANT,
         responses=answers(
@@ -74,17 +81,20 @@ def routes(http: Http) -> Router:
             "The event, queued for delivery",
             method="POST",
             security=MERCHANT,
-            not_found=["event_not_found"],
+            not_found=["event_not_found", "webhook_endpoint_not_found"],
+            conflict=["webhook_endpoint_disabled", "webhook_endpoint_not_subscribed"],
         ),
     )
     def redeliver_event(
-        event_id: str, body: Annotated[NoParameters | None, Body()] = None
+        event_id: str, body: Annotated[RedeliverEventRequest | None, Body()] = None
     ) -> Response[str]:
         mid = http.merchant_id()
+        endpoint_id = body.endpoint_id if body is not None else None
 
         def command() -> tuple[int, dict[str, Any]]:
-            return 202, events.redeliver(http.store(), mid, event_id).resource()
+            event = events.redeliver(http.store(), mid, event_id, endpoint_id)
+            return 202, event.resource()
 
-        return http.idempotent(mid, None, command, Event)
+        return http.idempotent(mid, body.model_dump() if body else None, command, Event)
 
     return router

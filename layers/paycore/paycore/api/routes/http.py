@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from paycore.api import problem
 from paycore.api.idempotency import HEADER, REPLAYED_HEADER, IdempotentCommands
 from paycore.api.resources import serialize
+from paycore.auth import bearer_token
 from paycore.config import get_settings
 from paycore.dal.trade_store import TradeStore
 from paycore.errors import Unauthenticated
@@ -66,6 +67,16 @@ class Http:
             )
         except (KeyError, TypeError, ValueError):
             return None
+
+    def api_key(self) -> str:
+        """The API key the caller presented (the authorizer checked it): the key roll needs
+        it for merchants onboarded before keys were rolled."""
+        headers = self._app.current_event.headers or {}
+        header = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+        token = bearer_token(str(header))
+        if token is None:
+            raise Unauthenticated("this route needs a merchant API key")
+        return token
 
     def require_admin(self) -> None:
         if self._caller().get("role") != "admin":

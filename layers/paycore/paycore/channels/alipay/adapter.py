@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import date
-from typing import Any, ClassVar, NoReturn, TypeVar
+from typing import Any, ClassVar, NoReturn
 from urllib.parse import parse_qsl, quote
 
 from paycore import clock
@@ -43,7 +43,6 @@ from paycore.channels.alipay.signing import SIGN_TYPE, verify_notification
 from paycore.channels.alipay.transformers import (
     CURRENCY,
     ErrorMeaning,
-    Unreadable,
     beijing,
     beijing_day,
     handed_out_until,
@@ -56,6 +55,7 @@ from paycore.channels.alipay.transformers import (
     statement_lines,
     yuan,
 )
+from paycore.channels.answers import AnswerChecks
 from paycore.channels.base import (
     MAX_NOTIFICATION_BYTES,
     NOTIFICATION_TOLERANCE_SECONDS,
@@ -72,12 +72,13 @@ from paycore.channels.base import (
     NextActionType,
     lower_headers,
 )
+from paycore.channels.metering import metered
+from paycore.channels.reading import Unreadable
 from paycore.clock import parse_rfc3339
 from paycore.config import Settings
 from paycore.errors import CallbackRejected, ChannelRejected
 
 logger = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 PRODUCT_CODE = "FAST_INSTANT_TRADE_PAY"
 QUERY = "alipay.trade.query"
@@ -93,7 +94,7 @@ _MAX_NOTIFICATION_FIELDS = 100
 _FORM = "application/x-www-form-urlencoded"
 
 
-class AlipayGateway:
+class AlipayGateway(AnswerChecks):
     """``ChannelGateway`` for the Alipay app described by ``settings``, routing account
     ``account_id``."""
 
@@ -122,8 +123,12 @@ class AlipayGateway:
             f"account_id={self.account_id!r}, timeout={self._client.timeout})"
         )
 
+    def _unavailable(self, reference: str, reason: str) -> NoReturn:
+        self._client.unavailable(reference, reason)
+
     # -- payments ----------------------------------------------------------------------------
 
+    @metered
     def create_order(self, request: CreateChannelOrder) -> ChannelOrder:
         """Create (or find again) the page.pay trade by requesting its signed URL; the buyer
         is sent to the cashier it redirects to."""
@@ -152,6 +157,7 @@ class AlipayGateway:
             next_action=NextAction.redirect(answer.location),
         )
 
+    @metered
     def query_order(
         self, out_trade_no: str, channel_order_id: str | None = None
     ) -> ChannelPaymentState:
@@ -165,6 +171,7 @@ class AlipayGateway:
             self._refuse(answer, meaning, out_trade_no)
         return self._trade(answer, out_trade_no, channel_order_id)
 
+    @metered
     def close_order(
         self, out_trade_no: str, channel_order_id: str | None = None
     ) -> ChannelPaymentState:
@@ -199,6 +206,7 @@ class AlipayGateway:
 
     # -- refunds -----------------------------------------------------------------------------
 
+    @metered
     def refund(self, request: CreateChannelRefund) -> ChannelRefundState:
         """Refund ``amount`` of a paid trade; ``out_request_no`` is our refund id, so a retry
         never refunds twice. SUCCEEDED when this call moved the money (``fund_change`` Y);
@@ -250,6 +258,7 @@ class AlipayGateway:
             )
         return state
 
+    @metered
     def query_refund(self, out_trade_no: str, out_refund_no: str) -> ChannelRefundState:
         """The refund as Alipay sees it: SUCCEEDED (``REFUND_SUCCESS``), PENDING (received,
         processing), NOT_FOUND (not received, or failed: Alipay does not tell them apart; ask
@@ -316,6 +325,7 @@ class AlipayGateway:
 
     # -- statements --------------------------------------------------------------------------
 
+    @metered
     def fetch_statement(self, day: date) -> ChannelStatement:
         """The app's trade bill of ``day`` (a Beijing day): the ``.csv.zip`` Alipay serves
         behind ``bill_download_url``, kept as it came, and its lines. A day without trades
@@ -383,13 +393,6 @@ class AlipayGateway:
             ChannelPaymentStatus.PENDING if clock.now() < until else ChannelPaymentStatus.CLOSED
         )
         return ChannelPaymentState(out_trade_no, status, channel_order_id=channel_order_id)
-
-    def _readable(self, read: Callable[[Any], _T], body: Any, reference: str) -> _T:
-        """``read(body)``, or ChannelUnavailable when a verified answer is not what we expect."""
-        try:
-            return read(body)
-        except Unreadable as exc:
-            self._client.unavailable(reference, f"unreadable answer: {exc}")
 
     def _check_same(self, asked: str, answered: object, reference: str) -> None:
         if answered is not None and answered != asked:

@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from paycore import clock
 from paycore.channels.alipay.signing import SIGN_TYPE, sign_request, signed_answer, verify
 from paycore.channels.alipay.transformers import ResultCode, beijing
+from paycore.channels.transport import failure_reason
 from paycore.errors import ChannelUnavailable
 
 logger = logging.getLogger(__name__)
@@ -258,7 +259,7 @@ class AlipayClient:
         try:
             status, raw, answer_headers = self._send(request, limit)
         except (OSError, http.client.HTTPException, ValueError) as exc:
-            self.unavailable(reference, f"{what} failed: {_reason(exc)}")
+            self.unavailable(reference, f"{what} failed: {failure_reason(exc)}")
         if status >= 500 or status in _RETRYABLE_4XX or status < 200:
             self.unavailable(reference, f"{what} answered HTTP {status}")
         return status, raw, answer_headers
@@ -277,12 +278,3 @@ def _page_text(page: str) -> str:
     """An error page's words, without markup, for the error message (bounded)."""
     words = " ".join(re.sub(r"<[^>]*>", " ", page).split())
     return words[:300]
-
-
-def _reason(exc: BaseException) -> str:
-    """A short transport failure reason for logs and error details (never headers)."""
-    if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
-        exc = exc.reason if isinstance(exc.reason, BaseException) else exc
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    return f"{type(exc).__name__}: {exc}"

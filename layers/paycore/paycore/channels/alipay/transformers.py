@@ -33,6 +33,8 @@ from paycore.channels.base import (
     StatementLine,
     StatementLineKind,
 )
+from paycore.channels.reading import Unreadable, optional_text
+from paycore.channels.reading import text as text_field
 from paycore.clock import rfc3339
 from paycore.money import AmountFormatError, from_major_units, to_major_units
 
@@ -42,10 +44,6 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 NOTIFY_TYPE = "trade_status_sync"
 _BEIJING_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}", re.ASCII)
 _ORDER_ID = re.compile(r"([A-Za-z0-9_]{1,64})@([0-9]{14})", re.ASCII)
-
-
-class Unreadable(ValueError):
-    """A body that is not the shape the protocol promises."""
 
 
 # -- Alipay's enums ------------------------------------------------------------------------------
@@ -316,22 +314,6 @@ def handed_out_until(out_trade_no: str, channel_order_id: str | None) -> datetim
 
 
 # -- answers ------------------------------------------------------------------------------------
-
-
-def text_field(body: Mapping[str, Any], key: str) -> str:
-    value = body.get(key)
-    if not isinstance(value, str) or not value:
-        raise Unreadable(f"{key} must be a non-empty string")
-    return value
-
-
-def optional_text(body: Mapping[str, Any], key: str) -> str | None:
-    value = body.get(key)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise Unreadable(f"{key} must be a string")
-    return value
 
 
 def trade_status(body: Mapping[str, Any]) -> AlipayTradeStatus:

@@ -14,11 +14,12 @@ leaves the outcome unknown is ``ChannelUnavailable`` (see ``client``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import date
-from typing import Any, ClassVar, NoReturn, TypeVar
+from typing import Any, ClassVar, NoReturn
 from urllib.parse import quote
 
+from paycore.channels.answers import AnswerChecks
 from paycore.channels.base import (
     MAX_NOTIFICATION_BYTES,
     CallbackAck,
@@ -33,6 +34,8 @@ from paycore.channels.base import (
     NextActionType,
     lower_headers,
 )
+from paycore.channels.metering import metered
+from paycore.channels.reading import Unreadable, json_object
 from paycore.channels.sandbox.client import Download, SandboxClient
 from paycore.channels.sandbox.settings import SandboxSettings
 from paycore.channels.sandbox.signing import (
@@ -42,8 +45,6 @@ from paycore.channels.sandbox.signing import (
 )
 from paycore.channels.sandbox.transformers import (
     ErrorMeaning,
-    Unreadable,
-    json_object,
     meaning_of,
     payment_state,
     read_notification,
@@ -55,10 +56,9 @@ from paycore.config import Settings
 from paycore.errors import CallbackRejected, ChannelRejected
 
 logger = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 
-class SandboxGateway:
+class SandboxGateway(AnswerChecks):
     """``ChannelGateway`` for the sandbox account ``account_id`` described by ``settings``."""
 
     name: ClassVar[str] = "sandbox"
@@ -78,8 +78,12 @@ class SandboxGateway:
             f"account_id={self.account_id!r}, timeout={self._client.timeout})"
         )
 
+    def _unavailable(self, reference: str, reason: str) -> NoReturn:
+        self._client.unavailable(reference, reason)
+
     # -- payments ----------------------------------------------------------------------------
 
+    @metered
     def create_order(self, request: CreateChannelOrder) -> ChannelOrder:
         """Create (or find again: the sandbox deduplicates on out_trade_no) the channel order.
         ``simulate`` travels as ``sandbox_behaviour``, which the sandbox checks (a bad switch
@@ -106,6 +110,7 @@ class SandboxGateway:
             raise ChannelRejected(f"sandbox order {reference} exists for {amount} {currency}")
         return order
 
+    @metered
     def query_order(
         self, out_trade_no: str, channel_order_id: str | None = None
     ) -> ChannelPaymentState:
@@ -115,6 +120,7 @@ class SandboxGateway:
         status, body = self._client.call("GET", path, None, out_trade_no)
         return self._state_answer(status, body, out_trade_no)
 
+    @metered
     def close_order(
         self, out_trade_no: str, channel_order_id: str | None = None
     ) -> ChannelPaymentState:
@@ -134,6 +140,7 @@ class SandboxGateway:
 
     # -- refunds -----------------------------------------------------------------------------
 
+    @metered
     def refund(self, request: CreateChannelRefund) -> ChannelRefundState:
         """Refund ``amount`` of a paid order (the sandbox deduplicates on out_refund_no, so a
         retry never refunds twice). ``ChannelRejected`` when the sandbox refuses it (order not
@@ -154,6 +161,7 @@ class SandboxGateway:
         self._check_same_refund(request.out_trade_no, request.out_refund_no, state)
         return state
 
+    @metered
     def query_refund(self, out_trade_no: str, out_refund_no: str) -> ChannelRefundState:
         """The channel's current view of a refund; NOT_FOUND when it never got it."""
         path = f"/v1/refunds/{_segment(out_refund_no)}"
@@ -194,6 +202,7 @@ class SandboxGateway:
 
     # -- statements --------------------------------------------------------------------------
 
+    @metered
     def fetch_statement(self, day: date) -> ChannelStatement:
         """The account's statement file of ``day`` (UTC) and its lines."""
         reference = f"statement {day.isoformat()}"
@@ -227,26 +236,9 @@ class SandboxGateway:
         self._check_same_order(out_trade_no, state.out_trade_no)
         return state
 
-    def _readable(self, read: Callable[[Any], _T], body: Any, reference: str) -> _T:
-        """``read(body)``, or ChannelUnavailable when a 2xx body is not what we expect."""
-        try:
-            return read(body)
-        except Unreadable as exc:
-            self._client.unavailable(reference, f"unreadable answer: {exc}")
-
     def _check_same_order(self, asked: str, answered: str) -> None:
         if answered != asked:
             self._client.unavailable(asked, f"the answer is about another order ({answered})")
-
-    def _check_same_refund(
-        self, out_trade_no: str, out_refund_no: str, state: ChannelRefundState
-    ) -> None:
-        if (state.out_trade_no, state.out_refund_no) != (out_trade_no, out_refund_no):
-            self._client.unavailable(
-                out_refund_no,
-                f"the answer is about another refund ({state.out_refund_no} of "
-                f"{state.out_trade_no})",
-            )
 
     def _refuse(self, status: int, body: dict[str, Any], reference: str) -> NoReturn:
         """A 4xx with the sandbox's ``{"code", "message"}`` is a refusal; any other 4xx body

@@ -21,8 +21,9 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 
 from paycore import clock
+from paycore.channels.reading import Unreadable, json_object
 from paycore.channels.sandbox.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_request
-from paycore.channels.sandbox.transformers import Unreadable, json_object
+from paycore.channels.transport import failure_reason
 from paycore.errors import ChannelUnavailable
 
 logger = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ class SandboxClient:
         try:
             status, raw, headers = self._send(request, limit)
         except (OSError, http.client.HTTPException, ValueError) as exc:
-            self.unavailable(reference, f"{method} {path} failed: {_reason(exc)}")
+            self.unavailable(reference, f"{method} {path} failed: {failure_reason(exc)}")
         if status >= 500 or status in _RETRYABLE_4XX or status < 200 or 300 <= status < 400:
             self.unavailable(reference, f"{method} {path} answered HTTP {status}")
         return status, raw, headers
@@ -135,12 +136,3 @@ class SandboxClient:
         except urllib.error.HTTPError as exc:
             with exc:
                 return exc.code, exc.read(limit), exc.headers
-
-
-def _reason(exc: BaseException) -> str:
-    """A short transport failure reason for logs and error details (never headers)."""
-    if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
-        exc = exc.reason if isinstance(exc.reason, BaseException) else exc
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    return f"{type(exc).__name__}: {exc}"

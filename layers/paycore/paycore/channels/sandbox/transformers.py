@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from collections.abc import Mapping
 from datetime import date
@@ -27,6 +26,7 @@ from paycore.channels.base import (
     StatementLine,
     StatementLineKind,
 )
+from paycore.channels.reading import Unreadable, optional_text, text
 from paycore.clock import parse_rfc3339, rfc3339
 from paycore.money import AmountFormatError, from_minor_units
 
@@ -44,10 +44,6 @@ STATEMENT_COLUMNS = (
     "occurred_at",
 )
 _DIGITS = re.compile(r"[0-9]{1,13}", re.ASCII)
-
-
-class Unreadable(ValueError):
-    """A body that is not the JSON (or CSV) shape the protocol promises."""
 
 
 class SandboxStatus(StrEnum):
@@ -196,30 +192,6 @@ def refund_failure_code(reason: SandboxRefundFailure) -> str:
 # -- reading the sandbox's JSON ---------------------------------------------------------------
 
 
-def json_object(raw: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise Unreadable("not JSON") from None
-    if not isinstance(value, dict):
-        raise Unreadable("not a JSON object")
-    return value
-
-
-def _text(body: Mapping[str, Any], key: str) -> str:
-    value = body.get(key)
-    if not isinstance(value, str) or not value:
-        raise Unreadable(f"{key} must be a non-empty string")
-    return value
-
-
-def _optional_text(body: Mapping[str, Any], key: str) -> str | None:
-    value = body.get(key)
-    if value is not None and not isinstance(value, str):
-        raise Unreadable(f"{key} must be a string or null")
-    return value
-
-
 def _amount(body: Mapping[str, Any]) -> int:
     value = body.get("amount")
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -229,24 +201,24 @@ def _amount(body: Mapping[str, Any]) -> int:
 
 def _status(body: Mapping[str, Any]) -> ChannelPaymentStatus:
     try:
-        return to_payment_status(SandboxStatus(_text(body, "status")))
+        return to_payment_status(SandboxStatus(text(body, "status")))
     except ValueError:
         raise Unreadable(f"unknown status {body.get('status')!r}") from None
 
 
 def _pay_link(body: Mapping[str, Any]) -> NextAction | None:
-    url = _optional_text(body, "pay_url")
+    url = optional_text(body, "pay_url")
     return NextAction.redirect(url) if url else None
 
 
 def read_order(body: Mapping[str, Any]) -> tuple[ChannelOrder, int, str]:
     """A create answer: the order, plus its amount and currency to compare with ours."""
     order = ChannelOrder(
-        out_trade_no=_text(body, "out_trade_no"),
-        channel_order_id=_text(body, "channel_order_id"),
-        next_action=NextAction.redirect(_text(body, "pay_url")),
+        out_trade_no=text(body, "out_trade_no"),
+        channel_order_id=text(body, "channel_order_id"),
+        next_action=NextAction.redirect(text(body, "pay_url")),
     )
-    return order, _amount(body), _text(body, "currency")
+    return order, _amount(body), text(body, "currency")
 
 
 def payment_state(
@@ -255,14 +227,14 @@ def payment_state(
     """An order as a query, a close or a notification describes it."""
     status = _status(body)
     failed = status is ChannelPaymentStatus.FAILED
-    channel_code = _optional_text(body, "failure_code")
+    channel_code = optional_text(body, "failure_code", empty_is_none=False)
     return ChannelPaymentState(
-        out_trade_no=_text(body, "out_trade_no"),
+        out_trade_no=text(body, "out_trade_no"),
         status=status,
         amount=_amount(body),
-        currency=_text(body, "currency"),
-        channel_order_id=_text(body, "channel_order_id"),
-        channel_transaction_id=_optional_text(body, "transaction_id"),
+        currency=text(body, "currency"),
+        channel_order_id=text(body, "channel_order_id"),
+        channel_transaction_id=optional_text(body, "transaction_id", empty_is_none=False),
         failure_code=_failure_code(channel_code) if failed else None,
         failure_message=_failure_message(channel_code, body) if failed else None,
         notification_id=notification_id,
@@ -273,10 +245,10 @@ def payment_state(
 def refund_state(body: Mapping[str, Any], notification_id: str | None = None) -> ChannelRefundState:
     """A refund as a refund call, a query or a notification describes it."""
     try:
-        status = to_refund_status(SandboxRefundStatus(_text(body, "status")))
+        status = to_refund_status(SandboxRefundStatus(text(body, "status")))
     except ValueError:
         raise Unreadable(f"unknown refund status {body.get('status')!r}") from None
-    channel_code = _optional_text(body, "failure_code")
+    channel_code = optional_text(body, "failure_code", empty_is_none=False)
     code = message = None
     if status is ChannelRefundStatus.FAILED:
         try:
@@ -284,16 +256,16 @@ def refund_state(body: Mapping[str, Any], notification_id: str | None = None) ->
             known = True
         except ValueError:
             code, known = "refund_failed", False
-        message = _optional_text(body, "failure_message") or "the sandbox rejected the refund"
+        message = optional_text(body, "failure_message") or "the sandbox rejected the refund"
         if channel_code is not None and not known:
             message = f"{message} (sandbox code {channel_code})"
     return ChannelRefundState(
-        out_refund_no=_text(body, "out_refund_no"),
-        out_trade_no=_text(body, "out_trade_no"),
+        out_refund_no=text(body, "out_refund_no"),
+        out_trade_no=text(body, "out_trade_no"),
         status=status,
         amount=_amount(body),
-        currency=_text(body, "currency"),
-        channel_refund_id=_text(body, "refund_id"),
+        currency=text(body, "currency"),
+        channel_refund_id=text(body, "refund_id"),
         failure_code=code,
         failure_message=message,
         notification_id=notification_id,
@@ -314,7 +286,7 @@ def _failure_code(channel_code: str | None) -> str:
 
 
 def _failure_message(channel_code: str | None, body: Mapping[str, Any]) -> str:
-    message = _optional_text(body, "failure_message") or "the sandbox declined the payment"
+    message = optional_text(body, "failure_message") or "the sandbox declined the payment"
     if channel_code is not None and _known_decline(channel_code) is None:
         return f"{message} (sandbox code {channel_code})"
     return message
@@ -323,9 +295,9 @@ def _failure_message(channel_code: str | None, body: Mapping[str, Any]) -> str:
 def read_notification(body: Mapping[str, Any]) -> ChannelPaymentState | ChannelRefundState:
     notify_type = body.get("notify_type")
     if notify_type == NOTIFY_TYPE:
-        return payment_state(body, notification_id=_text(body, "notify_id"))
+        return payment_state(body, notification_id=text(body, "notify_id"))
     if notify_type == REFUND_NOTIFY_TYPE:
-        return refund_state(body, notification_id=_text(body, "notify_id"))
+        return refund_state(body, notification_id=text(body, "notify_id"))
     raise Unreadable(f"notify_type must be {NOTIFY_TYPE!r} or {REFUND_NOTIFY_TYPE!r}")
 
 

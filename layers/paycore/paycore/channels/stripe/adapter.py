@@ -52,9 +52,10 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar, assert_never
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, assert_never
 
 from paycore import clock
+from paycore.channels.answers import AnswerChecks
 from paycore.channels.base import (
     MAX_NOTIFICATION_BYTES,
     CallbackAck,
@@ -71,6 +72,8 @@ from paycore.channels.base import (
     StatementLineKind,
     lower_headers,
 )
+from paycore.channels.metering import metered
+from paycore.channels.reading import Unreadable, text
 from paycore.channels.stripe.client import Refused, StripeApi
 from paycore.channels.stripe.settings import StripeSettings
 from paycore.channels.stripe.signing import SIGNATURE_HEADER, verify_notification
@@ -84,7 +87,6 @@ from paycore.channels.stripe.transformers import (
     EventMeaning,
     SessionReading,
     StripeEvent,
-    Unreadable,
     balance_line,
     event_meaning,
     id_time,
@@ -100,7 +102,6 @@ from paycore.channels.stripe.transformers import (
     session_expiry,
     simulate_metadata,
     stripe_currency,
-    text,
 )
 from paycore.clock import parse_rfc3339
 from paycore.config import Settings
@@ -112,7 +113,6 @@ if TYPE_CHECKING:
     from stripe.params.checkout import SessionCreateParams, SessionListParams
 
 logger = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 # Stripe's clock and ours may differ: a lookup by creation time starts this much earlier.
 LOOKUP_MARGIN = timedelta(minutes=10)
@@ -129,7 +129,7 @@ _PREFERENCE = (
 _SESSION_PREFERENCE = {"complete": 0, "open": 1, "expired": 2}
 
 
-class StripeGateway:
+class StripeGateway(AnswerChecks):
     """``ChannelGateway`` for the Stripe account ``account_id`` described by ``settings``."""
 
     name: ClassVar[str] = "stripe"
@@ -146,8 +146,12 @@ class StripeGateway:
     def __repr__(self) -> str:  # never shows the keys
         return f"StripeGateway(account_id={self.account_id!r}, api={self._api!r})"
 
+    def _unavailable(self, reference: str, reason: str) -> NoReturn:
+        self._api.unavailable(reference, reason)
+
     # -- payments ----------------------------------------------------------------------------
 
+    @metered
     def create_order(self, request: CreateChannelOrder) -> ChannelOrder:
         """Create the payment's Checkout Session (the same one again for a repeated call: same
         parameters, same Idempotency-Key). ``simulate`` travels in ``metadata[simulate]``."""
@@ -187,7 +191,7 @@ class StripeGateway:
             "create session",
             lambda: self._api.client.v1.checkout.sessions.create(params, {"idempotency_key": key}),
         )
-        reading = self._read(read_session, session, reference)
+        reading = self._readable(read_session, session, reference)
         self._check_payment(reference, reading.state.out_trade_no)
         state = reading.state
         if (state.amount, state.currency) != (request.amount, request.currency):
@@ -199,6 +203,7 @@ class StripeGateway:
             self._api.unavailable(reference, f"session {reading.session_id} is not open")
         return ChannelOrder(reference, reading.session_id, state.next_action)
 
+    @metered
     def query_order(
         self, out_trade_no: str, channel_order_id: str | None = None
     ) -> ChannelPaymentState:
@@ -209,6 +214,7 @@ class StripeGateway:
             return ChannelPaymentState(out_trade_no, ChannelPaymentStatus.NOT_FOUND)
         return self._settled(session, out_trade_no)
 
+    @metered
     def close_order(
         self, out_trade_no: str, channel_order_id: str | None = None
     ) -> ChannelPaymentState:
@@ -226,7 +232,7 @@ class StripeGateway:
         for listed in sessions:
             session = (
                 self._expire(
-                    self._read(lambda v: text(v, "id"), listed, out_trade_no), out_trade_no
+                    self._readable(lambda v: text(v, "id"), listed, out_trade_no), out_trade_no
                 )
                 if listed.get("status") == "open"
                 else listed
@@ -236,6 +242,7 @@ class StripeGateway:
 
     # -- refunds -----------------------------------------------------------------------------
 
+    @metered
     def refund(self, request: CreateChannelRefund) -> ChannelRefundState:
         """Refund ``amount`` of the payment's PaymentIntent (idempotent on out_refund_no: an
         existing refund with our id is returned). ``ChannelRejected`` when Stripe refuses it
@@ -256,8 +263,8 @@ class StripeGateway:
             )
         existing = self._scan_refunds({"payment_intent": intent}, reference)
         if existing is not None:
-            state = self._read(read_refund, existing, reference)
-            self._check_refund(request.out_trade_no, reference, state)
+            state = self._readable(read_refund, existing, reference)
+            self._check_same_refund(request.out_trade_no, reference, state)
             if (state.amount, state.currency) != (request.amount, request.currency):
                 raise ChannelRejected(
                     f"stripe refund {state.channel_refund_id} of {reference} is for "
@@ -278,18 +285,19 @@ class StripeGateway:
             "create refund",
             lambda: self._api.client.v1.refunds.create(params, {"idempotency_key": key}),
         )
-        state = self._read(read_refund, created, reference)
-        self._check_refund(request.out_trade_no, reference, state)
+        state = self._readable(read_refund, created, reference)
+        self._check_same_refund(request.out_trade_no, reference, state)
         return state
 
+    @metered
     def query_refund(self, out_trade_no: str, out_refund_no: str) -> ChannelRefundState:
         """The refund's state at Stripe; NOT_FOUND when the account has no refund with our
         id (the request never reached Stripe: asking again is safe)."""
         refund = self._find_refund(out_trade_no, out_refund_no)
         if refund is None:
             return ChannelRefundState(out_refund_no, out_trade_no, ChannelRefundStatus.NOT_FOUND)
-        state = self._read(read_refund, refund, out_refund_no)
-        self._check_refund(out_trade_no, out_refund_no, state)
+        state = self._readable(read_refund, refund, out_refund_no)
+        self._check_same_refund(out_trade_no, out_refund_no, state)
         return state
 
     # -- notifications -----------------------------------------------------------------------
@@ -344,6 +352,7 @@ class StripeGateway:
 
     # -- statements --------------------------------------------------------------------------
 
+    @metered
     def fetch_statement(self, day: date) -> ChannelStatement:
         """The balance transactions of ``day`` (UTC) with their charges or refunds and the
         charges' PaymentIntents expanded: the pages exactly as Stripe sent them (a JSON array
@@ -366,11 +375,11 @@ class StripeGateway:
         for _ in range(MAX_PAGES):
             body, data = self._api.get_raw(reference, "/v1/balance_transactions", params)
             pages.append(body)
-            page = self._read(
+            page = self._readable(
                 lambda value: _list_page(value, "balance_transaction"), data, reference
             )
             for txn in page[0]:
-                line = self._read(lambda value: balance_line(value, day), txn, reference)
+                line = self._readable(lambda value: balance_line(value, day), txn, reference)
                 if line is not None:
                     found.append(line)
             if not page[1]:
@@ -463,7 +472,7 @@ class StripeGateway:
             "list sessions",
             lambda: self._api.client.v1.checkout.sessions.list(params),
         )
-        items, _ = self._read(
+        items, _ = self._readable(
             lambda value: _list_page(value, "checkout.session"), listed, intent_id
         )
         if not items:
@@ -522,14 +531,14 @@ class StripeGateway:
 
     def _conclusive(self, session: Mapping[str, Any], out_trade_no: str) -> SessionReading:
         """The session's reading, with its PaymentIntent retrieved when it matters."""
-        reading = self._read(read_session, session, out_trade_no)
+        reading = self._readable(read_session, session, out_trade_no)
         self._check_payment(out_trade_no, reading.state.out_trade_no)
         if reading.conclusive:
             return reading
         again = self._retrieve_session(reading.session_id, out_trade_no)
         if again is None:
             self._api.unavailable(out_trade_no, f"session {reading.session_id} vanished")
-        return self._read(read_session, again, out_trade_no)
+        return self._readable(read_session, again, out_trade_no)
 
     def _settled(self, session: Mapping[str, Any], out_trade_no: str) -> ChannelPaymentState:
         """The payment's state from its session; a decline on an open session is made final
@@ -598,7 +607,7 @@ class StripeGateway:
         params = dict(params)
         for _ in range(MAX_PAGES):
             page = self._ask(reference, what, lambda: send(params))
-            items, has_more = self._read(lambda value: _list_page(value, None), page, reference)
+            items, has_more = self._readable(lambda value: _list_page(value, None), page, reference)
             yield from items
             if not has_more:
                 return
@@ -620,26 +629,9 @@ class StripeGateway:
             self._api.unavailable("?", f"Stripe answered a {type(answer).__name__}")
         return value
 
-    def _read(self, read: Callable[[Any], _T], body: Any, reference: str) -> _T:
-        """``read(body)``, or ChannelUnavailable when an answer is not what we expect."""
-        try:
-            return read(body)
-        except Unreadable as exc:
-            self._api.unavailable(reference, f"unreadable answer: {exc}")
-
     def _check_payment(self, asked: str, answered: Any) -> None:
         if answered != asked:
             self._api.unavailable(asked, f"the answer is about another payment ({answered})")
-
-    def _check_refund(
-        self, out_trade_no: str, out_refund_no: str, state: ChannelRefundState
-    ) -> None:
-        if (state.out_trade_no, state.out_refund_no) != (out_trade_no, out_refund_no):
-            self._api.unavailable(
-                out_refund_no,
-                f"the answer is about another refund ({state.out_refund_no} of "
-                f"{state.out_trade_no})",
-            )
 
     def _reject(self, reference: str, what: str, refusal: Refused) -> NoReturn:
         logger.info(

@@ -42,6 +42,7 @@ from paycore.channels.base import (
     NextAction,
     StatementLineKind,
 )
+from paycore.channels.reading import Unreadable, optional_text, text
 from paycore.clock import rfc3339
 from paycore.money import AmountFormatError, from_minor_units, is_supported_currency
 
@@ -68,10 +69,6 @@ _E = TypeVar("_E", bound=StrEnum)
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"  # paycore.ids' alphabet
 _ID_BODY = 26
 _ID_TIME_CHARS = 10
-
-
-class Unreadable(ValueError):
-    """A Stripe object that is not the shape (or a value) we know."""
 
 
 # -- Stripe's enums -----------------------------------------------------------------------------
@@ -370,20 +367,6 @@ def mapping(value: Any, name: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise Unreadable(f"{name} must be an object")
     return value
-
-
-def text(body: Mapping[str, Any], key: str) -> str:
-    value = body.get(key)
-    if not isinstance(value, str) or not value:
-        raise Unreadable(f"{key} must be a non-empty string")
-    return value
-
-
-def optional_text(body: Mapping[str, Any], key: str) -> str | None:
-    value = body.get(key)
-    if value is not None and not isinstance(value, str):
-        raise Unreadable(f"{key} must be a string or null")
-    return value or None
 
 
 def _enum(kind: type[_E], body: Mapping[str, Any], key: str) -> _E:

@@ -43,6 +43,7 @@ from typing import Any, ClassVar, NoReturn, TypeVar
 from urllib.parse import quote
 
 from paycore import clock
+from paycore.channels.answers import AnswerChecks
 from paycore.channels.base import (
     MAX_NOTIFICATION_BYTES,
     CallbackAck,
@@ -58,6 +59,8 @@ from paycore.channels.base import (
     NextActionType,
     lower_headers,
 )
+from paycore.channels.metering import metered
+from paycore.channels.reading import Unreadable, json_object
 from paycore.channels.wechatpay.client import Answer, WechatPayClient
 from paycore.channels.wechatpay.settings import WechatPaySettings
 from paycore.channels.wechatpay.signing import SignatureProblem, check_signature, decrypt_resource
@@ -67,12 +70,10 @@ from paycore.channels.wechatpay.transformers import (
     SHANGHAI,
     TRANSACTION_EVENT_PREFIX,
     ErrorMeaning,
-    Unreadable,
     bill_lines,
     bill_link,
     code_url,
     error_code,
-    json_object,
     meaning_of,
     notification_envelope,
     payment_state,
@@ -93,7 +94,7 @@ REASON_MAX_BYTES = 80
 _MAX_BILL_BYTES = 64 * 1024 * 1024  # compressed or not
 
 
-class WechatPayGateway:
+class WechatPayGateway(AnswerChecks):
     """``ChannelGateway`` for the WeChat Pay merchant account ``account_id``."""
 
     name: ClassVar[str] = "wechatpay"
@@ -114,8 +115,12 @@ class WechatPayGateway:
             f"timeout={self._client.timeout})"
         )
 
+    def _unavailable(self, reference: str, reason: str) -> NoReturn:
+        self._client.unavailable(reference, reason)
+
     # -- payments ----------------------------------------------------------------------------
 
+    @metered
     def create_order(self, request: CreateChannelOrder) -> ChannelOrder:
         """Create (or find again: WeChat Pay deduplicates on out_trade_no) the Native order;
         its ``code_url`` is the next action. ``simulate`` travels as ``attach`` (compact JSON,
@@ -176,6 +181,7 @@ class WechatPayGateway:
         except ChannelError:
             raise lost from None
 
+    @metered
     def query_order(
         self, out_trade_no: str, channel_order_id: str | None = None
     ) -> ChannelPaymentState:
@@ -202,6 +208,7 @@ class WechatPayGateway:
             )
         return state
 
+    @metered
     def close_order(
         self, out_trade_no: str, channel_order_id: str | None = None
     ) -> ChannelPaymentState:
@@ -227,6 +234,7 @@ class WechatPayGateway:
 
     # -- refunds -----------------------------------------------------------------------------
 
+    @metered
     def refund(self, request: CreateChannelRefund) -> ChannelRefundState:
         """Refund ``amount`` of a paid order (WeChat Pay deduplicates on out_refund_no, so a
         retry never refunds twice). ``ChannelRejected`` when WeChat Pay refuses it (order not
@@ -258,6 +266,7 @@ class WechatPayGateway:
             )
         return state
 
+    @metered
     def query_refund(self, out_trade_no: str, out_refund_no: str) -> ChannelRefundState:
         """The channel's current view of a refund; NOT_FOUND when it never got it."""
         answer = self._client.call(
@@ -330,6 +339,7 @@ class WechatPayGateway:
 
     # -- statements --------------------------------------------------------------------------
 
+    @metered
     def fetch_statement(self, day: date) -> ChannelStatement:
         """The account's ALL trade bill of ``day`` (a Beijing day) and its lines. A day
         without trades has no bill at WeChat Pay (NO_STATEMENT_EXIST): an empty statement."""
@@ -369,23 +379,6 @@ class WechatPayGateway:
     def _read(self, read: Callable[[dict[str, Any]], _T], answer: Answer, reference: str) -> _T:
         """``read`` of a 2xx answer's JSON object (ChannelUnavailable when it has none)."""
         return self._readable(lambda _: read(answer.json()), answer, reference)
-
-    def _readable(self, read: Callable[[Any], _T], body: Any, reference: str) -> _T:
-        """``read(body)``, or ChannelUnavailable when a 2xx body is not what we expect."""
-        try:
-            return read(body)
-        except Unreadable as exc:
-            self._client.unavailable(reference, f"unreadable answer: {exc}")
-
-    def _check_same_refund(
-        self, out_trade_no: str, out_refund_no: str, state: ChannelRefundState
-    ) -> None:
-        if (state.out_trade_no, state.out_refund_no) != (out_trade_no, out_refund_no):
-            self._client.unavailable(
-                out_refund_no,
-                f"the answer is about another refund ({state.out_refund_no} of "
-                f"{state.out_trade_no})",
-            )
 
     def _refuse(self, answer: Answer, reference: str) -> NoReturn:
         """A verified 4xx with WeChat Pay's ``{"code", "message"}`` is a refusal, unless its

@@ -26,6 +26,8 @@ from urllib.parse import urlencode, urlsplit
 
 from paycore import clock
 from paycore.channels.base import lower_headers
+from paycore.channels.reading import Unreadable, json_object
+from paycore.channels.transport import failure_reason
 from paycore.channels.wechatpay.settings import WechatPaySettings
 from paycore.channels.wechatpay.signing import (
     SERIAL_HEADER,
@@ -34,7 +36,6 @@ from paycore.channels.wechatpay.signing import (
     check_signature,
     new_nonce,
 )
-from paycore.channels.wechatpay.transformers import Unreadable, json_object
 from paycore.errors import ChannelUnavailable
 
 logger = logging.getLogger(__name__)
@@ -128,7 +129,7 @@ class WechatPayClient:
         try:
             status, raw, headers = self._send(request, limit)
         except (OSError, http.client.HTTPException, ValueError) as exc:
-            self.unavailable(reference, f"{method} {_path(target)} failed: {_reason(exc)}")
+            self.unavailable(reference, f"{method} {_path(target)} failed: {failure_reason(exc)}")
         if status >= 500 or status in _RETRYABLE_4XX or status < 200 or 300 <= status < 400:
             self.unavailable(reference, f"{method} {_path(target)} answered HTTP {status}")
         return status, raw, headers
@@ -207,12 +208,3 @@ def _read(reply: Any, limit: int) -> bytes:
 def _path(target: str) -> str:
     """The path of a request target, without its query (which may carry a download token)."""
     return target.split("?", 1)[0]
-
-
-def _reason(exc: BaseException) -> str:
-    """A short transport failure reason for logs and error details (never headers)."""
-    if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
-        exc = exc.reason if isinstance(exc.reason, BaseException) else exc
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    return f"{type(exc).__name__}: {exc}"

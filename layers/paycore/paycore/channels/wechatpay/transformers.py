@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from paycore.channels.base import (
     StatementLine,
     StatementLineKind,
 )
+from paycore.channels.reading import Unreadable, optional_text, text
 from paycore.clock import rfc3339
 from paycore.money import AmountFormatError, from_major_units, from_minor_units
 
@@ -108,10 +108,6 @@ _BILL_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}"
 # (a refund row gives the fee back).
 _FEE = re.compile(r"(-?)((?:0|[1-9][0-9]*)\.[0-9]{2})000", re.ASCII)
 _SIGNED_YUAN = re.compile(r"(-?)((?:0|[1-9][0-9]*)\.[0-9]{2})", re.ASCII)
-
-
-class Unreadable(ValueError):
-    """A body (or bill) that is not the shape the protocol promises."""
 
 
 class TradeState(StrEnum):
@@ -309,30 +305,6 @@ def refund_failure(status: RefundStatus) -> tuple[str, str] | None:
 # -- reading WeChat Pay's JSON -------------------------------------------------------------------
 
 
-def json_object(raw: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise Unreadable("not JSON") from None
-    if not isinstance(value, dict):
-        raise Unreadable("not a JSON object")
-    return value
-
-
-def _text(body: Mapping[str, Any], key: str) -> str:
-    value = body.get(key)
-    if not isinstance(value, str) or not value:
-        raise Unreadable(f"{key} must be a non-empty string")
-    return value
-
-
-def _optional_text(body: Mapping[str, Any], key: str) -> str | None:
-    value = body.get(key)
-    if value is not None and not isinstance(value, str):
-        raise Unreadable(f"{key} must be a string")
-    return value or None
-
-
 def _object(body: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     value = body.get(key)
     if not isinstance(value, dict):
@@ -366,12 +338,12 @@ def _check_mchid(body: Mapping[str, Any], mchid: str) -> None:
 
 def code_url(body: Mapping[str, Any]) -> str:
     """The ``code_url`` of a Native create answer (what the buyer scans)."""
-    return _text(body, "code_url")
+    return text(body, "code_url")
 
 
 def trade_state(body: Mapping[str, Any]) -> TradeState:
     try:
-        return TradeState(_text(body, "trade_state"))
+        return TradeState(text(body, "trade_state"))
     except ValueError:
         raise Unreadable(f"unknown trade_state {body.get('trade_state')!r}") from None
 
@@ -386,16 +358,16 @@ def payment_state(
     amount = _object(body, "amount")
     currency = _currency(amount)
     failure = payment_failure(state)
-    description = _optional_text(body, "trade_state_desc")
+    description = optional_text(body, "trade_state_desc")
     return ChannelPaymentState(
-        out_trade_no=_text(body, "out_trade_no"),
+        out_trade_no=text(body, "out_trade_no"),
         status=status,
         amount=_fen(amount, "total", currency),
         currency=currency,
         # A Native order has no WeChat Pay id before it is paid: it is known by its
         # out_trade_no (the adapter's channel_order_id).
-        channel_order_id=_text(body, "out_trade_no"),
-        channel_transaction_id=_optional_text(body, "transaction_id"),
+        channel_order_id=text(body, "out_trade_no"),
+        channel_transaction_id=optional_text(body, "transaction_id"),
         failure_code=failure,
         failure_message=(
             f"{description or 'the payment failed'} (WeChat Pay {state.value})" if failure else None
@@ -411,17 +383,17 @@ def _refund_state(
     notification_id: str | None,
 ) -> ChannelRefundState:
     try:
-        status = RefundStatus(_text(body, status_key))
+        status = RefundStatus(text(body, status_key))
     except ValueError:
         raise Unreadable(f"unknown {status_key} {body.get(status_key)!r}") from None
     failure = refund_failure(status)
     return ChannelRefundState(
-        out_refund_no=_text(body, "out_refund_no"),
-        out_trade_no=_text(body, "out_trade_no"),
+        out_refund_no=text(body, "out_refund_no"),
+        out_trade_no=text(body, "out_trade_no"),
         status=to_refund_status(status),
         amount=_fen(_object(body, "amount"), "refund", currency),
         currency=currency,
-        channel_refund_id=_text(body, "refund_id"),
+        channel_refund_id=text(body, "refund_id"),
         failure_code=failure[0] if failure else None,
         failure_message=failure[1] if failure else None,
         notification_id=notification_id,
@@ -474,11 +446,11 @@ def notification_envelope(body: Mapping[str, Any]) -> Notification:
     if not isinstance(associated, str):
         raise Unreadable("resource.associated_data must be a string")
     return Notification(
-        id=_text(body, "id"),
-        event_type=_text(body, "event_type"),
-        original_type=_text(resource, "original_type"),
-        nonce=_text(resource, "nonce"),
-        ciphertext=_text(resource, "ciphertext"),
+        id=text(body, "id"),
+        event_type=text(body, "event_type"),
+        original_type=text(resource, "original_type"),
+        nonce=text(resource, "nonce"),
+        ciphertext=text(resource, "ciphertext"),
         associated_data=associated,
     )
 
@@ -493,13 +465,13 @@ class BillLink:
 
 
 def bill_link(body: Mapping[str, Any]) -> BillLink:
-    hash_type = _text(body, "hash_type")
+    hash_type = text(body, "hash_type")
     if hash_type != "SHA1":
         raise Unreadable(f"hash_type {hash_type!r} is not SHA1")
-    hash_value = _text(body, "hash_value").lower()
+    hash_value = text(body, "hash_value").lower()
     if not re.fullmatch(r"[0-9a-f]{40}", hash_value):
         raise Unreadable("hash_value is not a SHA1")
-    return BillLink(hash_type, hash_value, _text(body, "download_url"))
+    return BillLink(hash_type, hash_value, text(body, "download_url"))
 
 
 # -- reading the trade bill ----------------------------------------------------------------------
