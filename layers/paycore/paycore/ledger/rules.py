@@ -21,6 +21,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date as Date
+from typing import Protocol
 
 from paycore.ledger import accounts
 from paycore.ledger.accounts import Account, Holding
@@ -37,6 +38,73 @@ def _amount(name: str, value: int, *, positive: bool = False) -> None:
     if value < (1 if positive else 0) or value > MAX_AMOUNT:
         low = "positive" if positive else "non-negative"
         raise ValueError(f"{name} must be {low} and at most {MAX_AMOUNT}, not {value}")
+
+
+class _Part(Protocol):
+    @property
+    def amount(self) -> int: ...
+
+
+class _CouponPart(_Part, Protocol):
+    @property
+    def coupon_id(self) -> str: ...
+
+
+class _Split(Protocol):
+    """What a payment's and a refund's facts share: an amount split over the instruments."""
+
+    @property
+    def merchant_id(self) -> str: ...
+    @property
+    def order_id(self) -> str: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def buyer_id(self) -> str | None: ...
+    @property
+    def channel(self) -> _Part | None: ...
+    @property
+    def balance_amount(self) -> int: ...
+    @property
+    def coupon(self) -> _CouponPart | None: ...
+    @property
+    def amount(self) -> int: ...
+
+
+def _split_amount(split: _Split) -> int:
+    return (
+        (split.channel.amount if split.channel else 0)
+        + split.balance_amount
+        + (split.coupon.amount if split.coupon else 0)
+    )
+
+
+def _check_split(kind: str, object_id: str, split: _Split) -> None:
+    _amount("balance part", split.balance_amount)
+    if (split.balance_amount or split.coupon) and not split.buyer_id:
+        raise ValueError(f"{kind} {object_id}: balance and coupon parts need a buyer")
+    _amount(f"{kind} amount", split.amount, positive=True)
+
+
+def _split_meta(split: _Split, ids: dict[str, str]) -> dict[str, str | int]:
+    """The entry's metadata: who, which objects, and the amount of each part."""
+    meta: dict[str, str | int] = {
+        "merchant_id": split.merchant_id,
+        "order_id": split.order_id,
+        **ids,
+        "currency": split.currency,
+        "amount": split.amount,
+    }
+    if split.buyer_id:
+        meta["buyer_id"] = split.buyer_id
+    if split.channel:
+        meta["channel_amount"] = split.channel.amount
+    if split.balance_amount:
+        meta["balance_amount"] = split.balance_amount
+    if split.coupon:
+        meta["coupon_id"] = split.coupon.coupon_id
+        meta["coupon_amount"] = split.coupon.amount
+    return meta
 
 
 # -- the facts the data layer passes in ---------------------------------------------------------
@@ -84,36 +152,15 @@ class PaymentFacts:
     coupon: CouponUse | None = None
 
     def __post_init__(self) -> None:
-        _amount("balance part", self.balance_amount)
-        if (self.balance_amount or self.coupon) and not self.buyer_id:
-            raise ValueError(f"payment {self.payment_id}: balance and coupon parts need a buyer")
-        _amount("payment amount", self.amount, positive=True)
+        _check_split("payment", self.payment_id, self)
 
     @property
     def amount(self) -> int:
-        return (
-            (self.channel.amount if self.channel else 0)
-            + self.balance_amount
-            + (self.coupon.amount if self.coupon else 0)
-        )
+        return _split_amount(self)
 
     def _meta(self) -> dict[str, str | int]:
-        meta: dict[str, str | int] = {
-            "merchant_id": self.merchant_id,
-            "order_id": self.order_id,
-            "payment_id": self.payment_id,
-            "currency": self.currency,
-            "amount": self.amount,
-        }
-        if self.buyer_id:
-            meta["buyer_id"] = self.buyer_id
-        if self.channel:
-            meta["channel_amount"] = self.channel.amount
-        if self.balance_amount:
-            meta["balance_amount"] = self.balance_amount
+        meta = _split_meta(self, {"payment_id": self.payment_id})
         if self.coupon:
-            meta["coupon_id"] = self.coupon.coupon_id
-            meta["coupon_amount"] = self.coupon.amount
             meta["coupon_face_value"] = self.coupon.face_value
         return meta
 
@@ -160,38 +207,14 @@ class RefundFacts:
     coupon: CouponReturn | None = None
 
     def __post_init__(self) -> None:
-        _amount("balance part", self.balance_amount)
-        if (self.balance_amount or self.coupon) and not self.buyer_id:
-            raise ValueError(f"refund {self.refund_id}: balance and coupon parts need a buyer")
-        _amount("refund amount", self.amount, positive=True)
+        _check_split("refund", self.refund_id, self)
 
     @property
     def amount(self) -> int:
-        return (
-            (self.channel.amount if self.channel else 0)
-            + self.balance_amount
-            + (self.coupon.amount if self.coupon else 0)
-        )
+        return _split_amount(self)
 
     def _meta(self) -> dict[str, str | int]:
-        meta: dict[str, str | int] = {
-            "merchant_id": self.merchant_id,
-            "order_id": self.order_id,
-            "payment_id": self.payment_id,
-            "refund_id": self.refund_id,
-            "currency": self.currency,
-            "amount": self.amount,
-        }
-        if self.buyer_id:
-            meta["buyer_id"] = self.buyer_id
-        if self.channel:
-            meta["channel_amount"] = self.channel.amount
-        if self.balance_amount:
-            meta["balance_amount"] = self.balance_amount
-        if self.coupon:
-            meta["coupon_id"] = self.coupon.coupon_id
-            meta["coupon_amount"] = self.coupon.amount
-        return meta
+        return _split_meta(self, {"payment_id": self.payment_id, "refund_id": self.refund_id})
 
 
 def _clearing(part: ChannelPart, currency: str) -> Account:
