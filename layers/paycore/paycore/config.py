@@ -41,7 +41,7 @@ _NAMES = (
 
 
 class Settings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     trade_table_name: str = Field(default="paycore-trade", alias="TRADE_TABLE_NAME")
     idempotency_table_name: str = Field(

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from paycore.money import MAX_AMOUNT
 
 _Seconds = Annotated[float, Field(ge=0, le=3600, allow_inf_nan=False)]
-_SWITCHES = ConfigDict(extra="forbid", strict=True, frozen=True)
+_SWITCHES = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
 
 class CreateError(BaseModel):

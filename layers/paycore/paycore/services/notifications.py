@@ -295,7 +295,7 @@ def _report(
 class RedriveRequest(BaseModel):
     """What an operator asks the redrive function for (its invocation payload)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     max_messages: Annotated[int, Field(ge=1, le=MAX_REDRIVE_MESSAGES)] = 100
 

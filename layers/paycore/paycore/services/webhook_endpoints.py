@@ -190,7 +190,7 @@ _SCAN_PAGE = 100
 class MigrationRequest(BaseModel):
     """What an operator asks the migration function for (its invocation payload)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     cursor: dict[str, str] | None = None
 
