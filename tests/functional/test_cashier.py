@@ -80,6 +80,28 @@ def _order(api: Api, who: dict[str, str], **extra: Any) -> dict[str, Any]:
     return api.order(who, no=f"C-{threading.get_ident()}-{now_rfc3339()}", **extra)
 
 
+def _credit(api: Api, who: dict[str, str], buyer_id: str, amount: int) -> None:
+    """Credit the buyer's stored balance (CNY) through the API."""
+    api.call(
+        "POST",
+        f"/v1/buyers/{buyer_id}/balance/credits",
+        body={"amount": amount, "currency": "CNY"},
+        authorizer=who,
+    )
+
+
+def _coupon(
+    api: Api, who: dict[str, str], buyer_id: str, amount: int, currency: str = "CNY"
+) -> dict[str, Any]:
+    """Issue the buyer a coupon through the API."""
+    return api.call(
+        "POST",
+        "/v1/coupons",
+        body={"buyer_id": buyer_id, "amount": amount, "currency": currency},
+        authorizer=who,
+    )[1]
+
+
 def _texts(page: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
 
@@ -224,30 +246,10 @@ def test_the_page_ignores_what_channels_append_but_the_json_routes_refuse_unknow
 
 def test_the_buyers_usable_balance_and_coupons_are_offered_and_nothing_else(api: Api) -> None:
     who = api.merchant()
-    api.call(
-        "POST",
-        "/v1/buyers/b-1/balance/credits",
-        body={"amount": 500, "currency": "CNY"},
-        authorizer=who,
-    )
-    usable = api.call(
-        "POST",
-        "/v1/coupons",
-        body={"buyer_id": "b-1", "amount": 300, "currency": "CNY"},
-        authorizer=who,
-    )[1]
-    dollars = api.call(
-        "POST",
-        "/v1/coupons",
-        body={"buyer_id": "b-1", "amount": 300, "currency": "USD"},
-        authorizer=who,
-    )[1]
-    someone_elses = api.call(
-        "POST",
-        "/v1/coupons",
-        body={"buyer_id": "b-2", "amount": 300, "currency": "CNY"},
-        authorizer=who,
-    )[1]
+    _credit(api, who, "b-1", 500)
+    usable = _coupon(api, who, "b-1", 300)
+    dollars = _coupon(api, who, "b-1", 300, currency="USD")
+    someone_elses = _coupon(api, who, "b-2", 300)
     expired = Coupon(
         id="cpn_expired1",
         merchant_id=who["merchant_id"],
@@ -304,12 +306,7 @@ def test_choosing_starts_the_payment_as_the_api_would_and_a_second_choice_resume
 
 def test_two_tabs_choosing_at_once_get_one_payment(api: Api) -> None:
     who = api.merchant()
-    api.call(
-        "POST",
-        "/v1/buyers/b-9/balance/credits",
-        body={"amount": 1000, "currency": "CNY"},
-        authorizer=who,
-    )
+    _credit(api, who, "b-9", 1000)
     buyer = Buyer(api, api.order(who, no="T-1", buyer_id="b-9"))
     start = threading.Barrier(3)
     answers: list[tuple[int, dict[str, Any]]] = []
@@ -339,18 +336,8 @@ def test_two_tabs_choosing_at_once_get_one_payment(api: Api) -> None:
 
 def test_balance_and_coupon_first_then_the_channel_for_the_rest(api: Api) -> None:
     who = api.merchant()
-    api.call(
-        "POST",
-        "/v1/buyers/b-3/balance/credits",
-        body={"amount": 700, "currency": "CNY"},
-        authorizer=who,
-    )
-    coupon = api.call(
-        "POST",
-        "/v1/coupons",
-        body={"buyer_id": "b-3", "amount": 500, "currency": "CNY"},
-        authorizer=who,
-    )[1]
+    _credit(api, who, "b-3", 700)
+    coupon = _coupon(api, who, "b-3", 500)
     buyer = Buyer(api, api.order(who, no="M-1", buyer_id="b-3"))
 
     status, answer = buyer.choose(channel="sandbox", use_balance=True, coupon_id=coupon["id"])
@@ -370,18 +357,8 @@ def test_balance_and_coupon_that_cover_the_order_pay_it_at_once_and_the_link_the
     api: Api,
 ) -> None:
     who = api.merchant()
-    api.call(
-        "POST",
-        "/v1/buyers/b-4/balance/credits",
-        body={"amount": 5000, "currency": "CNY"},
-        authorizer=who,
-    )
-    coupon = api.call(
-        "POST",
-        "/v1/coupons",
-        body={"buyer_id": "b-4", "amount": 999, "currency": "CNY"},
-        authorizer=who,
-    )[1]
+    _credit(api, who, "b-4", 5000)
+    coupon = _coupon(api, who, "b-4", 999)
     order = api.order(who, no="F-1", buyer_id="b-4", return_url="https://tea.example/done")
     buyer = Buyer(api, order)
 
@@ -412,18 +389,8 @@ def test_refusals_are_the_apis_and_change_nothing(api: Api) -> None:
     assert (code, body["code"], body["param"]) == (422, "validation_failed", "simulate")
     assert anonymous.status() == {"object": "cashier_status", "state": "open", "payment": None}
 
-    api.call(
-        "POST",
-        "/v1/buyers/b-5/balance/credits",
-        body={"amount": 100, "currency": "CNY"},
-        authorizer=who,
-    )
-    other = api.call(
-        "POST",
-        "/v1/coupons",
-        body={"buyer_id": "b-6", "amount": 100, "currency": "CNY"},
-        authorizer=who,
-    )[1]
+    _credit(api, who, "b-5", 100)
+    other = _coupon(api, who, "b-6", 100)
     buyer = Buyer(api, api.order(who, no="V-2", buyer_id="b-5"))
     code, body = buyer.choose(channel="sandbox", coupon_id=other["id"])
     assert (code, body["code"]) == (409, "coupon_unavailable")
