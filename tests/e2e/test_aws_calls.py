@@ -4,8 +4,8 @@ splits a write in two, fails here.
 
 Counted per payment, for the functions the payment runs through: create the order, pay it
 (the API), create the channel order and settle (the payment worker), the channel's signed
-notification (the callback). The notifier's and the pollers' calls are left out: they are
-the webhook's, whatever the payment did.
+notification (the callback), the webhook to the merchant's one endpoint (the notifier). The
+pollers' calls are left out: they are AWS's own in a deployment (Lambda's SQS event source).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from local_runtime.runtime import LocalRuntime
 from tests.e2e.conftest import Merchant, buyer
 
 PAYMENTS = 3
-FLOW = ("ApiFunction", "PaymentWorkerFunction", "ChannelCallbackFunction")
+FLOW = ("ApiFunction", "PaymentWorkerFunction", "ChannelCallbackFunction", "NotifierFunction")
 
 # Per payment, by caller and operation: what each step cannot do without.
 EXPECTED = {
@@ -36,6 +36,13 @@ EXPECTED = {
         "dynamodb:GetItem": 1,  # the payment and its task token, in one read
         "dynamodb:PutItem": 1,  # the replay guard (the same signed message is refused twice)
         "stepfunctions:SendTaskSuccess": 1,
+    },
+    "NotifierFunction": {
+        # The event comes in its message; the merchant and its endpoints in one Query. One
+        # endpoint receives it: delivered right there (no second message), then the attempt
+        # recorded in the event's delivery history.
+        "dynamodb:Query": 1,
+        "dynamodb:UpdateItem": 1,
     },
 }
 # The API: the order's and the payment's transactions, the execution; it reads the order

@@ -2,8 +2,8 @@
 
 The queue has the template's shape (a dead-letter queue through a redrive policy, with
 maxReceiveCount = len(schedule) + 1) and a short retry schedule, so a whole life cycle runs in
-seconds: fanned out; delivered; failed, hidden for the backoff, retried, parked; moved back;
-delivered. A small poller plays Lambda's SQS event source mapping: it receives with all
+seconds: delivered (or fanned out to several endpoints first); failed, hidden for the backoff,
+retried, parked; moved back; delivered. A small poller plays Lambda's SQS event source mapping: it receives with all
 attributes, calls the handler and deletes only the records not reported in
 ``batchItemFailures``. Merchants are onboarded and their endpoints made by the real services,
 so every secret is sealed with (moto's) KMS exactly as deployed.
@@ -25,6 +25,7 @@ from moto import mock_aws
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from paycore.clock import now_rfc3339
+from paycore.dal.notification_queue import MAX_CARRIED_EVENT_BYTES
 from paycore.dal.trade_store import TradeStore
 from paycore.dal.webhook_endpoint_store import ATTEMPTS_KEPT, WebhookEndpointStore
 from paycore.domain.models import Event
@@ -226,7 +227,8 @@ def _metric_names(output: str) -> list[str]:
 
 
 def fan_out(notifier: ModuleType, queues: Queues) -> None:
-    """The first poll after an event is published: it queues one delivery per endpoint."""
+    """The first poll after an event is published to several endpoints: it queues one
+    delivery per endpoint."""
     assert poll(notifier, queues) == []
 
 
@@ -242,9 +244,11 @@ def test_a_2xx_answer_delivers_the_event_once_and_settles_the_message(
     merchant = given_a_merchant(receiver.url, receiver)
     event = given_a_published_event(merchant)
 
-    fan_out(notifier, queues)
-    assert receiver.deliveries == []  # the fan-out only queues
-    failed = poll(notifier, queues)
+    # the message carries the event exactly as it is delivered
+    [message] = _receive(queues.url)
+    assert json.loads(message["Body"])["event"] == event.resource()
+    # one endpoint receives it: the event's own message is its delivery (no fan-out)
+    failed = deliver(notifier, queues, [message])
 
     assert failed == []
     assert receiver.rejected == 0
@@ -252,6 +256,38 @@ def test_a_2xx_answer_delivers_the_event_once_and_settles_the_message(
     assert _count(queues.url) == 0
     assert attempts_of(event) == [(onboarding_endpoint(merchant), 1, 200, None)]
     assert _metric_names(capsys.readouterr().out) == ["WebhookDelivered"]
+
+
+def test_a_message_without_the_event_has_it_read_from_the_table(
+    notifier: ModuleType, queues: Queues, receiver: WebhookReceiver
+) -> None:
+    # GIVEN a message as queued before events were carried (or for an event too large)
+    merchant = given_a_merchant(receiver.url, receiver)
+    event = given_a_published_event(merchant)
+    _receive(queues.url)  # drop the carrying message: let it hide for the queue's 180 s
+    body = {"event_id": event.id, "merchant_id": merchant.merchant.id}
+    boto3.client("sqs").send_message(QueueUrl=queues.url, MessageBody=json.dumps(body))
+
+    assert poll(notifier, queues) == []
+
+    assert [d.event for d in receiver.attempts(event.id)] == [event.resource()]
+    assert receiver.rejected == 0
+
+
+def test_an_event_too_large_to_carry_is_queued_without_it_and_still_delivered(
+    notifier: ModuleType, queues: Queues, receiver: WebhookReceiver
+) -> None:
+    merchant = given_a_merchant(receiver.url, receiver)
+    order_id = new_id("ord")
+    large = {"id": order_id, "object": "order", "note": "x" * MAX_CARRIED_EVENT_BYTES}
+    event = events.event_for(events.ORDER_PAID, merchant.merchant.id, order_id, large)
+    assert TradeStore().put_event(event)
+    events.publish(event)
+
+    [message] = _receive(queues.url)
+    assert "event" not in json.loads(message["Body"])
+    assert deliver(notifier, queues, [message]) == []
+    assert [d.event for d in receiver.attempts(event.id)] == [event.resource()]
 
 
 def test_a_merchant_without_an_endpoint_settles_without_a_request(
@@ -281,7 +317,9 @@ def test_each_event_goes_to_every_endpoint_that_subscribes_to_its_type(
 
     # WHEN both are fanned out and delivered
     assert poll(notifier, queues) == []
-    assert _count(queues.url) == 3  # order.paid once, refund.succeeded twice
+    # order.paid went at once to its only endpoint; refund.succeeded is queued for both
+    assert [d.event["id"] for d in receiver.deliveries] == [paid.id]
+    assert _count(queues.url) == 2
     assert poll(notifier, queues) == []
 
     # THEN each endpoint got what it subscribes to, signed with its own secret
@@ -334,6 +372,36 @@ def test_a_failing_endpoint_never_delays_another(
     )
 
 
+def test_a_retry_goes_to_the_endpoints_of_the_moment(
+    notifier: ModuleType,
+    queues: Queues,
+    receiver: WebhookReceiver,
+    other_receiver: WebhookReceiver,
+) -> None:
+    # GIVEN a merchant's only endpoint failing the first attempt
+    receiver.fail_first = 1
+    merchant = given_a_merchant(receiver.url, receiver)
+    event = given_a_published_event(merchant)
+    assert len(poll(notifier, queues)) == 1
+    # WHEN a second endpoint subscribes before the retry
+    second = given_an_endpoint(merchant, other_receiver, ["*"])
+
+    # THEN the retry fans out, and each endpoint gets the event
+    messages, _ = wait_until_visible(queues.url, timeout=SCHEDULE[0] + 2)
+    assert deliver(notifier, queues, messages) == []
+    assert _count(queues.url) == 2
+    assert poll(notifier, queues) == []
+    assert [d.status for d in receiver.attempts(event.id)] == [500, 200]
+    assert [d.status for d in other_receiver.attempts(event.id)] == [200]
+    assert sorted(attempts_of(event)) == sorted(
+        [
+            (onboarding_endpoint(merchant), 2, 200, None),
+            (onboarding_endpoint(merchant), 1, 500, None),
+            (second, 1, 200, None),
+        ]
+    )
+
+
 def test_disabled_deleted_and_unsubscribed_endpoints_get_nothing_not_even_pending_retries(
     notifier: ModuleType,
     queues: Queues,
@@ -365,7 +433,6 @@ def test_only_the_failed_record_of_a_batch_is_reported(
 ) -> None:
     healthy = given_a_published_event(given_a_merchant(receiver.url, receiver))
     broken = given_a_published_event(given_a_merchant("http://127.0.0.1:9/down"))
-    fan_out(notifier, queues)
     messages = _receive(queues.url)
     ids = {json.loads(m["Body"])["event_id"]: m["MessageId"] for m in messages}
 
@@ -391,7 +458,6 @@ def test_during_a_rotation_each_delivery_verifies_with_the_old_and_the_new_secre
     )
     event = given_a_published_event(merchant)
 
-    fan_out(notifier, queues)
     assert poll(notifier, queues) == []
 
     [delivery] = receiver.attempts(event.id)
@@ -413,7 +479,6 @@ def test_once_the_old_secret_expired_only_the_new_one_signs(
     time.sleep(1.1)
     event = given_a_published_event(merchant)
 
-    fan_out(notifier, queues)
     assert poll(notifier, queues) == []
 
     [delivery] = receiver.attempts(event.id)  # the receiver verified it with the new secret
@@ -446,8 +511,7 @@ def test_a_merchant_onboarded_before_endpoints_is_migrated_and_still_signed_with
     assert TradeStore().put_event(event)
     events.publish(event)
 
-    # WHEN its event is fanned out and delivered
-    fan_out(notifier, queues)
+    # WHEN its event is delivered
     assert poll(notifier, queues) == []
 
     # THEN it arrived signed with the merchant's secret, which is no longer stored in clear
@@ -471,7 +535,6 @@ def test_a_failing_endpoint_is_retried_on_the_schedule_then_parked_then_redriven
     receiver.fail_first = MAX_ATTEMPTS
     merchant = given_a_merchant(receiver.url, receiver)
     event = given_a_published_event(merchant)
-    fan_out(notifier, queues)
 
     # WHEN the first attempt fails, THEN the record is reported and hidden for schedule[0]
     assert len(poll(notifier, queues)) == 1
@@ -519,7 +582,6 @@ def test_without_time_left_no_request_starts_and_the_record_is_retried_later(
             return 3_500  # minus the safety margin: under a second
 
     event = given_a_published_event(given_a_merchant(receiver.url, receiver))
-    fan_out(notifier, queues)
 
     failed = deliver(notifier, queues, _receive(queues.url), AlmostOutOfTime())
 
@@ -544,8 +606,35 @@ def test_without_time_left_no_request_starts_and_the_record_is_retried_later(
                 "endpoint_id": "not-an-endpoint",
             }
         ),
+        json.dumps(
+            {
+                "event_id": "evt_0000000000000000000000000z",
+                "merchant_id": "mch_1",
+                "event": {"id": "evt_0000000000000000000000000y", "object": "event"},
+            }
+        ),
+        json.dumps(
+            {
+                "event_id": "evt_0000000000000000000000000z",
+                "event": {
+                    "id": "evt_0000000000000000000000000z",
+                    "object": "event",
+                    "type": "order.paid",
+                    "created_at": "2026-12-06T00:00:00.000Z",
+                    "data": {"object": {}},
+                },
+            }
+        ),
     ],
-    ids=["not-json", "not-an-object", "no-event-id", "unknown-event", "bad-endpoint-id"],
+    ids=[
+        "not-json",
+        "not-an-object",
+        "no-event-id",
+        "unknown-event",
+        "bad-endpoint-id",
+        "malformed-carried-event",
+        "carried-event-without-merchant",
+    ],
 )
 def test_a_poison_message_lands_in_the_dead_letter_queue_within_seconds(
     notifier: ModuleType, queues: Queues, body: str
@@ -591,7 +680,6 @@ def test_logs_name_the_event_but_never_the_secret_or_the_body(
         receiver.fail_first = 1
         merchant = given_a_merchant(receiver.url, receiver)
         event = given_a_published_event(merchant)
-        fan_out(notifier, queues)
         poll(notifier, queues)
     finally:
         logging.getLogger("notifier").removeHandler(caplog.handler)

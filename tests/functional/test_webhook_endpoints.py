@@ -374,14 +374,22 @@ def test_redelivery_goes_to_every_endpoint_or_to_the_one_named(
     event = _event_of(api, shop)
 
     assert _on_event(api, "POST", event.id, "/redeliver", authorizer=shop)[0] == 202
-    assert _queued(moto_stack) == [{"event_id": event.id, "merchant_id": shop["merchant_id"]}]
+    carried = {"event": event.resource()}
+    assert _queued(moto_stack) == [
+        {"event_id": event.id, "merchant_id": shop["merchant_id"], **carried}
+    ]
 
     status, _ = _on_event(
         api, "POST", event.id, "/redeliver", body={"endpoint_id": endpoint["id"]}, authorizer=shop
     )
     assert status == 202
     assert _queued(moto_stack) == [
-        {"event_id": event.id, "merchant_id": shop["merchant_id"], "endpoint_id": endpoint["id"]}
+        {
+            "event_id": event.id,
+            "merchant_id": shop["merchant_id"],
+            "endpoint_id": endpoint["id"],
+            **carried,
+        }
     ]
 
 

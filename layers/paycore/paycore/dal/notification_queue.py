@@ -1,9 +1,13 @@
 """The merchant notification queue. Two kinds of message, both JSON:
 
-- ``{"event_id", "merchant_id"}``: an event to fan out to the merchant's endpoints (what
-  publishing an event queues, and what messages queued before endpoints existed look like);
-- ``{"event_id", "merchant_id", "endpoint_id"}``: one event for one endpoint, with its own
-  receive count, backoff and dead-lettering.
+- ``{"event_id", "merchant_id", "event"}``: an event for the merchant's endpoints (what
+  publishing an event queues);
+- ``{"event_id", "merchant_id", "endpoint_id", "event"}``: one event for one endpoint, with
+  its own receive count, backoff and dead-lettering.
+
+``event`` is the event's public JSON, exactly what is delivered, so the notifier need not
+read the event back. It is left out of an event larger than ``MAX_CARRIED_EVENT_BYTES``, and
+messages queued before it was carried have none: the notifier reads the event then.
 """
 
 from __future__ import annotations
@@ -13,34 +17,42 @@ from collections.abc import Sequence
 
 from paycore.aws import client
 from paycore.config import get_settings
+from paycore.domain.models import Event
 
 # SendMessageBatch takes at most 10 entries.
 _BATCH = 10
+# Well under SQS's message size limit (256 KiB, ten messages per batch of 256 KiB at most).
+MAX_CARRIED_EVENT_BYTES = 16 * 1024
 
 
-def enqueue_event(event_id: str, merchant_id: str) -> None:
-    """Queue ``event_id`` for webhook delivery. At least once: the notifier tolerates twins."""
+def message_body(event: Event, endpoint_id: str | None = None) -> str:
+    """The message that queues ``event`` (for one endpoint, when named)."""
+    body: dict[str, object] = {"event_id": event.id, "merchant_id": event.merchant_id}
+    if endpoint_id is not None:
+        body["endpoint_id"] = endpoint_id
+    resource = event.resource()
+    if len(json.dumps(resource, separators=(",", ":"))) <= MAX_CARRIED_EVENT_BYTES:
+        body["event"] = resource
+    return json.dumps(body, separators=(",", ":"))
+
+
+def enqueue_event(event: Event) -> None:
+    """Queue ``event`` for webhook delivery. At least once: the notifier tolerates twins."""
     client("sqs").send_message(
-        QueueUrl=get_settings().notification_queue_url,
-        MessageBody=json.dumps({"event_id": event_id, "merchant_id": merchant_id}),
+        QueueUrl=get_settings().notification_queue_url, MessageBody=message_body(event)
     )
 
 
-def enqueue_deliveries(event_id: str, merchant_id: str, endpoint_ids: Sequence[str]) -> None:
-    """Queue one delivery of ``event_id`` per endpoint. Raises when any could not be queued
-    (the caller's retry queues all again: a twin is harmless, a loss is not)."""
+def enqueue_deliveries(event: Event, endpoint_ids: Sequence[str]) -> None:
+    """Queue one delivery of ``event`` per endpoint. Raises when any could not be queued (the
+    caller's retry queues all again: a twin is harmless, a loss is not)."""
     sqs = client("sqs")
     for start in range(0, len(endpoint_ids), _BATCH):
         chunk = endpoint_ids[start : start + _BATCH]
         answer = sqs.send_message_batch(
             QueueUrl=get_settings().notification_queue_url,
             Entries=[
-                {
-                    "Id": str(index),
-                    "MessageBody": json.dumps(
-                        {"event_id": event_id, "merchant_id": merchant_id, "endpoint_id": endpoint}
-                    ),
-                }
+                {"Id": str(index), "MessageBody": message_body(event, endpoint)}
                 for index, endpoint in enumerate(chunk)
             ],
         )

@@ -18,6 +18,7 @@ removes it, in one transaction.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -102,22 +103,53 @@ class WebhookEndpointStore(TradeStore):
     def endpoints_of(self, merchant_id: str) -> list[WebhookEndpoint]:
         """Every endpoint of the merchant (at most ``MAX_ENDPOINTS_PER_MERCHANT``), newest
         first."""
+        return _newest_first(
+            _endpoint(item) for item in self._partition(merchant_id, ENDPOINT_SK_PREFIX)
+        )
+
+    def merchant_and_endpoints(
+        self, merchant_id: str
+    ) -> tuple[Merchant, str | None, list[WebhookEndpoint]] | None:
+        """The merchant, the ``webhook_secret`` it keeps in clear until it is migrated, and
+        its endpoints (newest first): its whole partition in one Query. None when there is no
+        such merchant."""
+        merchant_item: dict[str, Any] | None = None
+        endpoints: list[WebhookEndpoint] = []
+        for item in self._partition(merchant_id, None):
+            if item["sk"] == "MERCHANT":
+                merchant_item = item
+            elif str(item["sk"]).startswith(ENDPOINT_SK_PREFIX):
+                endpoints.append(_endpoint(item))
+        if merchant_item is None:
+            return None
+        legacy = merchant_item.get("webhook_secret")
+        return (
+            merchant_from_item(merchant_item),
+            str(legacy) if legacy else None,
+            _newest_first(endpoints),
+        )
+
+    def _partition(self, merchant_id: str, prefix: str | None) -> list[dict[str, Any]]:
+        """The items of the merchant's partition (those whose sort key starts with
+        ``prefix``, when given), strongly consistent."""
+        values = {":pk": _merchant_pk(merchant_id)}
+        condition = "pk = :pk"
+        if prefix is not None:
+            values[":prefix"] = prefix
+            condition += " AND begins_with(sk, :prefix)"
         query: dict[str, Any] = {
             "TableName": self.table,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-            "ExpressionAttributeValues": to_values(
-                {":pk": _merchant_pk(merchant_id), ":prefix": ENDPOINT_SK_PREFIX}
-            ),
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": to_values(values),
             "ConsistentRead": True,
         }
-        found: list[WebhookEndpoint] = []
+        found: list[dict[str, Any]] = []
         while True:
             answer = self._ddb.query(**query)
-            found.extend(_endpoint(from_item(item)) for item in answer.get("Items", []))
+            found.extend(from_item(item) for item in answer.get("Items", []))
             if "LastEvaluatedKey" not in answer:
-                break
+                return found
             query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
-        return sorted(found, key=lambda e: (e.created_at, e.id), reverse=True)
 
     def save_endpoint(self, endpoint: WebhookEndpoint) -> WebhookEndpoint:
         """Write a change of ``endpoint`` if nobody changed (or deleted) it since it was read."""
@@ -318,6 +350,10 @@ def _endpoint_values(endpoint: WebhookEndpoint) -> dict[str, Any]:
     )
     values.update(pk=_merchant_pk(endpoint.merchant_id), sk=ENDPOINT_SK_PREFIX + endpoint.id)
     return values
+
+
+def _newest_first(endpoints: Iterable[WebhookEndpoint]) -> list[WebhookEndpoint]:
+    return sorted(endpoints, key=lambda e: (e.created_at, e.id), reverse=True)
 
 
 def _endpoint(item: dict[str, Any]) -> WebhookEndpoint:

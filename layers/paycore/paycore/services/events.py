@@ -51,7 +51,7 @@ def event_for(event_type: str, merchant_id: str, cause_id: str, obj: dict[str, A
 
 def publish(event: Event) -> None:
     """Queue a stored event for delivery (at least once)."""
-    enqueue_event(event.id, event.merchant_id)
+    enqueue_event(event)
 
 
 def get_event(store: TradeStore, merchant_id: str, event_id: str) -> Event:
@@ -98,5 +98,5 @@ def redeliver(
             f"webhook endpoint {endpoint.id} does not subscribe to {event.type}",
             code="webhook_endpoint_not_subscribed",
         )
-    enqueue_deliveries(event.id, merchant_id, [endpoint.id])
+    enqueue_deliveries(event, [endpoint.id])
     return event

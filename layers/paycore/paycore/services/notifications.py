@@ -1,10 +1,18 @@
-"""Webhook delivery: an event fanned out to the merchant's endpoints, each delivery with its
-own retry policy, and the operator's way back from the dead-letter queue.
+"""Webhook delivery: an event delivered to each of the merchant's endpoints, each delivery
+with its own retry policy, and the operator's way back from the dead-letter queue.
 
-An event is queued once (``{"event_id", "merchant_id"}``). The notifier fans it out: one
-message per endpoint that receives that event type (enabled, subscribed), each
-``{"event_id", "merchant_id", "endpoint_id"}``. From then on every endpoint is on its own: a
-failing endpoint's retries, backoff and dead-lettering never delay or block another's.
+An event is queued once, carrying its JSON (``paycore.dal.notification_queue``). The notifier
+reads the merchant's endpoints (one Query) and:
+
+- when exactly one endpoint receives that event type (enabled, subscribed), delivers to it
+  right there: that message is then the endpoint's delivery, with the retry policy below;
+- when several do, fans it out: one message per endpoint, each ``{..., "endpoint_id"}``. From
+  then on every endpoint is on its own: a failing endpoint's retries, backoff and
+  dead-lettering never delay or block another's.
+
+Each attempt reads the endpoints anew, so a retry goes where the merchant's endpoints are
+then: should a second endpoint subscribe while the only one is failing, the next attempt fans
+out and both get a delivery with the whole retry schedule.
 
 The retry policy lives in SQS itself, so no timer or table of pending retries is needed:
 
@@ -20,6 +28,9 @@ The retry policy lives in SQS itself, so no timer or table of pending retries is
   lands in the dead-letter queue: never dropped, always in front of an operator.
 - Nothing to do is a success: a merchant with no endpoint receiving the event, an endpoint
   deleted, disabled or unsubscribed since the delivery was queued.
+
+A message without the event's JSON (an event too large to carry, or queued before events were
+carried) has its event read from the table.
 
 Every POST is recorded in the event's delivery history (``GET /v1/events/{id}``).
 ``redrive_dead_letters`` moves parked messages back to the notification queue as new
@@ -51,11 +62,7 @@ from paycore.domain.models import Event
 from paycore.domain.webhook_endpoints import WebhookEndpoint
 from paycore.errors import PaycoreError, ValidationFailed
 from paycore.ids import has_prefix
-from paycore.services.webhook_endpoints import (
-    ensure_migrated,
-    receiving_endpoints,
-    signing_secrets,
-)
+from paycore.services.webhook_endpoints import receiving_endpoints, signing_secrets
 from paycore.webhooks import DeliveryResult, post_webhook
 
 # Below this, a POST cannot reasonably finish before the invocation ends: do not start it.
@@ -64,7 +71,7 @@ MAX_REDRIVE_MESSAGES = 1000
 
 
 class DeliveryOutcome(StrEnum):
-    FANNED_OUT = "fanned_out"  # one delivery queued per receiving endpoint
+    FANNED_OUT = "fanned_out"  # one delivery queued per receiving endpoint (several)
     NO_ENDPOINT = "no_endpoint"  # no endpoint receives it (now): nothing to deliver
     DELIVERED = "delivered"
     FAILED = "failed"  # back to the queue after the backoff (or to the DLQ after the last)
@@ -127,6 +134,7 @@ class _Message:
     event_id: str
     merchant_id: str
     endpoint_id: str | None
+    event: Event | None  # carried in the message; None: read it
 
 
 def backoff_seconds(schedule: Sequence[int], attempt: int) -> int:
@@ -147,14 +155,14 @@ def event_body(event: Event) -> bytes:
 def deliver_notification(
     store: TradeStore, message: QueuedNotification, *, time_budget: float | None = None
 ) -> DeliveryReport:
-    """Fan out the event ``message`` names, or deliver it to the one endpoint it names and
-    arrange the retry if that failed (see the module docstring). ``time_budget`` is how many
-    seconds the caller can still wait: the HTTP timeout shrinks to fit it, and without enough
-    time the attempt counts as failed without a request, rather than being cut off by the end
-    of the invocation."""
+    """Deliver the event ``message`` names to the one endpoint that receives it (or that the
+    message names), or fan it out to several, and arrange the retry of a failed delivery (see
+    the module docstring). ``time_budget`` is how many seconds the caller can still wait: the
+    HTTP timeout shrinks to fit it, and without enough time the attempt counts as failed
+    without a request, rather than being cut off by the end of the invocation."""
     try:
         read = _read_body(message.body)
-        event = _load_event(store, read)
+        event = read.event if read.event is not None else _load_event(store, read)
     except _Poison as poison:
         extend_visibility(message.receipt_handle, 0)
         return DeliveryReport(
@@ -164,24 +172,12 @@ def deliver_notification(
             error=poison.reason,
         )
     if read.endpoint_id is None:
-        return _fan_out(store, message, event)
+        return _fan_out(store, message, event, time_budget)
     endpoint_id = read.endpoint_id
     endpoint = WebhookEndpointStore.of(store).get_endpoint(event.merchant_id, endpoint_id)
     if endpoint is None or not endpoint.receives(event.type):
         return _report(DeliveryOutcome.NO_ENDPOINT, message, event, endpoint_id=endpoint_id)
-    result = _attempt(store, event, endpoint, time_budget)
-    if result.delivered:
-        outcome = DeliveryOutcome.DELIVERED
-        return _report(outcome, message, event, endpoint_id=endpoint_id, result=result)
-    retry_in = _hold_back(message)
-    return _report(
-        DeliveryOutcome.FAILED,
-        message,
-        event,
-        endpoint_id=endpoint_id,
-        result=result,
-        retry_in=retry_in,
-    )
+    return _deliver(store, message, event, endpoint, time_budget)
 
 
 def _read_body(body: str) -> _Message:
@@ -199,7 +195,37 @@ def _read_body(body: str) -> _Message:
         isinstance(endpoint_id, str) and has_prefix(endpoint_id, "we")
     ):
         raise _Poison("message body names no webhook endpoint id", event_id)
-    return _Message(event_id, str(merchant_id), endpoint_id)
+    carried = data.get("event")
+    if carried is None:
+        return _Message(event_id, str(merchant_id), endpoint_id, None)
+    if not isinstance(merchant_id, str) or not has_prefix(merchant_id, "mch"):
+        raise _Poison("message body names no merchant id", event_id)
+    return _Message(
+        event_id, merchant_id, endpoint_id, _carried_event(carried, event_id, merchant_id)
+    )
+
+
+def _carried_event(carried: object, event_id: str, merchant_id: str) -> Event:
+    """The event from its public JSON (``Event.resource()``) carried in the message."""
+    if (
+        isinstance(carried, dict)
+        and carried.keys() == {"id", "object", "type", "created_at", "data"}
+        and carried["id"] == event_id
+        and carried["object"] == "event"
+        and isinstance(carried["type"], str)
+        and isinstance(carried["created_at"], str)
+        and isinstance(carried["data"], dict)
+        and carried["data"].keys() == {"object"}
+        and isinstance(carried["data"]["object"], dict)
+    ):
+        return Event(
+            id=event_id,
+            merchant_id=merchant_id,
+            type=carried["type"],
+            created_at=carried["created_at"],
+            data_object=carried["data"]["object"],
+        )
+    raise _Poison("the message carries a malformed event", event_id)
 
 
 def _load_event(store: TradeStore, message: _Message) -> Event:
@@ -211,9 +237,11 @@ def _load_event(store: TradeStore, message: _Message) -> Event:
     return event
 
 
-def _fan_out(store: TradeStore, message: QueuedNotification, event: Event) -> DeliveryReport:
-    merchant = ensure_migrated(store, event.merchant_id)
-    if merchant is None:
+def _fan_out(
+    store: TradeStore, message: QueuedNotification, event: Event, time_budget: float | None
+) -> DeliveryReport:
+    endpoints = receiving_endpoints(store, event.merchant_id, event.type)
+    if endpoints is None:
         extend_visibility(message.receipt_handle, 0)
         return DeliveryReport(
             DeliveryOutcome.POISON,
@@ -221,11 +249,36 @@ def _fan_out(store: TradeStore, message: QueuedNotification, event: Event) -> De
             event_id=event.id,
             error="the event's merchant does not exist",
         )
-    endpoints = receiving_endpoints(store, merchant, event.type)
     if not endpoints:
         return _report(DeliveryOutcome.NO_ENDPOINT, message, event)
-    enqueue_deliveries(event.id, event.merchant_id, [endpoint.id for endpoint in endpoints])
+    if len(endpoints) == 1:
+        return _deliver(store, message, event, endpoints[0], time_budget)
+    enqueue_deliveries(event, [endpoint.id for endpoint in endpoints])
     return _report(DeliveryOutcome.FANNED_OUT, message, event, endpoints=len(endpoints))
+
+
+def _deliver(
+    store: TradeStore,
+    message: QueuedNotification,
+    event: Event,
+    endpoint: WebhookEndpoint,
+    time_budget: float | None,
+) -> DeliveryReport:
+    """One attempt to deliver ``event`` to ``endpoint``; a failure hides the message for its
+    backoff (or releases it to the dead-letter queue after the last attempt)."""
+    result = _attempt(store, event, endpoint, time_budget)
+    if result.delivered:
+        return _report(
+            DeliveryOutcome.DELIVERED, message, event, endpoint_id=endpoint.id, result=result
+        )
+    return _report(
+        DeliveryOutcome.FAILED,
+        message,
+        event,
+        endpoint_id=endpoint.id,
+        result=result,
+        retry_in=_hold_back(message),
+    )
 
 
 def _attempt(

@@ -169,10 +169,19 @@ def rotate_secret(
 
 
 def receiving_endpoints(
-    store: TradeStore, merchant: Merchant, event_type: str
-) -> list[WebhookEndpoint]:
-    """The merchant's endpoints an event of ``event_type`` goes to now."""
-    every = WebhookEndpointStore.of(store).endpoints_of(merchant.id)
+    store: TradeStore, merchant_id: str, event_type: str
+) -> list[WebhookEndpoint] | None:
+    """The merchant's endpoints an event of ``event_type`` goes to now, read with the
+    merchant in one Query (a merchant onboarded before endpoints is migrated first); None
+    when there is no such merchant."""
+    endpoints = WebhookEndpointStore.of(store)
+    found = endpoints.merchant_and_endpoints(merchant_id)
+    if found is None:
+        return None
+    merchant, legacy_secret, every = found
+    if legacy_secret is not None:
+        _migrate(endpoints, merchant, legacy_secret)
+        every = endpoints.endpoints_of(merchant_id)
     return [endpoint for endpoint in every if endpoint.receives(event_type)]
 
 
