@@ -103,6 +103,17 @@ def test_notification_queue_has_a_dead_letter_queue_and_an_alarm() -> None:
     }
 
 
+def test_the_notifier_takes_one_webhook_per_invocation() -> None:
+    """A batch's records are delivered one after the other: with more than one per
+    invocation, an endpoint that answers slowly or not at all (up to the webhook timeout)
+    would hold up the other webhooks of its batch, or leave them without time."""
+    notifier = load_template()["Resources"]["NotifierFunction"]["Properties"]
+    [source] = [e for e in notifier["Events"].values() if e["Type"] == "SQS"]
+    assert source["Properties"]["Queue"] == {"Fn::GetAtt": ["NotificationQueue", "Arn"]}
+    assert source["Properties"]["BatchSize"] == 1
+    assert source["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
 def test_dashboard_shows_payments_api_state_machine_and_dlq() -> None:
     body = load_template()["Resources"]["OperationsDashboard"]["Properties"]["DashboardBody"]
     text = body["Fn::Sub"]
