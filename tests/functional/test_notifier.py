@@ -138,6 +138,13 @@ def given_a_published_event(merchant: Onboarded, event_type: str = events.ORDER_
     return event
 
 
+def instead_of_the_published_message(queues: Queues, *bodies: dict[str, str]) -> None:
+    """Hide the message publishing queued (for the queue's 180 s) and queue ``bodies``."""
+    assert _receive(queues.url)
+    for body in bodies:
+        boto3.client("sqs").send_message(QueueUrl=queues.url, MessageBody=json.dumps(body))
+
+
 def attempts_of(event: Event) -> list[tuple[str, int, int | None, str | None]]:
     """The event's delivery history as the API shows it: (endpoint, attempt, status, error)."""
     return [
@@ -264,9 +271,9 @@ def test_a_message_without_the_event_has_it_read_from_the_table(
     # GIVEN a message as queued before events were carried (or for an event too large)
     merchant = given_a_merchant(receiver.url, receiver)
     event = given_a_published_event(merchant)
-    _receive(queues.url)  # drop the carrying message: let it hide for the queue's 180 s
-    body = {"event_id": event.id, "merchant_id": merchant.merchant.id}
-    boto3.client("sqs").send_message(QueueUrl=queues.url, MessageBody=json.dumps(body))
+    instead_of_the_published_message(
+        queues, {"event_id": event.id, "merchant_id": merchant.merchant.id}
+    )
 
     assert poll(notifier, queues) == []
 
@@ -654,16 +661,15 @@ def test_an_event_queued_for_another_merchant_is_poison_not_delivered(
 ) -> None:
     merchant = given_a_merchant(receiver.url, receiver)
     event = given_a_published_event(merchant)
-    _receive(queues.url)  # drop the honest message: let it hide for the queue's 180 s
-    for body in (
+    instead_of_the_published_message(
+        queues,
         {"event_id": event.id, "merchant_id": new_id("mch")},
         {
             "event_id": event.id,
             "merchant_id": new_id("mch"),
             "endpoint_id": onboarding_endpoint(merchant),
         },
-    ):
-        boto3.client("sqs").send_message(QueueUrl=queues.url, MessageBody=json.dumps(body))
+    )
 
     assert len(poll(notifier, queues)) == 2
     assert receiver.deliveries == []
