@@ -371,11 +371,15 @@ class RefundSteps:
 
     def settle_refund(self, refund_id: str, raw_outcome: dict[str, Any]) -> dict[str, Any]:
         """Write the final refund, the order's amounts, the internal credits and the event
-        in one transaction; then queue the event (again, when an earlier try wrote it)."""
-        refund, newly_settled = _finish(self.store, refund_id, _parse_outcome(raw_outcome))
-        stored = self.store.get_event(events.event_id(refund.id, _event_type(refund)))
-        if stored is not None:
-            events.publish(stored)
+        in one transaction; then queue the event: the one just written, or (the refund was
+        already final: an earlier try may have stopped before the queue) the stored one,
+        again. Receivers dedupe on the event id."""
+        refund, event = _finish(self.store, refund_id, _parse_outcome(raw_outcome))
+        newly_settled = event is not None
+        if event is None:
+            event = self.store.get_event(events.event_id(refund.id, _event_type(refund)))
+        if event is not None:
+            events.publish(event)
         return {
             "refund_id": refund.id,
             "status": refund.status.value,
@@ -409,15 +413,16 @@ def _channel_refund(
 
 def _finish(
     store: RefundStore, refund_id: str, outcome: RefundOutcome, *, with_event: bool = True
-) -> tuple[Refund, bool]:
-    """Make a processing refund final (see ``RefundSteps.settle_refund``); the refund and
-    whether this call finished it. Re-reads and retries when the order changed meanwhile."""
+) -> tuple[Refund, Event | None]:
+    """Make a processing refund final (see ``RefundSteps.settle_refund``); the refund and,
+    when this call finished it, the event it wrote (None: already final, or ``with_event``
+    off). Re-reads and retries when the order changed meanwhile."""
     for attempt in range(WRITE_ATTEMPTS):
         refund = store.get_refund(refund_id)
         if refund is None:
             raise NotFound(f"no refund {refund_id}", code="refund_not_found")
         if refund.is_final:
-            return refund, False
+            return refund, None
         at = now_rfc3339()
         order = store.get_order(refund.order_id) if refund.kind is RefundKind.MERCHANT else None
         if refund.kind is RefundKind.MERCHANT and order is None:
@@ -444,7 +449,7 @@ def _finish(
             final, order, payment=payment, order_before=before, event=event, at=at
         )
         if store.finish_refund(settlement):
-            return final, True
+            return final, event
         time.sleep((attempt + secrets.randbelow(10)) / 200)
     raise ConcurrentUpdate(f"refund {refund_id} changed while settling; retrying")
 
