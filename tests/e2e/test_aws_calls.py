@@ -116,12 +116,13 @@ REFUND_FLOW = ("ApiFunction", "RefundWorkerFunction", "ChannelCallbackFunction")
 
 # Per refund of a sandbox payment (the sandbox answers the request at once), by operation.
 REFUND_EXPECTED = {
-    # RequestChannelRefund: the task token written apart, the refund read, the payment read
-    # for its channel ids, the channel's answer handed to the execution. SettleRefund: the
-    # refund, order and payment read, the settlement written in one transaction, and the
+    # RequestChannelRefund: the task token written apart, the refund read (is it final?),
+    # the channel's answer handed to the execution; the payment's channel ids come from the
+    # execution's input. SettleRefund: the order read, then the refund (on the version the
+    # input carries), the order, the event and the journal entry in one transaction, and the
     # event it wrote queued (not read back).
     "dynamodb:PutItem": 1,
-    "dynamodb:GetItem": 5,
+    "dynamodb:GetItem": 2,
     "dynamodb:TransactWriteItems": 1,
     "stepfunctions:SendTaskSuccess": 1,
     "sqs:SendMessage": 1,

@@ -134,6 +134,18 @@ def _check_instruments(refund_id: str, not_as_read: bool) -> None:
 _REFUND_FIELDS = tuple(Refund.__dataclass_fields__)
 
 
+def refund_snapshot(refund: Refund) -> dict[str, Any]:
+    """``refund`` as JSON-ready values (a step carries it in the execution's input)."""
+    values = asdict(refund)
+    values["status"] = refund.status.value
+    values["kind"] = refund.kind.value
+    return values
+
+
+def refund_from_snapshot(values: dict[str, Any]) -> Refund:
+    return _refund(values)
+
+
 def _refund(item: dict[str, Any]) -> Refund:
     values = {name: item[name] for name in _REFUND_FIELDS if name in item}
     values["status"] = RefundStatus(values["status"])
