@@ -116,13 +116,14 @@ REFUND_FLOW = ("ApiFunction", "RefundWorkerFunction", "ChannelCallbackFunction")
 
 # Per refund of a sandbox payment (the sandbox answers the request at once), by operation.
 REFUND_EXPECTED = {
-    # RequestChannelRefund: the task token written apart, the refund read (is it final?),
-    # the channel's answer handed to the execution; the payment's channel ids come from the
-    # execution's input. SettleRefund: the order read, then the refund (on the version the
-    # input carries), the order, the event and the journal entry in one transaction, and the
-    # event it wrote queued (not read back).
-    "dynamodb:PutItem": 1,
-    "dynamodb:GetItem": 2,
+    # RequestChannelRefund: the task token written on the refund's item on the version the
+    # execution's input carries (so it is still processing; nothing read: the payment's
+    # channel ids are carried too), the channel's answer handed to the execution.
+    # SettleRefund: the order read, then the refund (on the carried version), the order, the
+    # event and the journal entry in one transaction, and the event it wrote queued (not read
+    # back).
+    "dynamodb:UpdateItem": 1,
+    "dynamodb:GetItem": 1,
     "dynamodb:TransactWriteItems": 1,
     "stepfunctions:SendTaskSuccess": 1,
     "sqs:SendMessage": 1,
@@ -131,6 +132,9 @@ REFUND_EXPECTED = {
 # order and the payment.
 REFUND_API_WRITES = {"dynamodb:TransactWriteItems": 1, "stepfunctions:StartExecution": 1}
 REFUND_API_MAX_READS = 2
+# The channel's notification (when it beats the request's own answer, it resumes the
+# execution): the refund and its task token in one read.
+REFUND_CALLBACK_MAX_READS = 1
 
 
 def _refund(shop: Merchant, order_id: str, amount: int) -> str:
@@ -170,5 +174,7 @@ def test_a_channel_refund_makes_few_aws_calls(
     reads = api.pop("dynamodb:GetItem", 0)
     assert api == REFUND_API_WRITES
     assert 1 <= reads <= REFUND_API_MAX_READS, f"the API read {reads} items per refund"
+    callback_reads = calls["ChannelCallbackFunction", "dynamodb:GetItem"] / REFUNDS
+    assert callback_reads <= REFUND_CALLBACK_MAX_READS, f"the callback read {callback_reads}"
     # The happy path stays two Lambda steps: RequestChannelRefund, SettleRefund.
     assert calls["@stepfunctions", "lambda:Invoke"] == 2 * REFUNDS

@@ -346,7 +346,9 @@ def handle_refund_notification(
     or no longer waiting (the status query settles it then). Returns the refund id."""
     refunds = RefundStore.of(store)
     refund_id = state.out_refund_no
-    refund = refunds.get_refund(refund_id) if has_prefix(refund_id, "rfd") else None
+    refund, token = (
+        refunds.get_refund_and_token(refund_id) if has_prefix(refund_id, "rfd") else (None, None)
+    )
     if (
         refund is None
         or refund.payment_id != state.out_trade_no
@@ -357,7 +359,7 @@ def handle_refund_notification(
     if not refund.is_final:
         outcome = outcome_from_refund_state(state, "callback")
         if outcome.status != PENDING:
-            token = refunds.get_refund_task_token(refund.id)
+            token = token or refunds.get_refund_task_token(refund.id)  # kept apart before
             if token is not None:
                 resume_with_outcome(token, outcome.as_dict())
     return refund.id
@@ -391,10 +393,13 @@ class RefundSteps:
         (or, when it is late, the status query) does.
 
         ``known``: the refund and payment the API started the execution with, on the step's
-        first attempt only: the payment's channel ids are taken from it instead of read."""
+        first attempt only: the task token is written on the carried refund's version (which
+        proves it is still processing) and the payment's channel ids are taken from it,
+        instead of reading them."""
         known = known.of_refund(refund_id) if known is not None else None
-        self.store.put_refund_task_token(refund_id, task_token)
-        refund = self._refund(refund_id)
+        refund = self._wait_for_channel(
+            refund_id, task_token, known.refund if known is not None else None
+        )
         if refund.is_final:
             resume_with_outcome(task_token, {"status": refund.status.value, "source": "replay"})
             return {"refund_id": refund_id, "status": refund.status.value}
@@ -406,6 +411,21 @@ class RefundSteps:
         if outcome.status != PENDING:
             resume_with_outcome(task_token, outcome.as_dict())
         return {"refund_id": refund_id, "status": outcome.status}
+
+    def _wait_for_channel(self, refund_id: str, task_token: str, held: Refund | None) -> Refund:
+        """The refund with the waiting execution's task token on it, written on the version
+        ``held`` (else as read; read again when that write finds it changed); a final refund
+        as read, without the token (the step replays its outcome)."""
+        refund = held
+        for _ in range(WRITE_ATTEMPTS):
+            if refund is None:
+                refund = self._refund(refund_id)
+                if refund.is_final:
+                    return refund
+            if self.store.wait_for_channel(refund, task_token):
+                return refund
+            refund = None
+        raise ConcurrentUpdate(f"refund {refund_id} keeps changing; retrying the step")
 
     def query_refund(self, refund_id: str, callback_base_url: str = "") -> dict[str, Any]:
         """Ask the channel how the refund went. A channel that never got the request (its
