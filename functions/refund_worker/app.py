@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from paycore.dal.refund_store import RefundStore
 from paycore.observability import observability
-from paycore.services.refunds import RefundSteps
+from paycore.services.refunds import KnownRefund, RefundSteps
 
 logger, tracer, metrics = observability("refund_worker")
 
@@ -22,14 +22,18 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     refund_id = str(event["refund_id"])
     logger.append_keys(refund_id=refund_id, step=step)
     steps = RefundSteps(RefundStore())
+    # A step's first attempt carries the refund and its payment as the API wrote and read
+    # them; a retried one (or an execution started without them) reads them again.
+    first = event.get("retry_count") == 0
+    known = KnownRefund.carried(event.get("refund"), event.get("payment")) if first else None
     if step == "request_channel_refund":
         return steps.request_channel_refund(
-            refund_id, str(event["callback_base_url"]), str(event["task_token"])
+            refund_id, str(event["callback_base_url"]), str(event["task_token"]), known=known
         )
     if step == "query_refund":
         return steps.query_refund(refund_id, str(event.get("callback_base_url") or ""))
     if step == "settle_refund":
-        result = steps.settle_refund(refund_id, dict(event["outcome"]))
+        result = steps.settle_refund(refund_id, dict(event["outcome"]), known=known)
         if result["newly_settled"]:
             name = "RefundSucceeded" if result["status"] == "succeeded" else "RefundFailed"
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)

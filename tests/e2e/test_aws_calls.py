@@ -51,14 +51,14 @@ API_WRITES = {"dynamodb:TransactWriteItems": 2, "stepfunctions:StartExecution": 
 API_MAX_READS = 3  # the order, then at most two polls for the next action on average
 
 
-def _quiet(runtime: LocalRuntime) -> None:
+def _quiet(runtime: LocalRuntime, flow: tuple[str, ...] = FLOW) -> None:
     """Wait until earlier tests' late work (notifications, retries) has stopped reaching the
-    payment flow's functions, then count from zero."""
+    ``flow``'s functions, then count from zero."""
     deadline = time.monotonic() + 15
     while True:
         runtime.reset_sdk_calls()
         time.sleep(1.0)
-        busy = [caller for caller in runtime.sdk_call_snapshot() if caller in FLOW]
+        busy = [caller for caller in runtime.sdk_call_snapshot() if caller in flow]
         if not busy:
             runtime.reset_sdk_calls()
             return
@@ -78,6 +78,15 @@ def _pay(shop: Merchant, no: str) -> str:
     return str(payment["id"])
 
 
+def _count(runtime: LocalRuntime, calls: Counter[tuple[str, str]]) -> None:
+    """Add the calls made since the last count to ``calls``, and count from zero again."""
+    snapshot = runtime.sdk_call_snapshot()
+    runtime.reset_sdk_calls()
+    for caller, operations in snapshot.items():
+        for operation, count in operations.items():
+            calls[caller, operation] += count
+
+
 def test_a_channel_payment_makes_few_aws_calls(
     runtime: LocalRuntime, onboard: Callable[..., Merchant]
 ) -> None:
@@ -88,11 +97,7 @@ def test_a_channel_payment_makes_few_aws_calls(
     for n in range(PAYMENTS):
         _pay(shop, f"CALLS-{n}")
         time.sleep(0.5)  # the callback's answer may land after the webhook
-        snapshot = runtime.sdk_call_snapshot()
-        runtime.reset_sdk_calls()
-        for caller, operations in snapshot.items():
-            for operation, count in operations.items():
-                calls[caller, operation] += count
+        _count(runtime, calls)
     for caller, expected in EXPECTED.items():
         made = {op: n / PAYMENTS for (who, op), n in calls.items() if who == caller}
         assert made == expected, caller
@@ -102,3 +107,74 @@ def test_a_channel_payment_makes_few_aws_calls(
     assert 1 <= reads <= API_MAX_READS, f"the API read {reads} items per payment"
     # The state machine's happy path stays two Lambda steps (two state transitions).
     assert calls["@stepfunctions", "lambda:Invoke"] == 2 * PAYMENTS
+
+
+# -- a channel refund ---------------------------------------------------------------------------
+
+REFUNDS = 3
+REFUND_FLOW = ("ApiFunction", "RefundWorkerFunction", "ChannelCallbackFunction")
+
+# Per refund of a sandbox payment (the sandbox answers the request at once), by operation.
+REFUND_EXPECTED = {
+    # RequestChannelRefund: the task token written on the refund's item on the version the
+    # execution's input carries (so it is still processing; nothing read: the payment's
+    # channel ids are carried too), the channel's answer handed to the execution.
+    # SettleRefund: the order read, then the refund (on the carried version), the order, the
+    # event and the journal entry in one transaction, and the event it wrote queued (not read
+    # back).
+    "dynamodb:UpdateItem": 1,
+    "dynamodb:GetItem": 1,
+    "dynamodb:TransactWriteItems": 1,
+    "stepfunctions:SendTaskSuccess": 1,
+    "sqs:SendMessage": 1,
+}
+# The API: the refund and its reservation in one transaction, the execution; it reads the
+# order and the payment.
+REFUND_API_WRITES = {"dynamodb:TransactWriteItems": 1, "stepfunctions:StartExecution": 1}
+REFUND_API_MAX_READS = 2
+# The channel's notification (when it beats the request's own answer, it resumes the
+# execution): the refund and its task token in one read.
+REFUND_CALLBACK_MAX_READS = 1
+
+
+def _refund(shop: Merchant, order_id: str, amount: int) -> str:
+    answer = shop.request("POST", f"/v1/orders/{order_id}/refunds", json={"amount": amount})
+    assert answer.status_code == 202, answer.text
+    refund_id = str(answer.json()["id"])
+    # Settled when its webhook arrives (reading the refund would count the test's reads).
+    assert shop.receiver.wait_for(
+        lambda r: any(
+            e["data"]["object"]["id"] == refund_id for e in r.accepted("refund.succeeded")
+        )
+    )
+    return refund_id
+
+
+def test_a_channel_refund_makes_few_aws_calls(
+    runtime: LocalRuntime, onboard: Callable[..., Merchant]
+) -> None:
+    shop = onboard()
+    order = shop.create_order("CALLS-RFD", amount=1999)
+    answer = shop.pay(order["id"])
+    assert answer.status_code == 202, answer.text
+    buyer(answer.json()["next_action"]["url"], "pay")
+    assert shop.receiver.wait_for(
+        lambda r: any(e["data"]["object"]["id"] == order["id"] for e in r.accepted("order.paid"))
+    )
+    _refund(shop, order["id"], 100)  # the first refund of the order, like any other but warm
+    _quiet(runtime, REFUND_FLOW)
+    calls: Counter[tuple[str, str]] = Counter()
+    for _ in range(REFUNDS):
+        _refund(shop, order["id"], 100)
+        time.sleep(0.5)  # the channel's notification may land after the webhook
+        _count(runtime, calls)
+    worker = {op: n / REFUNDS for (who, op), n in calls.items() if who == "RefundWorkerFunction"}
+    assert worker == REFUND_EXPECTED
+    api = {op: n / REFUNDS for (who, op), n in calls.items() if who == "ApiFunction"}
+    reads = api.pop("dynamodb:GetItem", 0)
+    assert api == REFUND_API_WRITES
+    assert 1 <= reads <= REFUND_API_MAX_READS, f"the API read {reads} items per refund"
+    callback_reads = calls["ChannelCallbackFunction", "dynamodb:GetItem"] / REFUNDS
+    assert callback_reads <= REFUND_CALLBACK_MAX_READS, f"the callback read {callback_reads}"
+    # The happy path stays two Lambda steps: RequestChannelRefund, SettleRefund.
+    assert calls["@stepfunctions", "lambda:Invoke"] == 2 * REFUNDS

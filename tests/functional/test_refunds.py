@@ -358,7 +358,8 @@ def test_a_channel_refund_succeeds_and_settles_once(
 
     steps.request_channel_refund(started.id, BASE_URL, "token-r")
 
-    assert RefundStore().get_refund_task_token(started.id) == "token-r"
+    # The task token is on the refund's item while it waits (the notification reads both).
+    assert RefundStore().get_refund_and_token(started.id) == (started, "token-r")
     [(token, outcome)] = resumed
     assert token == "token-r" and outcome["status"] == "succeeded"
     assert outcome["channel_refund_id"]
@@ -371,8 +372,9 @@ def test_a_channel_refund_succeeds_and_settles_once(
         "newly_settled": True,
     }
     assert order_amounts(store, paid.order_id) == ("partially_refunded", 500, 0)
-    settled = RefundStore().get_refund(started.id)
+    settled, token_left = RefundStore().get_refund_and_token(started.id)
     assert settled is not None and settled.channel_refund_id == outcome["channel_refund_id"]
+    assert token_left is None  # the settlement's write drops it
     # A retried settlement changes nothing and queues the same event again.
     assert steps.settle_refund(started.id, outcome)["newly_settled"] is False
     event_id = events.event_id(started.id, "refund.succeeded")
@@ -381,6 +383,191 @@ def test_a_channel_refund_succeeds_and_settles_once(
     # Asking again (a retried step) finds the same channel refund and settles nothing twice.
     steps.request_channel_refund(started.id, BASE_URL, "token-r2")
     assert resumed[-1] == ("token-r2", {"status": "succeeded", "source": "replay"})
+
+
+def _started_with(machine: str, refund_id: str) -> dict[str, Any]:
+    """The input the refund's execution was started with."""
+    [execution] = [e for e in executions(machine) if e["name"] == refund_id]
+    described = boto3.client("stepfunctions").describe_execution(
+        executionArn=execution["executionArn"]
+    )
+    return json.loads(described["input"])  # type: ignore[no-any-return]
+
+
+def test_a_refunds_first_attempts_take_the_refund_and_payment_its_execution_carries(
+    moto_stack: MotoStack,
+    sandbox: SandboxServer,
+    resumed: list[tuple[str, dict[str, Any]]],
+    refund_machine: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = TradeStore()
+    paid = paid_at_sandbox(store)
+    started = refund(store, paid, 500)
+    carried = _started_with(refund_machine, started.id)
+    # The refund as written, the payment as read: what the steps would otherwise read.
+    assert refunds.KnownRefund.carried(carried["refund"], carried["payment"]) == (
+        refunds.KnownRefund(started, store.get_payment(paid.payment_id))  # type: ignore[arg-type]
+    )
+    reads: list[str] = []
+    read = TradeStore._get
+
+    def counted(self: TradeStore, pk: str, sk: str, **kwargs: Any) -> Any:
+        reads.append(sk)
+        return read(self, pk, sk, **kwargs)
+
+    monkeypatch.setattr(TradeStore, "_get", counted)
+    writes: list[bool] = []
+    finish = RefundStore.finish_refund
+
+    def written(self: RefundStore, settlement: Any) -> bool:
+        writes.append(finish(self, settlement))
+        return writes[-1]
+
+    monkeypatch.setattr(RefundStore, "finish_refund", written)
+    handler = load_function("refund_worker")
+    # As the state machine passes them (statemachines/refund.asl.json).
+    first = {
+        "refund_id": started.id,
+        "callback_base_url": carried["callback_base_url"],
+        "retry_count": 0,
+        "refund": carried["refund"],
+        "payment": carried["payment"],
+    }
+
+    handler.lambda_handler(
+        {**first, "step": "request_channel_refund", "task_token": "token-r"}, FakeContext()
+    )
+
+    # Nothing read: the task token is written on the carried refund's version (so it is
+    # still processing), the payment's channel ids are carried.
+    assert reads == []
+    [(_, outcome)] = resumed
+    assert outcome["status"] == "succeeded"
+    queued_event_ids(moto_stack)
+    reads.clear()
+
+    settled = handler.lambda_handler(
+        {**first, "step": "settle_refund", "outcome": outcome}, FakeContext()
+    )
+
+    assert settled["newly_settled"] is True
+    assert reads == ["ORDER"] and writes == [True]  # on the carried refund's version
+    assert order_amounts(store, paid.order_id) == ("partially_refunded", 500, 0)
+    event_id = events.event_id(started.id, "refund.succeeded")
+    assert queued_event_ids(moto_stack) == [event_id]  # the event written, not read back
+    # A retry reads. A first attempt handed a refund that is no longer as carried (an
+    # execution run again) reads it too: when the order no longer holds its amount, or (the
+    # order holds another refund's) when the write on the carried version fails. Every time
+    # the refund is found final: nothing is settled twice, the stored event is queued again.
+    cases = [
+        (1, ["REFUND", "EVENT"], [], 0),
+        (0, ["ORDER", "REFUND", "EVENT"], [], 0),
+        (0, ["ORDER", "REFUND", "EVENT"], [False], 500),
+    ]
+    for retry_count, expected_reads, expected_writes, pending in cases:
+        if pending:
+            refund(store, paid, pending)
+        reads.clear()
+        writes.clear()
+        again = handler.lambda_handler(
+            {**first, "retry_count": retry_count, "step": "settle_refund", "outcome": outcome},
+            FakeContext(),
+        )
+        assert again["status"] == "succeeded" and again["newly_settled"] is False
+        assert (reads, writes) == (expected_reads, expected_writes)
+        assert order_amounts(store, paid.order_id) == ("partially_refunded", 500, pending)
+        assert queued_event_ids(moto_stack) == [event_id]
+    settled_refund = RefundStore().get_refund(started.id)
+    assert settled_refund is not None and settled_refund.version == started.version + 1
+    # A request step handed the refund as carried once it is final (an execution run again)
+    # finds so when the task token's write fails: it reads the refund and replays.
+    reads.clear()
+    handler.lambda_handler(
+        {**first, "step": "request_channel_refund", "task_token": "token-r2"}, FakeContext()
+    )
+    assert reads == ["REFUND"]
+    assert resumed[-1] == ("token-r2", {"status": "succeeded", "source": "replay"})
+    assert RefundStore().get_refund_and_token(started.id)[1] is None
+
+
+def test_a_refund_failed_before_its_first_request_never_reaches_the_channel(
+    moto_stack: MotoStack,
+    sandbox: SandboxServer,
+    resumed: list[tuple[str, dict[str, Any]]],
+    refund_machine: str,
+) -> None:
+    """The API fails a refund whose execution it could not start; should the execution have
+    started after all, its first request (handed the refund as processing) must not ask the
+    channel: the conditional write of its task token finds the refund final."""
+    store = TradeStore()
+    paid = paid_at_sandbox(store)
+    started = refund(store, paid, 500)
+    carried = _started_with(refund_machine, started.id)
+    known = refunds.KnownRefund.carried(carried["refund"], carried["payment"])
+    assert known is not None
+    unavailable = refunds.RefundOutcome(refunds.FAILED, failure_code="workflow_unavailable")
+    refunds._finish(RefundStore.of(store), started.id, unavailable, with_event=False)
+
+    answer = RefundSteps(store).request_channel_refund(started.id, BASE_URL, "token-r", known=known)
+
+    assert answer == {"refund_id": started.id, "status": "failed"}
+    assert resumed == [("token-r", {"status": "failed", "source": "replay"})]
+    asked = requests.get(
+        f"{sandbox.url}/__sandbox/refunds", params={"out_trade_no": paid.payment_id}, timeout=5
+    )
+    assert asked.status_code == 200 and asked.json()["refunds"] == []
+    assert order_amounts(store, paid.order_id) == ("paid", 0, 0)
+
+
+def test_a_notification_resumes_a_refund_that_kept_its_token_apart(
+    moto_stack: MotoStack, sandbox: SandboxServer, resumed: list[tuple[str, dict[str, Any]]]
+) -> None:
+    """A refund whose request ran before the token moved onto the refund's item."""
+    store = TradeStore()
+    paid = paid_by_channel(store)
+    started = refund(store, paid, 500)
+    boto3.client("dynamodb").put_item(
+        TableName=RefundStore().table,
+        Item={
+            "pk": {"S": f"REFUND#{started.id}"},
+            "sk": {"S": "TASKTOKEN"},
+            "token": {"S": "token-apart"},
+        },
+    )
+
+    answer = _notify(
+        load_function("channel_callback"), _refund_notification(started.id, paid.payment_id)
+    )
+
+    assert answer["statusCode"] == 200
+    [(token, outcome)] = resumed
+    assert token == "token-apart" and outcome["status"] == "succeeded"
+
+
+def test_only_a_processing_merchant_refund_of_its_succeeded_payment_is_taken_as_carried(
+    moto_stack: MotoStack, sandbox: SandboxServer, refund_machine: str
+) -> None:
+    store = TradeStore()
+    paid = paid_at_sandbox(store)
+    started = refund(store, paid, 500)
+    carried = _started_with(refund_machine, started.id)
+    fits = refunds.KnownRefund.carried
+    assert fits(carried["refund"], carried["payment"]) is not None
+    assert fits(None, None) is None  # a late-payment refund carries neither: read them
+    assert fits(carried["refund"], None) is None
+    other = {**carried["payment"], "id": "pay_other"}
+    assert fits(carried["refund"], other) is None
+    assert fits({**carried["refund"], "status": "succeeded"}, carried["payment"]) is None
+    assert fits(carried["refund"], {**carried["payment"], "status": "failed"}) is None
+    late = {**carried["refund"], "kind": "late_payment"}
+    assert fits(late, carried["payment"]) is None
+    # A late-payment refund's execution carries neither.
+    payment = store.get_payment(paid.payment_id)
+    assert payment is not None
+    late_refund = refunds.start_late_payment_refund(store, payment, 1999, "CNY", BASE_URL)
+    late_input = _started_with(refund_machine, late_refund.id)
+    assert (late_input["refund"], late_input["payment"]) == (None, None)
 
 
 def test_a_refused_refund_fails_and_gives_its_amount_back(
@@ -525,7 +712,7 @@ def test_a_refund_notification_resumes_the_waiting_refund(
     store = TradeStore()
     paid = paid_by_channel(store)
     started = refund(store, paid, 500)
-    RefundStore().put_refund_task_token(started.id, "token-n")
+    assert RefundStore().wait_for_channel(started, "token-n")
     handler = load_function("channel_callback")
 
     answer = _notify(handler, _refund_notification(started.id, paid.payment_id))

@@ -1,8 +1,14 @@
 """Refunds in the trade table, written together with their order, event and instrument moves.
 
 Item layout (pk / sk), beside what ``TradeStore`` documents:
-- ``REFUND#<rfd>`` / ``REFUND``: the refund (``paycore.domain.refunds.Refund``).
-- ``REFUND#<rfd>`` / ``TASKTOKEN``: the refund state machine's task token, kept apart.
+- ``REFUND#<rfd>`` / ``REFUND``: the refund (``paycore.domain.refunds.Refund``). While it
+  waits for its channel, the item also holds the refund state machine's task token
+  (``task_token``), written by the step that asks the channel on the condition that the
+  refund is still processing at the version it holds, so the channel's notification reads
+  refund and token in one read. The token is never part of the ``Refund`` (it never reaches
+  an answer, a log or a snapshot); the refund's next write (its settlement) drops it.
+- ``REFUND#<rfd>`` / ``TASKTOKEN``: held the token apart before: still read for a refund that
+  started then.
 
 Per-instrument refund totals live on the order (``Order.refund_allocated`` and
 ``Order.refunded_by_instrument``), not in a list of the order's refunds: every refund write
@@ -16,7 +22,7 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 from typing import Any
 
-from paycore.dal.codec import to_item
+from paycore.dal.codec import to_item, to_values
 from paycore.dal.instruments import add_moves
 from paycore.dal.ledger import add_entry
 from paycore.dal.trade_store import TradeStore, check_entry
@@ -105,14 +111,46 @@ class RefundStore(TradeStore):
         check_entry(refund.id, cancelled)
         return False
 
-    def put_refund_task_token(self, refund_id: str, task_token: str) -> None:
-        """Keep the state machine's task token apart from the refund (it is a credential)."""
-        self._ddb.put_item(
-            TableName=self.table,
-            Item=to_item({"pk": _refund_pk(refund_id), "sk": TASK_TOKEN_SK, "token": task_token}),
+    def wait_for_channel(self, refund: Refund, task_token: str) -> bool:
+        """Keep the waiting execution's ``task_token`` on the refund's item, on the condition
+        that the refund is still processing at the version ``refund`` holds: one write that
+        lets the channel's notification resume the execution and proves the refund is not
+        final yet. The refund itself (and its version) is unchanged. False when the refund
+        is not as held (read it again)."""
+        transaction = self._transaction()
+        transaction.add(
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": to_item({"pk": _refund_pk(refund.id), "sk": REFUND_SK}),
+                    "UpdateExpression": "SET task_token = :token",
+                    "ConditionExpression": "#v = :version AND #s = :processing",
+                    "ExpressionAttributeNames": {"#v": "version", "#s": "status"},
+                    "ExpressionAttributeValues": to_values(
+                        {
+                            ":token": task_token,
+                            ":version": refund.version,
+                            ":processing": RefundStatus.PROCESSING.value,
+                        }
+                    ),
+                }
+            },
+            Part.AGGREGATE,
         )
+        return self._write(transaction)
+
+    def get_refund_and_token(self, refund_id: str) -> tuple[Refund | None, str | None]:
+        """The refund and the task token of the execution waiting for its channel (None
+        when none waits, or the refund started when the token was kept apart), in one
+        read."""
+        item = self._get(_refund_pk(refund_id), REFUND_SK)
+        if item is None:
+            return None, None
+        token = item.get("task_token")
+        return _refund(item), str(token) if token else None
 
     def get_refund_task_token(self, refund_id: str) -> str | None:
+        """The task token of a refund that started when it was kept on its own item."""
         item = self._get(_refund_pk(refund_id), TASK_TOKEN_SK)
         return str(item["token"]) if item else None
 
@@ -132,6 +170,18 @@ def _check_instruments(refund_id: str, not_as_read: bool) -> None:
 
 
 _REFUND_FIELDS = tuple(Refund.__dataclass_fields__)
+
+
+def refund_snapshot(refund: Refund) -> dict[str, Any]:
+    """``refund`` as JSON-ready values (a step carries it in the execution's input)."""
+    values = asdict(refund)
+    values["status"] = refund.status.value
+    values["kind"] = refund.kind.value
+    return values
+
+
+def refund_from_snapshot(values: dict[str, Any]) -> Refund:
+    return _refund(values)
 
 
 def _refund(item: dict[str, Any]) -> Refund:

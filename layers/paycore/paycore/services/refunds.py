@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,8 +32,8 @@ from paycore.channels.base import (
 from paycore.channels.registry import get_gateway
 from paycore.clock import now_rfc3339
 from paycore.config import get_settings
-from paycore.dal.refund_store import RefundStore
-from paycore.dal.trade_store import TradeStore
+from paycore.dal.refund_store import RefundStore, refund_from_snapshot, refund_snapshot
+from paycore.dal.trade_store import TradeStore, payment_from_snapshot, payment_snapshot
 from paycore.dal.workflow import (
     caught_channel_error,
     resume_with_outcome,
@@ -95,6 +96,36 @@ class RefundOutcome:
         }
 
 
+@dataclass(frozen=True)
+class KnownRefund:
+    """A merchant refund and its payment as the API wrote and read them when it started the
+    refund's execution, handed to a step's first attempt so that it does not read them
+    again. The refund is only ever written on the version it holds: when that write fails,
+    the step reads both again. The payment is never written by a refund; what a refund uses
+    of it (its instruments, fee and channel ids) does not change once it succeeded."""
+
+    refund: Refund
+    payment: Payment
+
+    @classmethod
+    def carried(cls, refund: Any, payment: Any) -> KnownRefund | None:
+        """Both, when both were carried and fit (a processing merchant refund of this
+        succeeded payment); else None (read them)."""
+        if not isinstance(refund, Mapping) or not isinstance(payment, Mapping):
+            return None
+        known = cls(refund_from_snapshot(dict(refund)), payment_from_snapshot(dict(payment)))
+        fits = (
+            known.refund.payment_id == known.payment.id
+            and known.refund.kind is RefundKind.MERCHANT
+            and not known.refund.is_final
+            and known.payment.status is PaymentStatus.SUCCEEDED
+        )
+        return known if fits else None
+
+    def of_refund(self, refund_id: str) -> KnownRefund | None:
+        return self if self.refund.id == refund_id else None
+
+
 def outcome_from_refund_state(state: ChannelRefundState, source: str) -> RefundOutcome:
     """Map the channel's view of a refund to an outcome (NOT_FOUND is still pending: the
     query step asks the channel again rather than giving up on money owed to the buyer)."""
@@ -143,14 +174,16 @@ def create_refund(
     for attempt in range(WRITE_ATTEMPTS):
         order = get_order(refunds, merchant_id, order_id)
         try:
-            refund = _record_refund(refunds, order, request)
+            refund, payment = _record_refund(refunds, order, request)
         except ConcurrentUpdate:
             time.sleep((attempt + secrets.randbelow(10)) / 200)
             continue
         if refund.is_final:
             return refund
         try:
-            start_refund_execution(refund.id, _execution_input(refund.id, callback_base_url))
+            start_refund_execution(
+                refund.id, _execution_input(refund.id, callback_base_url, refund, payment)
+            )
         except PaycoreError:
             # Nothing reached the channel: the refund fails and gives its amount back.
             _finish(
@@ -168,9 +201,11 @@ def create_refund(
     raise ConcurrentUpdate(f"order {order_id} is busy with other refunds; retry")
 
 
-def _record_refund(refunds: RefundStore, order: Order, request: CreateRefundRequest) -> Refund:
+def _record_refund(
+    refunds: RefundStore, order: Order, request: CreateRefundRequest
+) -> tuple[Refund, Payment]:
     """Write the new refund against ``order`` as read (raises ``ConcurrentUpdate`` when the
-    order changed meanwhile)."""
+    order changed meanwhile); the refund as written and the payment it refunds."""
     order.reserve_refund(request.amount)  # refuses an unpaid order or an over-refund first
     payment = _paid_payment(refunds, order)
     allocations = allocate(payment, order.refund_allocated, request.amount)
@@ -197,7 +232,7 @@ def _record_refund(refunds: RefundStore, order: Order, request: CreateRefundRequ
         refunds.create_refund(
             RefundStart.reserving(refund, reserved, payment=payment, order_before=order)
         )
-        return refund
+        return refund, payment
     # Only internal instruments: nothing to wait for.
     succeeded = refund.succeed(None, at, fee_refunded=0)  # no channel part: no fee
     refunded = reserved.complete_refund(refund.amount, allocations, at)
@@ -211,7 +246,7 @@ def _record_refund(refunds: RefundStore, order: Order, request: CreateRefundRequ
         events.publish(event)
     except Exception:  # the money moved: the answer must say so (the event stays stored)
         logger.warning("refund %s succeeded but its event was not queued", succeeded.id)
-    return succeeded
+    return succeeded, payment
 
 
 def _paid_payment(store: TradeStore, order: Order) -> Payment:
@@ -221,13 +256,23 @@ def _paid_payment(store: TradeStore, order: Order) -> Payment:
     return payment
 
 
-def _execution_input(refund_id: str, callback_base_url: str) -> dict[str, Any]:
+def _execution_input(
+    refund_id: str,
+    callback_base_url: str,
+    refund: Refund | None = None,
+    payment: Payment | None = None,
+) -> dict[str, Any]:
+    """The refund execution's input; with the refund as written and its payment as read
+    (``KnownRefund``: the steps' first attempts do not read them again), or null for both
+    (a late-payment refund: its payment is not final in every caller's hands)."""
     settings = get_settings()
     return {
         "refund_id": refund_id,
         "callback_base_url": callback_base_url,
         "callback_wait_seconds": settings.callback_wait_seconds,
         "query_interval_seconds": settings.channel_query_interval_seconds,
+        "refund": refund_snapshot(refund) if refund is not None else None,
+        "payment": payment_snapshot(payment) if payment is not None else None,
     }
 
 
@@ -301,7 +346,9 @@ def handle_refund_notification(
     or no longer waiting (the status query settles it then). Returns the refund id."""
     refunds = RefundStore.of(store)
     refund_id = state.out_refund_no
-    refund = refunds.get_refund(refund_id) if has_prefix(refund_id, "rfd") else None
+    refund, token = (
+        refunds.get_refund_and_token(refund_id) if has_prefix(refund_id, "rfd") else (None, None)
+    )
     if (
         refund is None
         or refund.payment_id != state.out_trade_no
@@ -312,7 +359,7 @@ def handle_refund_notification(
     if not refund.is_final:
         outcome = outcome_from_refund_state(state, "callback")
         if outcome.status != PENDING:
-            token = refunds.get_refund_task_token(refund.id)
+            token = token or refunds.get_refund_task_token(refund.id)  # kept apart before
             if token is not None:
                 resume_with_outcome(token, outcome.as_dict())
     return refund.id
@@ -334,22 +381,51 @@ class RefundSteps:
         return refund
 
     def request_channel_refund(
-        self, refund_id: str, callback_base_url: str, task_token: str
+        self,
+        refund_id: str,
+        callback_base_url: str,
+        task_token: str,
+        *,
+        known: KnownRefund | None = None,
     ) -> dict[str, Any]:
         """Ask the channel to refund (out_refund_no = refund id: asking again is the same
         refund). A final answer resumes the execution at once; otherwise the notification
-        (or, when it is late, the status query) does."""
-        self.store.put_refund_task_token(refund_id, task_token)
-        refund = self._refund(refund_id)
+        (or, when it is late, the status query) does.
+
+        ``known``: the refund and payment the API started the execution with, on the step's
+        first attempt only: the task token is written on the carried refund's version (which
+        proves it is still processing) and the payment's channel ids are taken from it,
+        instead of reading them."""
+        known = known.of_refund(refund_id) if known is not None else None
+        refund = self._wait_for_channel(
+            refund_id, task_token, known.refund if known is not None else None
+        )
         if refund.is_final:
             resume_with_outcome(task_token, {"status": refund.status.value, "source": "replay"})
             return {"refund_id": refund_id, "status": refund.status.value}
         gateway = _gateway(refund)
-        state = gateway.refund(_channel_refund(self.store, gateway, refund, callback_base_url))
+        payment = known.payment if known is not None else None
+        request = _channel_refund(self.store, gateway, refund, callback_base_url, payment)
+        state = gateway.refund(request)
         outcome = outcome_from_refund_state(state, "request")
         if outcome.status != PENDING:
             resume_with_outcome(task_token, outcome.as_dict())
         return {"refund_id": refund_id, "status": outcome.status}
+
+    def _wait_for_channel(self, refund_id: str, task_token: str, held: Refund | None) -> Refund:
+        """The refund with the waiting execution's task token on it, written on the version
+        ``held`` (else as read; read again when that write finds it changed); a final refund
+        as read, without the token (the step replays its outcome)."""
+        refund = held
+        for _ in range(WRITE_ATTEMPTS):
+            if refund is None:
+                refund = self._refund(refund_id)
+                if refund.is_final:
+                    return refund
+            if self.store.wait_for_channel(refund, task_token):
+                return refund
+            refund = None
+        raise ConcurrentUpdate(f"refund {refund_id} keeps changing; retrying the step")
 
     def query_refund(self, refund_id: str, callback_base_url: str = "") -> dict[str, Any]:
         """Ask the channel how the refund went. A channel that never got the request (its
@@ -369,13 +445,25 @@ class RefundSteps:
                 ).as_dict()
         return outcome_from_refund_state(state, "query").as_dict()
 
-    def settle_refund(self, refund_id: str, raw_outcome: dict[str, Any]) -> dict[str, Any]:
+    def settle_refund(
+        self, refund_id: str, raw_outcome: dict[str, Any], *, known: KnownRefund | None = None
+    ) -> dict[str, Any]:
         """Write the final refund, the order's amounts, the internal credits and the event
-        in one transaction; then queue the event (again, when an earlier try wrote it)."""
-        refund, newly_settled = _finish(self.store, refund_id, _parse_outcome(raw_outcome))
-        stored = self.store.get_event(events.event_id(refund.id, _event_type(refund)))
-        if stored is not None:
-            events.publish(stored)
+        in one transaction; then queue the event: the one just written, or (the refund was
+        already final: an earlier try may have stopped before the queue) the stored one,
+        again. Receivers dedupe on the event id.
+
+        ``known``: the refund and payment the API started the execution with, on the step's
+        first attempt only: the first write is made on the refund's version as carried (the
+        order is read), and everything is read again if that write fails."""
+        known = known.of_refund(refund_id) if known is not None else None
+        outcome = _parse_outcome(raw_outcome)
+        refund, event = _finish(self.store, refund_id, outcome, known=known)
+        newly_settled = event is not None
+        if event is None:
+            event = self.store.get_event(events.event_id(refund.id, _event_type(refund)))
+        if event is not None:
+            events.publish(event)
         return {
             "refund_id": refund.id,
             "status": refund.status.value,
@@ -391,10 +479,16 @@ def _gateway(refund: Refund) -> ChannelGateway:
 
 
 def _channel_refund(
-    store: TradeStore, gateway: ChannelGateway, refund: Refund, callback_base_url: str
+    store: TradeStore,
+    gateway: ChannelGateway,
+    refund: Refund,
+    callback_base_url: str,
+    payment: Payment | None = None,
 ) -> CreateChannelRefund:
+    """The channel's refund request; ``payment`` (its channel ids) is read when not given."""
     base = callback_base_url or get_settings().public_api_url
-    payment = store.get_payment(refund.payment_id)
+    if payment is None or payment.id != refund.payment_id:
+        payment = store.get_payment(refund.payment_id)
     return CreateChannelRefund(
         out_trade_no=refund.payment_id,
         out_refund_no=refund.id,
@@ -408,45 +502,75 @@ def _channel_refund(
 
 
 def _finish(
-    store: RefundStore, refund_id: str, outcome: RefundOutcome, *, with_event: bool = True
-) -> tuple[Refund, bool]:
-    """Make a processing refund final (see ``RefundSteps.settle_refund``); the refund and
-    whether this call finished it. Re-reads and retries when the order changed meanwhile."""
+    store: RefundStore,
+    refund_id: str,
+    outcome: RefundOutcome,
+    *,
+    with_event: bool = True,
+    known: KnownRefund | None = None,
+) -> tuple[Refund, Event | None]:
+    """Make a processing refund final (see ``RefundSteps.settle_refund``); the refund and,
+    when this call finished it, the event it wrote (None: already final, or ``with_event``
+    off). Re-reads and retries when the order changed meanwhile.
+
+    ``known``: the first try takes the refund and payment from it instead of reading them
+    (the order is read) and writes on the carried refund's version; when the order no longer
+    holds that refund (it was settled meanwhile) or the write fails, everything is read."""
     for attempt in range(WRITE_ATTEMPTS):
-        refund = store.get_refund(refund_id)
+        carried, known = known, None  # the carried values serve the first try only
+        refund = carried.refund if carried is not None else store.get_refund(refund_id)
         if refund is None:
             raise NotFound(f"no refund {refund_id}", code="refund_not_found")
         if refund.is_final:
-            return refund, False
+            return refund, None
         at = now_rfc3339()
         order = store.get_order(refund.order_id) if refund.kind is RefundKind.MERCHANT else None
         if refund.kind is RefundKind.MERCHANT and order is None:
             raise NotFound(f"no order {refund.order_id}", code="order_not_found")
-        payment = store.get_payment(refund.payment_id)
+        payment = carried.payment if carried is not None else store.get_payment(refund.payment_id)
         if payment is None:
             raise NotFound(f"no payment {refund.payment_id}", code="payment_not_found")
-        before = order
-        if outcome.status == SUCCEEDED:
-            returned = postings.fee_refunded(refund, payment, order)
-            final = refund.succeed(outcome.channel_refund_id, at, fee_refunded=returned)
-            if order is not None:
-                order = order.complete_refund(refund.amount, refund.allocations, at)
-        else:
-            final = refund.fail(
-                outcome.failure_code or "refund_failed",
-                outcome.failure_message or "the refund failed",
-                at,
-            )
-            if order is not None:
-                order = order.release_refund(refund.amount, refund.allocations, at)
-        event = _event(final) if with_event else None
-        settlement = RefundSettlement.of(
-            final, order, payment=payment, order_before=before, event=event, at=at
-        )
+        try:
+            settlement = _settlement(refund, order, payment, outcome, at=at, with_event=with_event)
+        except Conflict:
+            if carried is None:
+                raise
+            continue  # the order no longer holds the refund as carried: read the refund
         if store.finish_refund(settlement):
-            return final, True
+            return settlement.refund, settlement.event
         time.sleep((attempt + secrets.randbelow(10)) / 200)
     raise ConcurrentUpdate(f"refund {refund_id} changed while settling; retrying")
+
+
+def _settlement(
+    refund: Refund,
+    order: Order | None,
+    payment: Payment,
+    outcome: RefundOutcome,
+    *,
+    at: str,
+    with_event: bool,
+) -> RefundSettlement:
+    """What makes ``refund`` final by ``outcome`` against ``order`` as read (``Conflict``
+    when the order does not hold the refund's amount)."""
+    before = order
+    if outcome.status == SUCCEEDED:
+        returned = postings.fee_refunded(refund, payment, order)
+        final = refund.succeed(outcome.channel_refund_id, at, fee_refunded=returned)
+        if order is not None:
+            order = order.complete_refund(refund.amount, refund.allocations, at)
+    else:
+        final = refund.fail(
+            outcome.failure_code or "refund_failed",
+            outcome.failure_message or "the refund failed",
+            at,
+        )
+        if order is not None:
+            order = order.release_refund(refund.amount, refund.allocations, at)
+    event = _event(final) if with_event else None
+    return RefundSettlement.of(
+        final, order, payment=payment, order_before=before, event=event, at=at
+    )
 
 
 def _event_type(refund: Refund) -> str:
