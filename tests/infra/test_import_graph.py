@@ -5,7 +5,9 @@ the environment the template gives it (tracing on, as deployed). Then:
 
 - nothing a request loads on first need is there already: the X-Ray SDK (the tracer's first
   call), the channels' adapters and SDKs (the registry's first use of an account), Powertools'
-  OpenAPI models and Swagger UI (``GET /openapi.json``, ``GET /docs``), the QR code library;
+  OpenAPI models and Swagger UI (``GET /openapi.json``, ``GET /docs``), the QR code library,
+  the API's answer models (each module of ``paycore.api.resources`` by the first answer that
+  serializes one of its models);
 - a function that serves no HTTP route loads neither the resolver nor the API's models;
 - no function loads a part of ``cryptography`` that boto3 alone does not already load;
 - each function loads only the paycore modules listed for it here: a new import in a shared
@@ -22,7 +24,16 @@ from pathlib import Path
 
 import pytest
 
-from bench.coldstart import BARE, BARE_HANDLER, environments_to_measure
+from bench.coldstart import BARE, BARE_HANDLER, LAYER, environments_to_measure
+
+# The API's answer models, one module per resource (the package itself only names them).
+RESOURCE_MODELS = tuple(
+    sorted(
+        f"paycore.api.resources.{path.stem}"
+        for path in (LAYER / "paycore" / "api" / "resources").glob("*.py")
+        if path.stem != "__init__"
+    )
+)
 
 # Loaded when a request first needs them, never at INIT.
 ON_FIRST_NEED = (
@@ -37,6 +48,7 @@ ON_FIRST_NEED = (
     "paycore.channels.stripe",
     "aws_lambda_powertools.event_handler.openapi.models",
     "aws_lambda_powertools.event_handler.openapi.swagger_ui",
+    *RESOURCE_MODELS,
 )
 
 # Only the API serves routes, validates request bodies and keeps idempotency records.
@@ -265,6 +277,16 @@ def test_the_api_loads_its_validation_at_init_and_the_description_on_request(
     assert "aws_lambda_powertools.event_handler.middlewares.openapi_validation" in modules
     assert "paycore.api.models" in modules
     assert "aws_lambda_powertools.event_handler.openapi.models" not in modules
+
+
+def test_the_api_names_its_answers_at_init_and_loads_their_models_on_first_need(
+    loaded: dict[str, set[str]],
+) -> None:
+    """Routes are registered with the name of their answer (paycore.api.resources); no model
+    of an answer is built before a request serializes one."""
+    assert "paycore.api.resources.orders" in RESOURCE_MODELS  # the glob found the modules
+    assert "paycore.api.resources" in loaded["api"]
+    assert _matching(loaded["api"], RESOURCE_MODELS) == []
 
 
 @pytest.mark.parametrize("function", sorted(ALLOWED_PAYCORE))

@@ -28,7 +28,6 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from paycore.api import cashier_page, problem
 from paycore.api.models import CashierPaymentRequest
 from paycore.api.openapi import PUBLIC, answers
-from paycore.api.resources import CashierStatus
 from paycore.api.routes.http import Http, new_router
 from paycore.domain import cashier as links
 from paycore.domain.models import Order, Payment
@@ -70,7 +69,7 @@ def routes(http: Http) -> Router:
         security=PUBLIC,
         responses=answers(
             200,
-            CashierStatus,
+            "CashierStatus",
             "The order's state and latest payment",
             method="GET",
             security=PUBLIC,
@@ -79,7 +78,7 @@ def routes(http: Http) -> Router:
     )
     def cashier_status(token: str) -> Response[str]:
         order, payment = cashier.status(http.store(), token)
-        return http.answer(CashierStatus, _status(order, payment), headers=_NO_STORE)
+        return http.answer("CashierStatus", _status(order, payment), headers=_NO_STORE)
 
     @router.post(
         "/cashier/<token>/payments",
@@ -93,7 +92,7 @@ def routes(http: Http) -> Router:
         security=PUBLIC,
         responses=answers(
             202,
-            CashierStatus,
+            "CashierStatus",
             "The payment started (or the one in flight), with its next_action",
             method="POST",
             security=PUBLIC,
@@ -143,7 +142,7 @@ def routes(http: Http) -> Router:
 
         # Keys are scoped to the link (by its digest: the token itself is never stored).
         scope = f"cashier#{links.digest(token)}"
-        return http.idempotent(scope, body.model_dump(), command, CashierStatus)
+        return http.idempotent(scope, body.model_dump(), command, "CashierStatus")
 
     return router
 

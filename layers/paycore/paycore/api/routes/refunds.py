@@ -10,7 +10,6 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from paycore.api.models import CreateRefundRequest
 from paycore.api.openapi import MERCHANT, answers
-from paycore.api.resources import Refund
 from paycore.api.routes.http import Http, new_router
 from paycore.services import refunds
 
@@ -29,7 +28,7 @@ def routes(http: Http) -> Router:
         security=MERCHANT,
         responses=answers(
             202,
-            Refund,
+            "Refund",
             "The refund, processing (or already final when no channel is involved)",
             method="POST",
             security=MERCHANT,
@@ -54,7 +53,7 @@ def routes(http: Http) -> Router:
             refund = refunds.create_refund(http.store(), mid, order_id, body, base_url)
             return 202, refund.resource()
 
-        return http.idempotent(mid, body.model_dump(), command, Refund)
+        return http.idempotent(mid, body.model_dump(), command, "Refund")
 
     @router.get(
         "/v1/refunds/<refund_id>",
@@ -64,7 +63,7 @@ def routes(http: Http) -> Router:
         security=MERCHANT,
         responses=answers(
             200,
-            Refund,
+            "Refund",
             "The refund",
             method="GET",
             security=MERCHANT,
@@ -73,6 +72,6 @@ def routes(http: Http) -> Router:
     )
     def get_refund(refund_id: str) -> Response[str]:
         refund = refunds.get_refund(http.store(), http.merchant_id(), refund_id)
-        return http.answer(Refund, refund.resource())
+        return http.answer("Refund", refund.resource())
 
     return router
