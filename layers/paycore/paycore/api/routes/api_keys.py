@@ -11,7 +11,6 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from paycore.api.models import RollApiKeyRequest
 from paycore.api.openapi import MERCHANT, answers
 from paycore.api.routes.http import Http, new_router
-from paycore.services import merchants
 
 
 def routes(http: Http) -> Router:
@@ -31,6 +30,8 @@ def routes(http: Http) -> Router:
         responses=answers(201, "RolledApiKey", "The new key", method="POST", security=MERCHANT),
     )
     def roll_api_key(body: Annotated[RollApiKeyRequest | None, Body()] = None) -> Response[str]:
+        from paycore.services import merchants  # noqa: PLC0415 - on first need
+
         mid = http.merchant_id()
         request = body or RollApiKeyRequest()
         shown_once: dict[str, Any] = {}

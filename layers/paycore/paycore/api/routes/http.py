@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -18,7 +18,9 @@ from paycore.auth import bearer_token
 from paycore.config import get_settings
 from paycore.dal.trade_store import TradeStore
 from paycore.errors import Unauthenticated
-from paycore.services.payments import MerchantTerms
+
+if TYPE_CHECKING:
+    from paycore.services.payments import MerchantTerms
 
 JSON = "application/json"
 
@@ -60,6 +62,8 @@ class Http:
     def merchant_terms(self) -> MerchantTerms | None:
         """The calling merchant's terms as the authorizer passed them on (None when it did
         not: the service reads the merchant then)."""
+        from paycore.services.payments import MerchantTerms  # noqa: PLC0415 - with payments
+
         context = self._caller()
         try:
             return MerchantTerms(

@@ -11,7 +11,6 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from paycore.api.models import CreateMerchantRequest
 from paycore.api.openapi import ADMIN, answers
 from paycore.api.routes.http import Http, new_router
-from paycore.services import merchants
 
 
 def routes(http: Http) -> Router:
@@ -28,6 +27,8 @@ def routes(http: Http) -> Router:
         responses=answers(201, "Merchant", "The new merchant", method="POST", security=ADMIN),
     )
     def create_merchant(body: Annotated[CreateMerchantRequest, Body()]) -> Response[str]:
+        from paycore.services import merchants  # noqa: PLC0415 - on first need
+
         http.require_admin()
         credentials: dict[str, Any] = {}
 

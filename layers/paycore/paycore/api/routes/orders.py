@@ -12,7 +12,7 @@ from paycore.api.models import CreateOrderRequest, NoParameters
 from paycore.api.openapi import CHANNEL_UNAVAILABLE, MERCHANT, answers
 from paycore.api.routes.http import Http, new_router
 from paycore.api.routes.params import Limit, StartingAfter
-from paycore.services import closing, confirmation, orders
+from paycore.services import orders
 
 
 def routes(http: Http) -> Router:
@@ -126,6 +126,8 @@ def routes(http: Http) -> Router:
     ) -> Response[str]:
         mid = http.merchant_id()
 
+        from paycore.services import closing  # noqa: PLC0415 - on first need (with the payment steps)
+
         def command() -> tuple[int, dict[str, Any]]:
             return 200, closing.close_order(http.store(), mid, order_id).resource()
 
@@ -154,6 +156,8 @@ def routes(http: Http) -> Router:
         order_id: str, body: Annotated[NoParameters | None, Body()] = None
     ) -> Response[str]:
         mid = http.merchant_id()
+
+        from paycore.services import confirmation  # noqa: PLC0415 - on first need
 
         def command() -> tuple[int, dict[str, Any]]:
             return 200, confirmation.confirm_order(http.store(), mid, order_id).resource()

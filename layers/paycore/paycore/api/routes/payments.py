@@ -11,7 +11,6 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from paycore.api.models import CreatePaymentRequest
 from paycore.api.openapi import MERCHANT, answers
 from paycore.api.routes.http import Http, new_router
-from paycore.services import payments
 
 
 def routes(http: Http) -> Router:
@@ -61,6 +60,8 @@ def routes(http: Http) -> Router:
     def create_payment(
         order_id: str, body: Annotated[CreatePaymentRequest, Body()]
     ) -> Response[str]:
+        from paycore.services import payments  # noqa: PLC0415 - on first need
+
         mid = http.merchant_id()
         base_url = http.callback_base_url()
         terms = http.merchant_terms()
@@ -89,6 +90,8 @@ def routes(http: Http) -> Router:
         ),
     )
     def get_payment(payment_id: str) -> Response[str]:
+        from paycore.services import payments  # noqa: PLC0415 - on first need
+
         payment = payments.get_payment(http.store(), http.merchant_id(), payment_id)
         return http.answer("Payment", payment.resource())
 

@@ -11,7 +11,6 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from paycore.api.models import CreateRefundRequest
 from paycore.api.openapi import MERCHANT, answers
 from paycore.api.routes.http import Http, new_router
-from paycore.services import refunds
 
 
 def routes(http: Http) -> Router:
@@ -46,6 +45,8 @@ def routes(http: Http) -> Router:
         ),
     )
     def create_refund(order_id: str, body: Annotated[CreateRefundRequest, Body()]) -> Response[str]:
+        from paycore.services import refunds  # noqa: PLC0415 - on first need
+
         mid = http.merchant_id()
         base_url = http.callback_base_url()
 
@@ -71,6 +72,8 @@ def routes(http: Http) -> Router:
         ),
     )
     def get_refund(refund_id: str) -> Response[str]:
+        from paycore.services import refunds  # noqa: PLC0415 - on first need
+
         refund = refunds.get_refund(http.store(), http.merchant_id(), refund_id)
         return http.answer("Refund", refund.resource())
 

@@ -13,7 +13,6 @@ from paycore.api.models import RunSettlementRequest
 from paycore.api.openapi import ADMIN, MERCHANT, answers
 from paycore.api.routes.http import Http, new_router
 from paycore.api.routes.params import CurrencyQuery
-from paycore.services import settlement
 
 SettlementDate = Annotated[
     str,
@@ -38,6 +37,8 @@ def routes(http: Http) -> Router:
         responses=answers(200, "Settlement", "The settlement", method="GET", security=MERCHANT),
     )
     def get_settlement(date: SettlementDate, currency: CurrencyQuery) -> Response[str]:
+        from paycore.services import settlement  # noqa: PLC0415 - on first need
+
         merchant_id = http.merchant_id()
         day = settlement.settlement_date_of(date)
         found = settlement.get_settlement(http.store(), merchant_id, day, currency)
@@ -63,6 +64,8 @@ def routes(http: Http) -> Router:
         ),
     )
     def run_settlement(body: Annotated[RunSettlementRequest, Body()]) -> Response[str]:
+        from paycore.services import settlement  # noqa: PLC0415 - on first need
+
         http.require_admin()
 
         def command() -> tuple[int, dict[str, Any]]:
