@@ -7,7 +7,8 @@ the environment the template gives it (tracing on, as deployed). Then:
   call), the channels' adapters and SDKs (the registry's first use of an account), Powertools'
   OpenAPI models and Swagger UI (``GET /openapi.json``, ``GET /docs``), the QR code library,
   the API's answer models (each module of ``paycore.api.resources`` by the first answer that
-  serializes one of its models);
+  serializes one of its models), Powertools' idempotency utility (the first POST with an
+  ``Idempotency-Key``);
 - a function that serves no HTTP route loads neither the resolver nor the API's models;
 - no function loads a part of ``cryptography`` that boto3 alone does not already load;
 - each function loads only the paycore modules listed for it here: a new import in a shared
@@ -48,13 +49,13 @@ ON_FIRST_NEED = (
     "paycore.channels.stripe",
     "aws_lambda_powertools.event_handler.openapi.models",
     "aws_lambda_powertools.event_handler.openapi.swagger_ui",
+    "aws_lambda_powertools.utilities.idempotency",
     *RESOURCE_MODELS,
 )
 
-# Only the API serves routes, validates request bodies and keeps idempotency records.
+# Only the API serves routes and validates request bodies.
 API_ONLY = (
     "aws_lambda_powertools.event_handler",
-    "aws_lambda_powertools.utilities.idempotency",
     "paycore.api.models",
     "paycore.api.resources",
     "paycore.api.openapi",
