@@ -5,7 +5,10 @@ the environment the template gives it (tracing on, as deployed). Then:
 
 - nothing a request loads on first need is there already: the X-Ray SDK (the tracer's first
   call), the channels' adapters and SDKs (the registry's first use of an account), Powertools'
-  OpenAPI models and Swagger UI (``GET /openapi.json``, ``GET /docs``), the QR code library;
+  OpenAPI models and Swagger UI (``GET /openapi.json``, ``GET /docs``), the QR code library,
+  the API's answer models (each module of ``paycore.api.resources`` by the first answer that
+  serializes one of its models), Powertools' idempotency utility (the first POST with an
+  ``Idempotency-Key``);
 - a function that serves no HTTP route loads neither the resolver nor the API's models;
 - no function loads a part of ``cryptography`` that boto3 alone does not already load;
 - each function loads only the paycore modules listed for it here: a new import in a shared
@@ -22,7 +25,16 @@ from pathlib import Path
 
 import pytest
 
-from bench.coldstart import BARE, BARE_HANDLER, environments_to_measure
+from bench.coldstart import BARE, BARE_HANDLER, LAYER, environments_to_measure
+
+# The API's answer models, one module per resource (the package itself only names them).
+RESOURCE_MODELS = tuple(
+    sorted(
+        f"paycore.api.resources.{path.stem}"
+        for path in (LAYER / "paycore" / "api" / "resources").glob("*.py")
+        if path.stem != "__init__"
+    )
+)
 
 # Loaded when a request first needs them, never at INIT.
 ON_FIRST_NEED = (
@@ -37,18 +49,37 @@ ON_FIRST_NEED = (
     "paycore.channels.stripe",
     "aws_lambda_powertools.event_handler.openapi.models",
     "aws_lambda_powertools.event_handler.openapi.swagger_ui",
+    "aws_lambda_powertools.utilities.idempotency",
+    *RESOURCE_MODELS,
 )
 
-# Only the API serves routes, validates request bodies and keeps idempotency records.
+# Only the API serves routes and validates request bodies.
 API_ONLY = (
     "aws_lambda_powertools.event_handler",
-    "aws_lambda_powertools.utilities.idempotency",
     "paycore.api.models",
     "paycore.api.resources",
     "paycore.api.openapi",
     "paycore.api.routes",
     "paycore.api.resolver",
     "paycore.api.cashier_page",
+)
+
+# The API's use cases that only some routes call, loaded by the first request of such a route:
+# paying, refunding, closing, confirming, settling, onboarding, rolling a key, the cashier.
+# (The channel registry is not among them: the first request of every container reads the
+# channel accounts to say when none is configured, so it is loaded at INIT.)
+API_ON_FIRST_NEED = (
+    "paycore.api.cashier_page",
+    "paycore.dal.refund_store",
+    "paycore.dal.workflow",
+    "paycore.services.cashier",
+    "paycore.services.closing",
+    "paycore.services.confirmation",
+    "paycore.services.merchants",
+    "paycore.services.orchestration",
+    "paycore.services.payments",
+    "paycore.services.refunds",
+    "paycore.services.settlement",
 )
 
 # Every function: its observability, settings and the trade table.
@@ -130,48 +161,41 @@ ALLOWED_PAYCORE: Mapping[str, set[str]] = {
         "paycore.services",
         "paycore.services.merchants",
     },
-    "api": _BASE
-    | _PAYMENTS
-    | {
-        "paycore.api",
-        "paycore.api.cashier_page",
-        "paycore.api.idempotency",
-        "paycore.api.models",
-        "paycore.api.openapi",
-        "paycore.api.problem",
-        "paycore.api.request_body",
-        "paycore.api.resolver",
-        "paycore.api.resources",
-        "paycore.api.routes",
-        "paycore.api.routes.api_keys",
-        "paycore.api.routes.cashier",
-        "paycore.api.routes.channels",
-        "paycore.api.routes.events",
-        "paycore.api.routes.http",
-        "paycore.api.routes.instruments",
-        "paycore.api.routes.ledger",
-        "paycore.api.routes.merchants",
-        "paycore.api.routes.orders",
-        "paycore.api.routes.params",
-        "paycore.api.routes.payments",
-        "paycore.api.routes.refunds",
-        "paycore.api.routes.webhook_endpoints",
-        "paycore.api_keys",
-        "paycore.auth",
-        "paycore.api.routes.settlements",
-        "paycore.dal.refund_store",
-        "paycore.services.cashier",
-        "paycore.services.channels",
-        "paycore.services.closing",
-        "paycore.services.confirmation",
-        "paycore.services.instruments",
-        "paycore.services.ledger",
-        "paycore.services.merchants",
-        "paycore.services.orchestration",
-        "paycore.services.payments",
-        "paycore.services.refunds",
-        "paycore.services.settlement",
-    },
+    "api": (
+        _BASE
+        | _PAYMENTS
+        | {
+            "paycore.api",
+            "paycore.api.idempotency",
+            "paycore.api.models",
+            "paycore.api.openapi",
+            "paycore.api.problem",
+            "paycore.api.request_body",
+            "paycore.api.resolver",
+            "paycore.api.resources",
+            "paycore.api.routes",
+            "paycore.api.routes.api_keys",
+            "paycore.api.routes.cashier",
+            "paycore.api.routes.channels",
+            "paycore.api.routes.events",
+            "paycore.api.routes.http",
+            "paycore.api.routes.instruments",
+            "paycore.api.routes.ledger",
+            "paycore.api.routes.merchants",
+            "paycore.api.routes.orders",
+            "paycore.api.routes.params",
+            "paycore.api.routes.payments",
+            "paycore.api.routes.refunds",
+            "paycore.api.routes.settlements",
+            "paycore.api.routes.webhook_endpoints",
+            "paycore.api_keys",
+            "paycore.auth",
+            "paycore.services.channels",
+            "paycore.services.instruments",
+            "paycore.services.ledger",
+        }
+    )
+    - set(API_ON_FIRST_NEED),
     "channel_callback": _BASE
     | _PAYMENTS
     | {
@@ -265,6 +289,27 @@ def test_the_api_loads_its_validation_at_init_and_the_description_on_request(
     assert "aws_lambda_powertools.event_handler.middlewares.openapi_validation" in modules
     assert "paycore.api.models" in modules
     assert "aws_lambda_powertools.event_handler.openapi.models" not in modules
+
+
+def test_the_api_names_its_answers_at_init_and_loads_their_models_on_first_need(
+    loaded: dict[str, set[str]],
+) -> None:
+    """Routes are registered with the name of their answer (paycore.api.resources); no model
+    of an answer is built before a request serializes one."""
+    assert "paycore.api.resources.orders" in RESOURCE_MODELS  # the glob found the modules
+    assert "paycore.api.resources" in loaded["api"]
+    assert _matching(loaded["api"], RESOURCE_MODELS) == []
+
+
+def test_the_api_loads_a_use_case_with_the_first_request_that_calls_it(
+    loaded: dict[str, set[str]],
+) -> None:
+    assert _matching(loaded["api"], API_ON_FIRST_NEED) == []
+
+
+def test_the_api_list_is_exactly_what_its_init_loads(loaded: dict[str, set[str]]) -> None:
+    """The function closest to the budget: its list shrinks with each import made lazy."""
+    assert sorted(ALLOWED_PAYCORE["api"] - loaded["api"]) == []
 
 
 @pytest.mark.parametrize("function", sorted(ALLOWED_PAYCORE))

@@ -7,7 +7,7 @@ from typing import get_args
 
 import pytest
 
-from paycore.api.resources import EventType
+from paycore.api.resources.events import EventType
 from paycore.domain.webhook_endpoints import SealedSecret, WebhookEndpoint
 from paycore.services import events
 

@@ -11,22 +11,16 @@ The record holds the response as the command returned it, so a command must neve
 secret: onboarding returns its new credentials beside the stored answer (see the merchants
 route), and a replay shows them as null. ``execute`` says whether the answer is a replay, which
 the API reports in the ``Idempotent-Replayed`` header.
+
+Powertools' idempotency utility is imported with the first command that carries a key, not at
+INIT: a container that serves reads only never loads it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyValidationError,
-)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from paycore.api import problem
@@ -40,6 +34,9 @@ from paycore.errors import (
     TryAgain,
     ValidationFailed,
 )
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -56,10 +53,17 @@ class IdempotentCommands:
 
     def __init__(self) -> None:
         self._config: IdempotencyConfig | None = None
+        self._context: LambdaContext | None = None
         self._run: Callable[..., dict[str, Any]] | None = None
 
     def _runner(self) -> Callable[..., dict[str, Any]]:
         if self._run is None:
+            from aws_lambda_powertools.utilities.idempotency import (  # noqa: PLC0415
+                DynamoDBPersistenceLayer,  # on first need: the first command with a key
+                IdempotencyConfig,
+                idempotent_function,
+            )
+
             settings = get_settings()
             self._config = IdempotencyConfig(
                 event_key_jmespath="[scope, key]",
@@ -67,6 +71,8 @@ class IdempotentCommands:
                 raise_on_no_idempotency_key=True,
                 expires_after_seconds=settings.idempotency_ttl_seconds,
             )
+            if self._context is not None:
+                self._config.register_lambda_context(self._context)
             persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table_name)
 
             @idempotent_function(
@@ -89,7 +95,7 @@ class IdempotentCommands:
 
     def register_context(self, context: LambdaContext) -> None:
         """Lets an in-progress lock expire with the invocation that holds it."""
-        self._runner()
+        self._context = context
         if self._config is not None:
             self._config.register_lambda_context(context)
 
@@ -121,8 +127,14 @@ class IdempotentCommands:
             ran = True
             return command()
 
+        runner = self._runner()
+        from aws_lambda_powertools.utilities.idempotency.exceptions import (  # noqa: PLC0415
+            IdempotencyAlreadyInProgressError,  # loaded with the runner
+            IdempotencyValidationError,
+        )
+
         try:
-            result = self._runner()(run_once, envelope=envelope)
+            result = runner(run_once, envelope=envelope)
         except IdempotencyValidationError as exc:
             raise IdempotencyKeyReused(
                 f"this {HEADER} was already used with a different request",

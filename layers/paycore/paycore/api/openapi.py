@@ -1,8 +1,11 @@
 """The OpenAPI description of the API, generated from the code that serves it.
 
-Powertools builds the paths, parameters, request bodies and success answers from the routes
-and their models (``paycore.api.models`` in, ``paycore.api.resources`` out). What it cannot
-know is added here, from the same constants the code enforces:
+Powertools builds the paths, parameters and request bodies from the routes and their request
+models (``paycore.api.models``). A route names its success answer's model
+(``paycore.api.resources``) without importing it, so that INIT builds none of them: the
+description refers to it by that name and its schema is generated here, with Powertools' own
+generator, when the description is built (``document``). What Powertools cannot know is added
+here too, from the same constants the code enforces:
 
 - every route's error answers (``answers``): problem+json with, per status, the exact ``code``
   values that route can answer (an enum, so a client can switch on them and a fuzzer can
@@ -17,13 +20,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 
+from paycore.api import resources
 from paycore.api.idempotency import HEADER, MAX_KEY_LENGTH, REPLAYED_HEADER
 from paycore.api.request_body import MAX_BODY_BYTES, MAX_DEPTH, MAX_NUMBER_DIGITS
-from paycore.api.resources import Event, Order, Payment, Problem, Refund
+from paycore.api.resources import ResourceName
 
 PROBLEM_JSON = "application/problem+json"
 JSON = "application/json"
@@ -66,7 +71,7 @@ _TITLES = {
 
 def answers(
     status: int,
-    model: type[BaseModel],
+    model: ResourceName,
     description: str,
     *,
     method: str,
@@ -79,10 +84,11 @@ def answers(
     bad_gateway: Iterable[str] = (),
     links: Mapping[str, tuple[str, Mapping[str, str]]] | None = None,
 ) -> dict[int, Any]:
-    """A route's ``responses``: its success answer (``model``) and every error it can give,
-    with the codes of each. The errors every route of its kind shares are added here.
-    ``links``: name -> (operationId, {parameter: runtime expression}), the operations the
-    answer leads to (what a client, or a stateful fuzzer, calls next)."""
+    """A route's ``responses``: its success answer (the resource ``model``, referred to by
+    name) and every error it can give, with the codes of each. The errors every route of its
+    kind shares are added here. ``links``: name -> (operationId, {parameter: runtime
+    expression}), the operations the answer leads to (what a client, or a stateful fuzzer,
+    calls next)."""
     posts = method.upper() == "POST"
     codes: dict[int, list[str]] = {
         403: list(forbidden),
@@ -103,7 +109,7 @@ def answers(
         codes[422] += ["idempotency_key_reused", "invalid_idempotency_key"]
     success: dict[str, Any] = {
         "description": description,
-        "content": {JSON: {"model": model}},
+        "content": {JSON: {"schema": {"$ref": f"{REF}{model}"}}},
     }
     if posts:
         success["headers"] = {
@@ -171,11 +177,14 @@ def _problem(status: int, codes: list[str]) -> dict[str, Any]:
 
 def document(raw_schema_json: str) -> dict[str, Any]:
     """The whole description: Powertools' generated schema, completed."""
+    from paycore.api.resources.problem import Problem  # noqa: PLC0415 - only described
+
     spec: dict[str, Any] = json.loads(raw_schema_json)
     components = spec.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
         schemas.pop(unused, None)
+    _add_resource_schemas(schemas)
     schemas["Problem"] = _schema_of(Problem, schemas)
     spec.pop("security", None)  # every operation says who may call it
     spec["paths"].update(_callback_paths())
@@ -191,7 +200,7 @@ def document(raw_schema_json: str) -> dict[str, Any]:
                 if "requestBody" in operation:
                     operation["requestBody"]["description"] = _BODY_RULES
             operation.setdefault("operationId", f"{method}_{path}")
-    spec["webhooks"] = _webhooks(schemas)
+    spec["webhooks"] = _webhooks()  # their Event schema is an answer's
     return spec
 
 
@@ -210,6 +219,29 @@ _BODY_RULES = (
     f"{MAX_DEPTH} levels, numbers of at most {MAX_NUMBER_DIGITS} digits, no key twice. "
     "Unknown fields are refused."
 )
+
+
+def _add_resource_schemas(schemas: dict[str, Any]) -> None:
+    """The schemas of the answers (``ResourceName``: the routes refer to them by name) and of
+    the models they nest, as Powertools describes a route's response model: one generator for
+    them all in serialization mode, served through its OpenAPI model (nulls left out), in name
+    order among its own. A name Powertools gave another schema is an error."""
+    from aws_lambda_powertools.event_handler.openapi.models import (  # noqa: PLC0415
+        Components,  # Powertools' OpenAPI models are loaded to describe the API, not at INIT
+    )
+
+    mode: Literal["serialization"] = "serialization"
+    models = [(resources.model(name), mode) for name in get_args(ResourceName)]
+    _, generated = models_json_schema(models, ref_template=REF + "{model}")
+    served = Components.model_validate({"schemas": generated.get("$defs", {})}).model_dump(
+        mode="json", by_alias=True, exclude_none=True
+    )
+    for name, definition in served["schemas"].items():
+        if schemas.setdefault(name, definition) != definition:
+            raise ValueError(f"two different schemas are named {name}")
+    ordered = sorted(schemas.items())
+    schemas.clear()
+    schemas.update(ordered)
 
 
 def _schema_of(model: type[BaseModel], schemas: dict[str, Any]) -> dict[str, Any]:
@@ -267,13 +299,13 @@ def _callback_paths() -> dict[str, Any]:
     }
 
 
-_EVENT_OBJECTS: dict[str, type[BaseModel]] = {
-    "order.paid": Order,
-    "order.closed": Order,
-    "order.confirmed": Order,
-    "payment.failed": Payment,
-    "refund.succeeded": Refund,
-    "refund.failed": Refund,
+_EVENT_OBJECTS: dict[str, ResourceName] = {
+    "order.paid": "Order",
+    "order.closed": "Order",
+    "order.confirmed": "Order",
+    "payment.failed": "Payment",
+    "refund.succeeded": "Refund",
+    "refund.failed": "Refund",
 }
 
 _WEBHOOK_HEADERS = {
@@ -284,8 +316,7 @@ _WEBHOOK_HEADERS = {
 }
 
 
-def _webhooks(schemas: dict[str, Any]) -> dict[str, Any]:
-    schemas.setdefault("Event", _schema_of(Event, schemas))
+def _webhooks() -> dict[str, Any]:
     hooks: dict[str, Any] = {}
     for event_type, model in _EVENT_OBJECTS.items():
         hooks[event_type] = {
@@ -317,9 +348,7 @@ def _webhooks(schemas: dict[str, Any]) -> dict[str, Any]:
                                             "type": {"const": event_type},
                                             "data": {
                                                 "type": "object",
-                                                "properties": {
-                                                    "object": {"$ref": f"{REF}{model.__name__}"}
-                                                },
+                                                "properties": {"object": {"$ref": f"{REF}{model}"}},
                                             },
                                         },
                                     },

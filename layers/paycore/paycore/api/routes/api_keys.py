@@ -10,9 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from paycore.api.models import RollApiKeyRequest
 from paycore.api.openapi import MERCHANT, answers
-from paycore.api.resources import RolledApiKey
 from paycore.api.routes.http import Http, new_router
-from paycore.services import merchants
 
 
 def routes(http: Http) -> Router:
@@ -29,9 +27,11 @@ def routes(http: Http) -> Router:
         "`previous_key_expires_at`.",
         tags=["api keys"],
         security=MERCHANT,
-        responses=answers(201, RolledApiKey, "The new key", method="POST", security=MERCHANT),
+        responses=answers(201, "RolledApiKey", "The new key", method="POST", security=MERCHANT),
     )
     def roll_api_key(body: Annotated[RollApiKeyRequest | None, Body()] = None) -> Response[str]:
+        from paycore.services import merchants  # noqa: PLC0415 - on first need
+
         mid = http.merchant_id()
         request = body or RollApiKeyRequest()
         shown_once: dict[str, Any] = {}
@@ -42,7 +42,7 @@ def routes(http: Http) -> Router:
             return 201, rolled.resource()
 
         return http.idempotent(
-            mid, request.model_dump(), command, RolledApiKey, shown_once=shown_once
+            mid, request.model_dump(), command, "RolledApiKey", shown_once=shown_once
         )
 
     return router

@@ -25,15 +25,13 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from paycore.api import cashier_page, problem
+from paycore.api import problem
 from paycore.api.models import CashierPaymentRequest
 from paycore.api.openapi import PUBLIC, answers
-from paycore.api.resources import CashierStatus
 from paycore.api.routes.http import Http, new_router
 from paycore.domain import cashier as links
 from paycore.domain.models import Order, Payment
 from paycore.errors import Forbidden, PaycoreError
-from paycore.services import cashier
 
 HTML = "text/html; charset=utf-8"
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -45,6 +43,9 @@ def routes(http: Http) -> Router:
 
     @router.get("/cashier/<token>", include_in_schema=False)
     def cashier_page_route(token: str) -> Response[str]:
+        from paycore.api import cashier_page  # noqa: PLC0415 - on first need
+        from paycore.services import cashier  # noqa: PLC0415 - on first need
+
         language, chosen = cashier_page.negotiate(
             http.header("accept-language"), http.query("lang")
         )
@@ -70,7 +71,7 @@ def routes(http: Http) -> Router:
         security=PUBLIC,
         responses=answers(
             200,
-            CashierStatus,
+            "CashierStatus",
             "The order's state and latest payment",
             method="GET",
             security=PUBLIC,
@@ -78,8 +79,10 @@ def routes(http: Http) -> Router:
         ),
     )
     def cashier_status(token: str) -> Response[str]:
+        from paycore.services import cashier  # noqa: PLC0415 - on first need
+
         order, payment = cashier.status(http.store(), token)
-        return http.answer(CashierStatus, _status(order, payment), headers=_NO_STORE)
+        return http.answer("CashierStatus", _status(order, payment), headers=_NO_STORE)
 
     @router.post(
         "/cashier/<token>/payments",
@@ -93,7 +96,7 @@ def routes(http: Http) -> Router:
         security=PUBLIC,
         responses=answers(
             202,
-            CashierStatus,
+            "CashierStatus",
             "The payment started (or the one in flight), with its next_action",
             method="POST",
             security=PUBLIC,
@@ -122,6 +125,8 @@ def routes(http: Http) -> Router:
     def create_cashier_payment(
         token: str, body: Annotated[CashierPaymentRequest, Body()]
     ) -> Response[str]:
+        from paycore.services import cashier  # noqa: PLC0415 - on first need
+
         site = http.header("sec-fetch-site")
         if site is not None and site.lower() not in _SAME_ORIGIN:
             raise Forbidden(
@@ -143,12 +148,14 @@ def routes(http: Http) -> Router:
 
         # Keys are scoped to the link (by its digest: the token itself is never stored).
         scope = f"cashier#{links.digest(token)}"
-        return http.idempotent(scope, body.model_dump(), command, CashierStatus)
+        return http.idempotent(scope, body.model_dump(), command, "CashierStatus")
 
     return router
 
 
 def _status(order: Order, payment: Payment | None) -> dict[str, Any]:
+    from paycore.services import cashier  # noqa: PLC0415 - on first need
+
     return {
         "object": "cashier_status",
         "state": cashier.state_of(order).value,

@@ -9,7 +9,6 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from paycore.api.openapi import MERCHANT, answers
-from paycore.api.resources import ChannelList
 from paycore.api.routes.http import Http, new_router
 from paycore.api.routes.params import CurrencyQuery
 from paycore.money import MAX_AMOUNT
@@ -31,12 +30,12 @@ def routes(http: Http) -> Router:
         "the currency and amount. An empty list means no channel is configured for it.",
         tags=["channels"],
         security=MERCHANT,
-        responses=answers(200, ChannelList, "The channels", method="GET", security=MERCHANT),
+        responses=answers(200, "ChannelList", "The channels", method="GET", security=MERCHANT),
     )
     def list_channels(currency: CurrencyQuery, amount: PaymentAmount) -> Response[str]:
         http.merchant_id()
         offers = channels.list_channels(currency, amount)
         page = {"object": "list", "data": [o.resource() for o in offers], "has_more": False}
-        return http.answer(ChannelList, page)
+        return http.answer("ChannelList", page)
 
     return router

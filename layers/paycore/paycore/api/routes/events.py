@@ -10,7 +10,6 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from paycore.api.models import RedeliverEventRequest
 from paycore.api.openapi import MERCHANT, answers
-from paycore.api.resources import Event, EventList, EventWithDeliveries
 from paycore.api.routes.http import Http, new_router
 from paycore.api.routes.params import Limit, StartingAfter
 from paycore.services import events
@@ -27,7 +26,7 @@ def routes(http: Http) -> Router:
         security=MERCHANT,
         responses=answers(
             200,
-            EventList,
+            "EventList",
             "A page of events",
             method="GET",
             security=MERCHANT,
@@ -40,7 +39,7 @@ def routes(http: Http) -> Router:
             http.store(), http.merchant_id(), limit=limit, starting_after=starting_after
         )
         page = {"object": "list", "data": [e.resource() for e in found], "has_more": has_more}
-        return http.answer(EventList, page)
+        return http.answer("EventList", page)
 
     @router.get(
         "/v1/events/<event_id>",
@@ -52,7 +51,7 @@ def routes(http: Http) -> Router:
         "webhook endpoints (the newest 50 per endpoint), newest first.",
         responses=answers(
             200,
-            EventWithDeliveries,
+            "EventWithDeliveries",
             "The event and its delivery attempts",
             method="GET",
             security=MERCHANT,
@@ -65,7 +64,7 @@ def routes(http: Http) -> Router:
         event = events.get_event(store, http.merchant_id(), event_id)
         attempts = events.delivery_attempts(store, event)
         answer = {**event.resource(), "deliveries": [a.resource() for a in attempts]}
-        return http.answer(EventWithDeliveries, answer)
+        return http.answer("EventWithDeliveries", answer)
 
     @router.post(
         "/v1/events/<event_id>/redeliver",
@@ -77,7 +76,7 @@ def routes(http: Http) -> Router:
         security=MERCHANT,
         responses=answers(
             202,
-            Event,
+            "Event",
             "The event, queued for delivery",
             method="POST",
             security=MERCHANT,
@@ -95,6 +94,6 @@ def routes(http: Http) -> Router:
             event = events.redeliver(http.store(), mid, event_id, endpoint_id)
             return 202, event.resource()
 
-        return http.idempotent(mid, body.model_dump() if body else None, command, Event)
+        return http.idempotent(mid, body.model_dump() if body else None, command, "Event")
 
     return router

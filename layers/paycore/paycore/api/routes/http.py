@@ -1,24 +1,26 @@
 """What every route needs from the request it serves: who is calling, the idempotent run of
-a command, and the answer serialized through its resource model (paycore.api.resources)."""
+a command, and the answer serialized through its resource model, named (paycore.api.resources
+imports it on first need)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from pydantic import BaseModel
 
 from paycore.api import problem
 from paycore.api.idempotency import HEADER, REPLAYED_HEADER, IdempotentCommands
-from paycore.api.resources import serialize
+from paycore.api.resources import ResourceName, serialize
 from paycore.auth import bearer_token
 from paycore.config import get_settings
 from paycore.dal.trade_store import TradeStore
 from paycore.errors import Unauthenticated
-from paycore.services.payments import MerchantTerms
+
+if TYPE_CHECKING:
+    from paycore.services.payments import MerchantTerms
 
 JSON = "application/json"
 
@@ -60,6 +62,8 @@ class Http:
     def merchant_terms(self) -> MerchantTerms | None:
         """The calling merchant's terms as the authorizer passed them on (None when it did
         not: the service reads the merchant then)."""
+        from paycore.services.payments import MerchantTerms  # noqa: PLC0415 - with payments
+
         context = self._caller()
         try:
             return MerchantTerms(
@@ -105,7 +109,7 @@ class Http:
 
     def answer(
         self,
-        model: type[BaseModel],
+        model: ResourceName,
         payload: dict[str, Any],
         status: int = 200,
         headers: dict[str, str] | None = None,
@@ -119,7 +123,7 @@ class Http:
         scope: str,
         body: Any,
         command: Command,
-        model: type[BaseModel],
+        model: ResourceName,
         *,
         shown_once: dict[str, Any] | None = None,
     ) -> Response[str]:

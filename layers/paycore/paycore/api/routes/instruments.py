@@ -10,7 +10,6 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from paycore.api.models import CreateCouponRequest, CreditBalanceRequest
 from paycore.api.openapi import MERCHANT, answers
-from paycore.api.resources import BuyerBalance, Coupon
 from paycore.api.routes.http import Http, new_router
 from paycore.api.routes.params import BuyerId, CurrencyQuery
 from paycore.dal.instruments import InstrumentStore
@@ -28,7 +27,7 @@ def routes(http: Http) -> Router:
         security=MERCHANT,
         responses=answers(
             201,
-            BuyerBalance,
+            "BuyerBalance",
             "The balance after the credit",
             method="POST",
             security=MERCHANT,
@@ -49,7 +48,7 @@ def routes(http: Http) -> Router:
             balance = instruments.credit_balance(InstrumentStore(), mid, buyer_id, body)
             return 201, balance.resource()
 
-        return http.idempotent(mid, body.model_dump(), command, BuyerBalance)
+        return http.idempotent(mid, body.model_dump(), command, "BuyerBalance")
 
     @router.get(
         "/v1/buyers/<buyer_id>/balance",
@@ -57,11 +56,11 @@ def routes(http: Http) -> Router:
         summary="Retrieve a buyer's stored balance",
         tags=["balances and coupons"],
         security=MERCHANT,
-        responses=answers(200, BuyerBalance, "The balance", method="GET", security=MERCHANT),
+        responses=answers(200, "BuyerBalance", "The balance", method="GET", security=MERCHANT),
     )
     def get_balance(buyer_id: BuyerId, currency: CurrencyQuery) -> Response[str]:
         balance = instruments.get_balance(InstrumentStore(), http.merchant_id(), buyer_id, currency)
-        return http.answer(BuyerBalance, balance.resource())
+        return http.answer("BuyerBalance", balance.resource())
 
     @router.post(
         "/v1/coupons",
@@ -71,7 +70,7 @@ def routes(http: Http) -> Router:
         security=MERCHANT,
         responses=answers(
             201,
-            Coupon,
+            "Coupon",
             "The new coupon",
             method="POST",
             security=MERCHANT,
@@ -84,7 +83,7 @@ def routes(http: Http) -> Router:
         def command() -> tuple[int, dict[str, Any]]:
             return 201, instruments.issue_coupon(InstrumentStore(), mid, body).resource()
 
-        return http.idempotent(mid, body.model_dump(), command, Coupon)
+        return http.idempotent(mid, body.model_dump(), command, "Coupon")
 
     @router.get(
         "/v1/coupons/<coupon_id>",
@@ -94,7 +93,7 @@ def routes(http: Http) -> Router:
         security=MERCHANT,
         responses=answers(
             200,
-            Coupon,
+            "Coupon",
             "The coupon",
             method="GET",
             security=MERCHANT,
@@ -103,6 +102,6 @@ def routes(http: Http) -> Router:
     )
     def get_coupon(coupon_id: str) -> Response[str]:
         coupon = instruments.get_coupon(InstrumentStore(), http.merchant_id(), coupon_id)
-        return http.answer(Coupon, coupon.resource())
+        return http.answer("Coupon", coupon.resource())
 
     return router

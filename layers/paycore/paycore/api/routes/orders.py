@@ -10,10 +10,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from paycore.api.models import CreateOrderRequest, NoParameters
 from paycore.api.openapi import CHANNEL_UNAVAILABLE, MERCHANT, answers
-from paycore.api.resources import Order, OrderList
 from paycore.api.routes.http import Http, new_router
 from paycore.api.routes.params import Limit, StartingAfter
-from paycore.services import closing, confirmation, orders
+from paycore.services import orders
 
 
 def routes(http: Http) -> Router:
@@ -27,7 +26,7 @@ def routes(http: Http) -> Router:
         security=MERCHANT,
         responses=answers(
             201,
-            Order,
+            "Order",
             "The new order",
             method="POST",
             security=MERCHANT,
@@ -48,7 +47,7 @@ def routes(http: Http) -> Router:
         def command() -> tuple[int, dict[str, Any]]:
             return 201, orders.create_order(http.store(), mid, body, base_url).resource()
 
-        return http.idempotent(mid, body.model_dump(), command, Order)
+        return http.idempotent(mid, body.model_dump(), command, "Order")
 
     @router.get(
         "/v1/orders",
@@ -58,7 +57,7 @@ def routes(http: Http) -> Router:
         security=MERCHANT,
         responses=answers(
             200,
-            OrderList,
+            "OrderList",
             "A page of orders",
             method="GET",
             security=MERCHANT,
@@ -80,7 +79,7 @@ def routes(http: Http) -> Router:
             merchant_order_no=merchant_order_no,
         )
         page = {"object": "list", "data": [o.resource() for o in found], "has_more": has_more}
-        return http.answer(OrderList, page)
+        return http.answer("OrderList", page)
 
     @router.get(
         "/v1/orders/<order_id>",
@@ -89,12 +88,17 @@ def routes(http: Http) -> Router:
         tags=["orders"],
         security=MERCHANT,
         responses=answers(
-            200, Order, "The order", method="GET", security=MERCHANT, not_found=["order_not_found"]
+            200,
+            "Order",
+            "The order",
+            method="GET",
+            security=MERCHANT,
+            not_found=["order_not_found"],
         ),
     )
     def get_order(order_id: str) -> Response[str]:
         return http.answer(
-            Order, orders.get_order(http.store(), http.merchant_id(), order_id).resource()
+            "Order", orders.get_order(http.store(), http.merchant_id(), order_id).resource()
         )
 
     @router.post(
@@ -107,7 +111,7 @@ def routes(http: Http) -> Router:
         security=MERCHANT,
         responses=answers(
             200,
-            Order,
+            "Order",
             "The closed order",
             method="POST",
             security=MERCHANT,
@@ -122,10 +126,12 @@ def routes(http: Http) -> Router:
     ) -> Response[str]:
         mid = http.merchant_id()
 
+        from paycore.services import closing  # noqa: PLC0415 - on first need (with the payment steps)
+
         def command() -> tuple[int, dict[str, Any]]:
             return 200, closing.close_order(http.store(), mid, order_id).resource()
 
-        return http.idempotent(mid, None, command, Order)
+        return http.idempotent(mid, None, command, "Order")
 
     @router.post(
         "/v1/orders/<order_id>/confirm",
@@ -138,7 +144,7 @@ def routes(http: Http) -> Router:
         security=MERCHANT,
         responses=answers(
             200,
-            Order,
+            "Order",
             "The confirmed order",
             method="POST",
             security=MERCHANT,
@@ -151,9 +157,11 @@ def routes(http: Http) -> Router:
     ) -> Response[str]:
         mid = http.merchant_id()
 
+        from paycore.services import confirmation  # noqa: PLC0415 - on first need
+
         def command() -> tuple[int, dict[str, Any]]:
             return 200, confirmation.confirm_order(http.store(), mid, order_id).resource()
 
-        return http.idempotent(mid, None, command, Order)
+        return http.idempotent(mid, None, command, "Order")
 
     return router

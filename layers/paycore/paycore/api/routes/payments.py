@@ -10,9 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from paycore.api.models import CreatePaymentRequest
 from paycore.api.openapi import MERCHANT, answers
-from paycore.api.resources import Payment
 from paycore.api.routes.http import Http, new_router
-from paycore.services import payments
 
 
 def routes(http: Http) -> Router:
@@ -29,7 +27,7 @@ def routes(http: Http) -> Router:
         security=MERCHANT,
         responses=answers(
             202,
-            Payment,
+            "Payment",
             "The payment, processing (or already succeeded when coupon and balance cover it)",
             method="POST",
             security=MERCHANT,
@@ -62,6 +60,8 @@ def routes(http: Http) -> Router:
     def create_payment(
         order_id: str, body: Annotated[CreatePaymentRequest, Body()]
     ) -> Response[str]:
+        from paycore.services import payments  # noqa: PLC0415 - on first need
+
         mid = http.merchant_id()
         base_url = http.callback_base_url()
         terms = http.merchant_terms()
@@ -72,7 +72,7 @@ def routes(http: Http) -> Router:
             )
             return 202, payment.resource()
 
-        return http.idempotent(mid, body.model_dump(), command, Payment)
+        return http.idempotent(mid, body.model_dump(), command, "Payment")
 
     @router.get(
         "/v1/payments/<payment_id>",
@@ -82,7 +82,7 @@ def routes(http: Http) -> Router:
         security=MERCHANT,
         responses=answers(
             200,
-            Payment,
+            "Payment",
             "The payment",
             method="GET",
             security=MERCHANT,
@@ -90,7 +90,9 @@ def routes(http: Http) -> Router:
         ),
     )
     def get_payment(payment_id: str) -> Response[str]:
+        from paycore.services import payments  # noqa: PLC0415 - on first need
+
         payment = payments.get_payment(http.store(), http.merchant_id(), payment_id)
-        return http.answer(Payment, payment.resource())
+        return http.answer("Payment", payment.resource())
 
     return router

@@ -10,9 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from paycore.api.models import CreateRefundRequest
 from paycore.api.openapi import MERCHANT, answers
-from paycore.api.resources import Refund
 from paycore.api.routes.http import Http, new_router
-from paycore.services import refunds
 
 
 def routes(http: Http) -> Router:
@@ -29,7 +27,7 @@ def routes(http: Http) -> Router:
         security=MERCHANT,
         responses=answers(
             202,
-            Refund,
+            "Refund",
             "The refund, processing (or already final when no channel is involved)",
             method="POST",
             security=MERCHANT,
@@ -47,6 +45,8 @@ def routes(http: Http) -> Router:
         ),
     )
     def create_refund(order_id: str, body: Annotated[CreateRefundRequest, Body()]) -> Response[str]:
+        from paycore.services import refunds  # noqa: PLC0415 - on first need
+
         mid = http.merchant_id()
         base_url = http.callback_base_url()
 
@@ -54,7 +54,7 @@ def routes(http: Http) -> Router:
             refund = refunds.create_refund(http.store(), mid, order_id, body, base_url)
             return 202, refund.resource()
 
-        return http.idempotent(mid, body.model_dump(), command, Refund)
+        return http.idempotent(mid, body.model_dump(), command, "Refund")
 
     @router.get(
         "/v1/refunds/<refund_id>",
@@ -64,7 +64,7 @@ def routes(http: Http) -> Router:
         security=MERCHANT,
         responses=answers(
             200,
-            Refund,
+            "Refund",
             "The refund",
             method="GET",
             security=MERCHANT,
@@ -72,7 +72,9 @@ def routes(http: Http) -> Router:
         ),
     )
     def get_refund(refund_id: str) -> Response[str]:
+        from paycore.services import refunds  # noqa: PLC0415 - on first need
+
         refund = refunds.get_refund(http.store(), http.merchant_id(), refund_id)
-        return http.answer(Refund, refund.resource())
+        return http.answer("Refund", refund.resource())
 
     return router

@@ -11,10 +11,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from paycore.api.models import RunSettlementRequest
 from paycore.api.openapi import ADMIN, MERCHANT, answers
-from paycore.api.resources import Settlement, SettlementRun
 from paycore.api.routes.http import Http, new_router
 from paycore.api.routes.params import CurrencyQuery
-from paycore.services import settlement
 
 SettlementDate = Annotated[
     str,
@@ -36,13 +34,15 @@ def routes(http: Http) -> Router:
         "- fees - refunds + fee_refunded (channel parts only). See docs/money.md.",
         tags=["balance and settlements"],
         security=MERCHANT,
-        responses=answers(200, Settlement, "The settlement", method="GET", security=MERCHANT),
+        responses=answers(200, "Settlement", "The settlement", method="GET", security=MERCHANT),
     )
     def get_settlement(date: SettlementDate, currency: CurrencyQuery) -> Response[str]:
+        from paycore.services import settlement  # noqa: PLC0415 - on first need
+
         merchant_id = http.merchant_id()
         day = settlement.settlement_date_of(date)
         found = settlement.get_settlement(http.store(), merchant_id, day, currency)
-        return http.answer(Settlement, found)
+        return http.answer("Settlement", found)
 
     @router.post(
         "/v1/settlements/run",
@@ -55,7 +55,7 @@ def routes(http: Http) -> Router:
         security=ADMIN,
         responses=answers(
             200,
-            SettlementRun,
+            "SettlementRun",
             "What this run settled",
             method="POST",
             security=ADMIN,
@@ -64,12 +64,14 @@ def routes(http: Http) -> Router:
         ),
     )
     def run_settlement(body: Annotated[RunSettlementRequest, Body()]) -> Response[str]:
+        from paycore.services import settlement  # noqa: PLC0415 - on first need
+
         http.require_admin()
 
         def command() -> tuple[int, dict[str, Any]]:
             day = settlement.settlement_date_of(body.date)
             return 200, settlement.run_settlement(http.store(), day).resource()
 
-        return http.idempotent("admin", body.model_dump(), command, SettlementRun)
+        return http.idempotent("admin", body.model_dump(), command, "SettlementRun")
 
     return router

@@ -15,7 +15,6 @@ from paycore.api.models import (
     UpdateWebhookEndpointRequest,
 )
 from paycore.api.openapi import MERCHANT, answers
-from paycore.api.resources import DeletedWebhookEndpoint, WebhookEndpoint, WebhookEndpointList
 from paycore.api.routes.http import Http, new_router
 from paycore.api.routes.params import Limit, StartingAfter
 from paycore.services import webhook_endpoints
@@ -43,7 +42,7 @@ def routes(http: Http) -> Router:
         security=MERCHANT,
         responses=answers(
             201,
-            WebhookEndpoint,
+            "WebhookEndpoint",
             "The new endpoint, with its secret",
             method="POST",
             security=MERCHANT,
@@ -69,7 +68,7 @@ def routes(http: Http) -> Router:
             return 201, {**endpoint.resource(), "secret": None}
 
         return http.idempotent(
-            mid, body.model_dump(), command, WebhookEndpoint, shown_once=shown_once
+            mid, body.model_dump(), command, "WebhookEndpoint", shown_once=shown_once
         )
 
     @router.get(
@@ -80,7 +79,7 @@ def routes(http: Http) -> Router:
         security=MERCHANT,
         responses=answers(
             200,
-            WebhookEndpointList,
+            "WebhookEndpointList",
             "A page of endpoints (without secrets)",
             method="GET",
             security=MERCHANT,
@@ -92,7 +91,7 @@ def routes(http: Http) -> Router:
             http.store(), http.merchant_id(), limit=limit, starting_after=starting_after
         )
         page = {"object": "list", "data": [e.resource() for e in found], "has_more": has_more}
-        return http.answer(WebhookEndpointList, page)
+        return http.answer("WebhookEndpointList", page)
 
     @router.get(
         "/v1/webhook_endpoints/<webhook_endpoint_id>",
@@ -102,7 +101,7 @@ def routes(http: Http) -> Router:
         security=MERCHANT,
         responses=answers(
             200,
-            WebhookEndpoint,
+            "WebhookEndpoint",
             "The endpoint (without its secret)",
             method="GET",
             security=MERCHANT,
@@ -113,7 +112,7 @@ def routes(http: Http) -> Router:
         endpoint = webhook_endpoints.get_endpoint(
             http.store(), http.merchant_id(), webhook_endpoint_id
         )
-        return http.answer(WebhookEndpoint, endpoint.resource())
+        return http.answer("WebhookEndpoint", endpoint.resource())
 
     @router.post(
         "/v1/webhook_endpoints/<webhook_endpoint_id>",
@@ -125,7 +124,7 @@ def routes(http: Http) -> Router:
         security=MERCHANT,
         responses=answers(
             200,
-            WebhookEndpoint,
+            "WebhookEndpoint",
             "The endpoint as changed",
             method="POST",
             security=MERCHANT,
@@ -143,7 +142,7 @@ def routes(http: Http) -> Router:
             )
             return 200, endpoint.resource()
 
-        return http.idempotent(mid, body.changes(), command, WebhookEndpoint)
+        return http.idempotent(mid, body.changes(), command, "WebhookEndpoint")
 
     @router.delete(
         "/v1/webhook_endpoints/<webhook_endpoint_id>",
@@ -155,7 +154,7 @@ def routes(http: Http) -> Router:
         security=MERCHANT,
         responses=answers(
             200,
-            DeletedWebhookEndpoint,
+            "DeletedWebhookEndpoint",
             "The endpoint is deleted",
             method="DELETE",
             security=MERCHANT,
@@ -165,7 +164,7 @@ def routes(http: Http) -> Router:
     def delete_endpoint(webhook_endpoint_id: str) -> Response[str]:
         webhook_endpoints.delete_endpoint(http.store(), http.merchant_id(), webhook_endpoint_id)
         deleted = {"id": webhook_endpoint_id, "object": "webhook_endpoint", "deleted": True}
-        return http.answer(DeletedWebhookEndpoint, deleted)
+        return http.answer("DeletedWebhookEndpoint", deleted)
 
     @router.post(
         "/v1/webhook_endpoints/<webhook_endpoint_id>/rotate_secret",
@@ -179,7 +178,7 @@ def routes(http: Http) -> Router:
         security=MERCHANT,
         responses=answers(
             200,
-            WebhookEndpoint,
+            "WebhookEndpoint",
             "The endpoint, with its new secret",
             method="POST",
             security=MERCHANT,
@@ -202,7 +201,7 @@ def routes(http: Http) -> Router:
             return 200, {**endpoint.resource(), "secret": None}
 
         return http.idempotent(
-            mid, request.model_dump(), command, WebhookEndpoint, shown_once=shown_once
+            mid, request.model_dump(), command, "WebhookEndpoint", shown_once=shown_once
         )
 
     return router
