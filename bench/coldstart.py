@@ -11,7 +11,7 @@ The whole process is timed (interpreter start-up included), the functions take t
 round so that a busy machine slows them all alike, and the figures are medians: of the
 samples, and of the ratios of each sample to the bare handler's of the same round. These are
 figures, not a test:
-``tests/unit/test_import_graph.py`` pins what each handler may import.
+``tests/infra/test_import_graph.py`` pins what each handler may import.
 
     python -m bench.coldstart [--samples N] [FUNCTION ...] [--importtime FUNCTION]
 
