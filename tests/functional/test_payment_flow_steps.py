@@ -24,6 +24,8 @@ from paycore.domain.status import OrderStatus, PaymentStatus
 from paycore.errors import ChannelUnavailable, ConcurrentUpdate
 from paycore.services import instruments, merchants, orders, payments
 from paycore.services.orchestration import PaymentSteps, _parse_outcome
+from tests.functional.alipay_support import AlipayWorld
+from tests.functional.alipay_support import buyer as alipay_buyer
 from tests.functional.conftest import MotoStack, configure_sandbox_accounts, put_account_secret
 from tests.support import FakeContext, channel_call_counts, load_function, rest_event
 
@@ -553,3 +555,63 @@ def test_a_payments_channel_calls_are_counted_with_their_failures(
         "ChannelCalls": 1,
         "ChannelCallsUnavailable": 1,
     }
+
+
+@pytest.fixture
+def alipay(moto_stack: MotoStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[AlipayWorld]:
+    """The Alipay simulator as the alipay channel's one account, alipay-a (its query never says
+    where the buyer pays: only a create's answer does)."""
+    world = AlipayWorld()
+    world.simulator.start()
+    monkeypatch.setenv("CHANNEL_ACCOUNTS", json.dumps([{"id": "alipay-a", "channel": "alipay"}]))
+    put_account_secret("alipay-a", world.credentials("alipay-a"))
+    yield world
+    world.simulator.stop()
+
+
+def test_an_adopted_order_whose_create_is_lost_again_is_asked_again_by_the_retry(
+    moto_stack: MotoStack, alipay: AlipayWorld
+) -> None:
+    """The create reaches Alipay but its answer is lost, twice: the query finds the order (and
+    no cashier URL), the create asked again is lost too. The payment is pinned to the account
+    and the step fails so that the state machine retries it; the retry's create finds the same
+    trade and its answer gives the buyer the cashier. Never a payment that waits, with no next
+    action, for a buyer who cannot pay."""
+    store = TradeStore()
+    merchant = merchants.onboard_merchant(store, "Shop", None).merchant
+    order = orders.create_order(
+        store,
+        merchant.id,
+        CreateOrderRequest(merchant_order_no="L-1", amount=1999, currency="CNY", subject="Tea"),
+        "https://api.example.test/live",
+    )
+    lost = {"create_error": {"times": 2, "after_create": True}}
+    payment = payments.start_payment(
+        store,
+        merchant.id,
+        order.id,
+        CreatePaymentRequest.model_validate(
+            {"instruments": [{"type": "channel", "channel": "alipay", "simulate": lost}]}
+        ),
+        "http://127.0.0.1:9",
+    )
+    steps = PaymentSteps(store)
+
+    with pytest.raises(ChannelUnavailable):
+        steps.create_channel_order(payment.id, "http://127.0.0.1:9", "token-1")
+
+    waiting = store.get_payment(payment.id)
+    assert waiting is not None and waiting.status is PaymentStatus.PROCESSING
+    assert (waiting.channel_account, waiting.next_action) == ("alipay-a", None)
+    assert [a["result"] for a in waiting.channel_attempts] == ["created_answer_lost"]
+
+    steps.create_channel_order(payment.id, "http://127.0.0.1:9", "token-2")  # the retry
+
+    created = store.get_payment(payment.id)
+    assert created is not None and created.next_action is not None
+    assert [a["result"] for a in created.channel_attempts] == ["created_answer_lost", "created"]
+    assert store.get_payment_and_token(payment.id) == (created, "token-2")
+    trades = requests.get(f"{alipay.simulator.url}/_sim/trades", timeout=5).json()["data"]
+    assert [t["out_trade_no"] for t in trades].count(payment.id) == 1  # one order, never two
+    assert alipay_buyer(created.next_action["url"], "pay").status_code == 200
+    assert steps.query_channel(payment.id)["status"] == "succeeded"

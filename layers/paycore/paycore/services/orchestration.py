@@ -277,11 +277,30 @@ class PaymentSteps:
         """The create did reach the channel (its answer was lost): use that order. A query
         rarely says where the buyer pays (Alipay's, WeChat Pay's do not), so while the order
         waits for the buyer the create is asked again: the same reference finds the same
-        order, never a second one, and its answer carries the buyer's next action."""
+        order, never a second one, and its answer carries the buyer's next action.
+
+        When that create's answer is lost too, the order waits for a buyer who could never
+        reach it: the payment is pinned to this account (never another: the order exists
+        there) and the error goes to the state machine, whose retry of the step asks the
+        create again."""
         next_action, channel_order_id = state.next_action, state.channel_order_id
         if next_action is None and state.status is ChannelPaymentStatus.PENDING:
             try:
                 again = gateway.create_order(request)
+            except ChannelUnavailable as exc:
+                pinned = self._record_attempt(
+                    payment,
+                    account,
+                    "created_answer_lost",
+                    f"{detail}; asked again: {exc}",
+                    task_token,
+                    choose=True,
+                    channel_order_id=channel_order_id,
+                )
+                if not pinned.is_final:
+                    raise
+                self._close_after_final(pinned)  # closed meanwhile: as _created does
+                return {"payment_id": payment.id, "channel_order_id": channel_order_id}
             except ChannelError as exc:
                 logger.warning("the adopted order's next action is unknown: %s", exc.code)
             else:
