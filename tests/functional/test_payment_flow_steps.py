@@ -42,27 +42,34 @@ def sandbox(moto_stack: MotoStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     server.stop()
 
 
-def _paying_order(store: TradeStore, expires_in: int = 1800) -> tuple[str, str]:
+def _paying_order(
+    store: TradeStore,
+    expires_in: int = 1800,
+    *,
+    channel: dict[str, Any] | None = None,
+    amount: int = 1999,
+) -> tuple[str, str]:
+    """A new merchant's order and its payment by ``channel`` (the sandbox by default): their
+    ids."""
     merchant = merchants.onboard_merchant(store, "Shop", None).merchant
     order = orders.create_order(
         store,
         merchant.id,
         CreateOrderRequest(
             merchant_order_no="A-1",
-            amount=1999,
+            amount=amount,
             currency="CNY",
             subject="Tea",
             expires_in=expires_in,
         ),
         "https://api.example.test/live",
     )
+    instrument = {"type": "channel", "channel": "sandbox"} if channel is None else channel
     payment = payments.start_payment(
         store,
         merchant.id,
         order.id,
-        CreatePaymentRequest.model_validate(
-            {"instruments": [{"type": "channel", "channel": "sandbox"}]}
-        ),
+        CreatePaymentRequest.model_validate({"instruments": [instrument]}),
         "http://127.0.0.1:9",
     )
     return order.id, payment.id
@@ -172,34 +179,23 @@ def test_a_payment_fails_only_once_every_account_proved_it_created_nothing(
 ) -> None:
     configure_sandbox_accounts(monkeypatch, sandbox.url, "a", "b")
     store = TradeStore()
-    merchant = merchants.onboard_merchant(store, "Shop", None).merchant
-    order = orders.create_order(
-        store,
-        merchant.id,
-        CreateOrderRequest(merchant_order_no="F-1", amount=500, currency="CNY", subject="Tea"),
-        "https://api.example.test/live",
-    )
     down = {"create_error": {"times": 2}}  # both accounts answer 503 without creating
-    payment = payments.start_payment(
+    _, payment_id = _paying_order(
         store,
-        merchant.id,
-        order.id,
-        CreatePaymentRequest.model_validate(
-            {"instruments": [{"type": "channel", "channel": "sandbox", "sandbox_behaviour": down}]}
-        ),
-        "http://127.0.0.1:9",
+        channel={"type": "channel", "channel": "sandbox", "sandbox_behaviour": down},
+        amount=500,
     )
     steps = PaymentSteps(store)
 
     with pytest.raises(ChannelUnavailable):
-        steps.create_channel_order(payment.id, "http://127.0.0.1:9", "token-1")
+        steps.create_channel_order(payment_id, "http://127.0.0.1:9", "token-1")
 
-    attempts = store.get_payment(payment.id).channel_attempts  # type: ignore[union-attr]
+    attempts = store.get_payment(payment_id).channel_attempts  # type: ignore[union-attr]
     assert [(a["account"], a["result"]) for a in attempts] == [
         ("a", "not_created"),
         ("b", "not_created"),
     ]
-    outcome = steps.query_channel(payment.id)
+    outcome = steps.query_channel(payment_id)
     assert outcome["status"] == "failed" and outcome["failure_code"] == "channel_unavailable"
 
 
@@ -578,40 +574,27 @@ def test_an_adopted_order_whose_create_is_lost_again_is_asked_again_by_the_retry
     trade and its answer gives the buyer the cashier. Never a payment that waits, with no next
     action, for a buyer who cannot pay."""
     store = TradeStore()
-    merchant = merchants.onboard_merchant(store, "Shop", None).merchant
-    order = orders.create_order(
-        store,
-        merchant.id,
-        CreateOrderRequest(merchant_order_no="L-1", amount=1999, currency="CNY", subject="Tea"),
-        "https://api.example.test/live",
-    )
     lost = {"create_error": {"times": 2, "after_create": True}}
-    payment = payments.start_payment(
-        store,
-        merchant.id,
-        order.id,
-        CreatePaymentRequest.model_validate(
-            {"instruments": [{"type": "channel", "channel": "alipay", "simulate": lost}]}
-        ),
-        "http://127.0.0.1:9",
+    _, payment_id = _paying_order(
+        store, channel={"type": "channel", "channel": "alipay", "simulate": lost}
     )
     steps = PaymentSteps(store)
 
     with pytest.raises(ChannelUnavailable):
-        steps.create_channel_order(payment.id, "http://127.0.0.1:9", "token-1")
+        steps.create_channel_order(payment_id, "http://127.0.0.1:9", "token-1")
 
-    waiting = store.get_payment(payment.id)
+    waiting = store.get_payment(payment_id)
     assert waiting is not None and waiting.status is PaymentStatus.PROCESSING
     assert (waiting.channel_account, waiting.next_action) == ("alipay-a", None)
     assert [a["result"] for a in waiting.channel_attempts] == ["created_answer_lost"]
 
-    steps.create_channel_order(payment.id, "http://127.0.0.1:9", "token-2")  # the retry
+    steps.create_channel_order(payment_id, "http://127.0.0.1:9", "token-2")  # the retry
 
-    created = store.get_payment(payment.id)
+    created = store.get_payment(payment_id)
     assert created is not None and created.next_action is not None
     assert [a["result"] for a in created.channel_attempts] == ["created_answer_lost", "created"]
-    assert store.get_payment_and_token(payment.id) == (created, "token-2")
+    assert store.get_payment_and_token(payment_id) == (created, "token-2")
     trades = requests.get(f"{alipay.simulator.url}/_sim/trades", timeout=5).json()["data"]
-    assert [t["out_trade_no"] for t in trades].count(payment.id) == 1  # one order, never two
+    assert [t["out_trade_no"] for t in trades].count(payment_id) == 1  # one order, never two
     assert alipay_buyer(created.next_action["url"], "pay").status_code == 200
-    assert steps.query_channel(payment.id)["status"] == "succeeded"
+    assert steps.query_channel(payment_id)["status"] == "succeeded"
