@@ -35,7 +35,6 @@ def routes(http: Http) -> Router:
     def list_channels(currency: CurrencyQuery, amount: PaymentAmount) -> Response[str]:
         http.merchant_id()
         offers = channels.list_channels(currency, amount)
-        page = {"object": "list", "data": [o.resource() for o in offers], "has_more": False}
-        return http.answer("ChannelList", page)
+        return http.answer_list("ChannelList", offers, False)
 
     return router

@@ -38,8 +38,7 @@ def routes(http: Http) -> Router:
         found, has_more = events.list_events(
             http.store(), http.merchant_id(), limit=limit, starting_after=starting_after
         )
-        page = {"object": "list", "data": [e.resource() for e in found], "has_more": has_more}
-        return http.answer("EventList", page)
+        return http.answer_list("EventList", found, has_more)
 
     @router.get(
         "/v1/events/<event_id>",

@@ -5,8 +5,8 @@ imports it on first need)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -30,6 +30,12 @@ Command = Callable[[], tuple[int, dict[str, Any]]]
 def new_router() -> Router:
     """A Powertools router for one module's routes (included into the resolver)."""
     return Router()  # type: ignore[no-untyped-call]
+
+
+class Listed(Protocol):
+    """What a list answer holds: objects that render their public JSON."""
+
+    def resource(self) -> dict[str, Any]: ...
 
 
 class Http:
@@ -117,6 +123,13 @@ class Http:
         if status >= 400:
             return Response(status, problem.PROBLEM_CONTENT_TYPE, json.dumps(payload), headers)
         return Response(status, JSON, serialize(model, payload), headers)
+
+    def answer_list(
+        self, model: ResourceName, items: Iterable[Listed], has_more: bool
+    ) -> Response[str]:
+        """A page of a list: ``{"object": "list", "data", "has_more"}``."""
+        data = [item.resource() for item in items]
+        return self.answer(model, {"object": "list", "data": data, "has_more": has_more})
 
     def idempotent(
         self,

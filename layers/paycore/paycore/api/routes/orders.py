@@ -78,8 +78,7 @@ def routes(http: Http) -> Router:
             starting_after=starting_after,
             merchant_order_no=merchant_order_no,
         )
-        page = {"object": "list", "data": [o.resource() for o in found], "has_more": has_more}
-        return http.answer("OrderList", page)
+        return http.answer_list("OrderList", found, has_more)
 
     @router.get(
         "/v1/orders/<order_id>",

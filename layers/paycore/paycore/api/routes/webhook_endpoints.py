@@ -90,8 +90,7 @@ def routes(http: Http) -> Router:
         found, has_more = webhook_endpoints.list_endpoints(
             http.store(), http.merchant_id(), limit=limit, starting_after=starting_after
         )
-        page = {"object": "list", "data": [e.resource() for e in found], "has_more": has_more}
-        return http.answer("WebhookEndpointList", page)
+        return http.answer_list("WebhookEndpointList", found, has_more)
 
     @router.get(
         "/v1/webhook_endpoints/<webhook_endpoint_id>",
