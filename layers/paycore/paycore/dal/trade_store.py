@@ -82,7 +82,7 @@ def _key(pk: str, sk: str) -> dict[str, Any]:
     return to_item({"pk": pk, "sk": sk})
 
 
-def _merchant_pk(merchant_id: str) -> str:
+def merchant_pk(merchant_id: str) -> str:
     return f"MERCHANT#{merchant_id}"
 
 
@@ -94,7 +94,7 @@ def _payment_pk(payment_id: str) -> str:
     return f"PAYMENT#{payment_id}"
 
 
-def _event_pk(event_id: str) -> str:
+def event_pk(event_id: str) -> str:
     return f"EVENT#{event_id}"
 
 
@@ -202,7 +202,7 @@ class TradeStore:
         """Store a new merchant, its API key and (``webhook_endpoints``: the Puts
         ``WebhookEndpointStore.endpoint_item`` makes) its first endpoints, in one transaction."""
         values = {
-            "pk": _merchant_pk(merchant.id),
+            "pk": merchant_pk(merchant.id),
             "sk": "MERCHANT",
             **asdict(merchant),
             "api_key_hash": api_key_hash,
@@ -216,7 +216,7 @@ class TradeStore:
             raise Conflict("merchant or API key already exists", code="merchant_exists")
 
     def get_merchant(self, merchant_id: str) -> Merchant | None:
-        item = self._get(_merchant_pk(merchant_id), "MERCHANT", consistent=False)
+        item = self._get(merchant_pk(merchant_id), "MERCHANT", consistent=False)
         return _merchant(item) if item else None
 
     def merchant_id_for_key(self, api_key_hash: str, now_rfc3339: str) -> str | None:
@@ -243,11 +243,11 @@ class TradeStore:
         ``old_key_expires_at``, in one transaction. A merchant onboarded before keys were
         rolled has no ``api_key_hash``: its only key is the caller's. ``ConcurrentUpdate`` when
         another roll won the race."""
-        merchant = self._get(_merchant_pk(merchant_id), "MERCHANT")
+        merchant = self._get(merchant_pk(merchant_id), "MERCHANT")
         if merchant is None:
             raise NotFound(f"no merchant {merchant_id}", code="merchant_not_found")
         current = str(merchant.get("api_key_hash") or caller_key_hash)
-        merchant_key = {"pk": _merchant_pk(merchant_id), "sk": "MERCHANT"}
+        merchant_key = {"pk": merchant_pk(merchant_id), "sk": "MERCHANT"}
         condition = (
             "api_key_hash = :current"
             if merchant.get("api_key_hash")
@@ -356,7 +356,7 @@ class TradeStore:
     def list_orders(
         self, merchant_id: str, limit: int, starting_after: str | None
     ) -> tuple[list[Order], bool]:
-        owner = f"{_merchant_pk(merchant_id)}#ORDERS"
+        owner = f"{merchant_pk(merchant_id)}#ORDERS"
         start = (
             self._start_key(_order_pk(starting_after), "ORDER", owner) if starting_after else None
         )
@@ -370,7 +370,7 @@ class TradeStore:
         values.update(
             pk=_order_pk(order.id),
             sk="ORDER",
-            gsi1pk=f"{_merchant_pk(order.merchant_id)}#ORDERS",
+            gsi1pk=f"{merchant_pk(order.merchant_id)}#ORDERS",
             gsi1sk=f"{order.created_at}#{order.id}",
         )
         if order.is_open:
@@ -616,24 +616,24 @@ class TradeStore:
         return self._write(transaction)
 
     def get_event(self, event_id: str) -> Event | None:
-        item = self._get(_event_pk(event_id), "EVENT")
+        item = self._get(event_pk(event_id), "EVENT")
         return _event(item) if item else None
 
     def list_events(
         self, merchant_id: str, limit: int, starting_after: str | None
     ) -> tuple[list[Event], bool]:
-        owner = f"{_merchant_pk(merchant_id)}#EVENTS"
+        owner = f"{merchant_pk(merchant_id)}#EVENTS"
         start = (
-            self._start_key(_event_pk(starting_after), "EVENT", owner) if starting_after else None
+            self._start_key(event_pk(starting_after), "EVENT", owner) if starting_after else None
         )
         items, has_more = self._page(owner, limit, start)
         return [_event(item) for item in items], has_more
 
     def _event_values(self, event: Event) -> dict[str, Any]:
         return {
-            "pk": _event_pk(event.id),
+            "pk": event_pk(event.id),
             "sk": "EVENT",
-            "gsi1pk": f"{_merchant_pk(event.merchant_id)}#EVENTS",
+            "gsi1pk": f"{merchant_pk(event.merchant_id)}#EVENTS",
             "gsi1sk": f"{event.created_at}#{event.id}",
             "id": event.id,
             "merchant_id": event.merchant_id,

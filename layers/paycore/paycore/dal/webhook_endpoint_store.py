@@ -24,7 +24,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from paycore.dal.codec import from_item, to_item, to_values
-from paycore.dal.trade_store import TradeStore, merchant_from_item
+from paycore.dal.trade_store import TradeStore, event_pk, merchant_from_item, merchant_pk
 from paycore.domain.models import Merchant
 from paycore.domain.webhook_endpoints import (
     MAX_ENDPOINTS_PER_MERCHANT,
@@ -38,14 +38,6 @@ ENDPOINT_SK_PREFIX = "WEBHOOK_ENDPOINT#"
 DELIVERY_SK_PREFIX = "DELIVERY#"
 ATTEMPTS_KEPT = 50
 _COUNT = "webhook_endpoints"
-
-
-def _merchant_pk(merchant_id: str) -> str:
-    return f"MERCHANT#{merchant_id}"
-
-
-def _event_pk(event_id: str) -> str:
-    return f"EVENT#{event_id}"
 
 
 class WebhookEndpointStore(TradeStore):
@@ -97,7 +89,7 @@ class WebhookEndpointStore(TradeStore):
         raise Conflict(f"webhook endpoint {endpoint.id} already exists", code="conflict")
 
     def get_endpoint(self, merchant_id: str, endpoint_id: str) -> WebhookEndpoint | None:
-        item = self._get(_merchant_pk(merchant_id), ENDPOINT_SK_PREFIX + endpoint_id)
+        item = self._get(merchant_pk(merchant_id), ENDPOINT_SK_PREFIX + endpoint_id)
         return _endpoint(item) if item else None
 
     def endpoints_of(self, merchant_id: str) -> list[WebhookEndpoint]:
@@ -132,7 +124,7 @@ class WebhookEndpointStore(TradeStore):
     def _partition(self, merchant_id: str, prefix: str | None) -> list[dict[str, Any]]:
         """The items of the merchant's partition (those whose sort key starts with
         ``prefix``, when given), strongly consistent."""
-        values = {":pk": _merchant_pk(merchant_id)}
+        values = {":pk": merchant_pk(merchant_id)}
         condition = "pk = :pk"
         if prefix is not None:
             values[":prefix"] = prefix
@@ -192,7 +184,7 @@ class WebhookEndpointStore(TradeStore):
     def merchant_with_legacy_secret(self, merchant_id: str) -> tuple[Merchant, str | None] | None:
         """The merchant and, until it is migrated, the ``webhook_secret`` it keeps in clear;
         None when there is no such merchant."""
-        item = self._get(_merchant_pk(merchant_id), "MERCHANT")
+        item = self._get(merchant_pk(merchant_id), "MERCHANT")
         if item is None:
             return None
         merchant = merchant_from_item(item)
@@ -267,7 +259,7 @@ class WebhookEndpointStore(TradeStore):
         }
         answer = self._ddb.update_item(
             TableName=self.table,
-            Key=to_item({"pk": _event_pk(event_id), "sk": DELIVERY_SK_PREFIX + endpoint_id}),
+            Key=to_item({"pk": event_pk(event_id), "sk": DELIVERY_SK_PREFIX + endpoint_id}),
             UpdateExpression="SET attempts_made = if_not_exists(attempts_made, :zero) + :one, "
             "attempts = list_append(:entry, if_not_exists(attempts, :empty)), "
             "endpoint_id = :endpoint",
@@ -295,7 +287,7 @@ class WebhookEndpointStore(TradeStore):
         try:
             self._ddb.update_item(
                 TableName=self.table,
-                Key=to_item({"pk": _event_pk(event_id), "sk": DELIVERY_SK_PREFIX + endpoint_id}),
+                Key=to_item({"pk": event_pk(event_id), "sk": DELIVERY_SK_PREFIX + endpoint_id}),
                 UpdateExpression=f"REMOVE {removed}",
                 ConditionExpression="size(attempts) = :kept",
                 ExpressionAttributeValues=to_values({":kept": kept}),
@@ -310,7 +302,7 @@ class WebhookEndpointStore(TradeStore):
             TableName=self.table,
             KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
             ExpressionAttributeValues=to_values(
-                {":pk": _event_pk(event_id), ":prefix": DELIVERY_SK_PREFIX}
+                {":pk": event_pk(event_id), ":prefix": DELIVERY_SK_PREFIX}
             ),
         )
         attempts: list[DeliveryAttempt] = []
@@ -330,11 +322,11 @@ class WebhookEndpointStore(TradeStore):
 
 
 def _merchant_key(merchant_id: str) -> dict[str, Any]:
-    return to_item({"pk": _merchant_pk(merchant_id), "sk": "MERCHANT"})
+    return to_item({"pk": merchant_pk(merchant_id), "sk": "MERCHANT"})
 
 
 def _endpoint_key(merchant_id: str, endpoint_id: str) -> dict[str, Any]:
-    return to_item({"pk": _merchant_pk(merchant_id), "sk": ENDPOINT_SK_PREFIX + endpoint_id})
+    return to_item({"pk": merchant_pk(merchant_id), "sk": ENDPOINT_SK_PREFIX + endpoint_id})
 
 
 def _fields(endpoint: WebhookEndpoint) -> dict[str, Any]:
@@ -348,7 +340,7 @@ def _endpoint_values(endpoint: WebhookEndpoint) -> dict[str, Any]:
     values["previous_secret"] = (
         endpoint.previous_secret.ciphertext if endpoint.previous_secret else None
     )
-    values.update(pk=_merchant_pk(endpoint.merchant_id), sk=ENDPOINT_SK_PREFIX + endpoint.id)
+    values.update(pk=merchant_pk(endpoint.merchant_id), sk=ENDPOINT_SK_PREFIX + endpoint.id)
     return values
 
 
