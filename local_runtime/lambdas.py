@@ -9,7 +9,10 @@ instance ever runs two events at once. Each invocation runs inside a :mod:`local
 so it sees its own function's environment variables and its SDK calls are attributed to it.
 
 moto routes every invoke (the Invoke API, which Step Functions tasks use) through
-``LambdaFunction._invoke_lambda``; :func:`install_moto_hook` points it at :meth:`LambdaHost.invoke`.
+``LambdaFunction._invoke_lambda``; :func:`install_moto_hook` points it at :meth:`LambdaHost.invoke`,
+and hooks ``LambdaFunction.invoke`` (which sees the invocation type) so that an
+``InvocationType="Event"`` invoke is queued (:mod:`local_runtime.async_invoke`) and answered 202
+at once, and a ``DryRun`` runs nothing.
 """
 
 from __future__ import annotations
@@ -29,13 +32,16 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from local_runtime import scope
 
 log = logging.getLogger("local_runtime.lambda")
 
 DEFAULT_INSTANCES_PER_FUNCTION: Final = 8
+# Lambda's asynchronous invocation defaults (no EventInvokeConfig): 2 retries, 6 hours.
+DEFAULT_MAX_RETRY_ATTEMPTS: Final = 2
+DEFAULT_MAX_EVENT_AGE_SECONDS: Final = 21600
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,12 @@ class FunctionSpec:
     region: str
     environment: Mapping[str, str] = field(default_factory=dict)
     layer_dirs: tuple[Path, ...] = ()
+    # Asynchronous invocation (``InvocationType="Event"``): the function's
+    # ``DeadLetterConfig.TargetArn`` and its ``AWS::Lambda::EventInvokeConfig``.
+    dead_letter_arn: str | None = None
+    max_retry_attempts: int = DEFAULT_MAX_RETRY_ATTEMPTS
+    max_event_age_seconds: int = DEFAULT_MAX_EVENT_AGE_SECONDS
+    on_failure_arn: str | None = None
 
     def invocation_environment(self) -> dict[str, str]:
         """The function's variables plus the ones the Lambda runtime itself sets."""
@@ -292,12 +304,23 @@ class LambdaHost:
 
     # -- invoking -------------------------------------------------------------------------
 
-    def invoke(self, function_id: str, event: Any, source: str = "invoke") -> Invocation:
-        """Invoke a function by logical id with ``event``; never raises for handler errors."""
+    def invoke(
+        self,
+        function_id: str,
+        event: Any,
+        source: str = "invoke",
+        *,
+        request_id: str | None = None,
+    ) -> Invocation:
+        """Invoke a function by logical id with ``event``; never raises for handler errors.
+
+        ``request_id``: the invocation's id (an asynchronous event keeps one across retries);
+        a new one by default.
+        """
         spec = self.specs.get(function_id)
         if spec is None:
             raise KeyError(f"no function {function_id!r} in the template")
-        request_id = str(uuid.uuid4())
+        request_id = request_id or str(uuid.uuid4())
         started = time.perf_counter()
         error: FunctionError | None = None
         result: Any = None
@@ -403,9 +426,20 @@ def _pop_modules_under(directories: Iterable[str]) -> dict[str, Any]:
 
 # -- the moto hook ------------------------------------------------------------------------
 
+
+class EventInvoke(Protocol):
+    """Queues an asynchronous event; returns its request id at once."""
+
+    def __call__(
+        self, function_id: str, event: Any, source: str = ..., *, raw: str | None = ...
+    ) -> str: ...
+
+
 _hook_lock = threading.Lock()
 _active_host: LambdaHost | None = None
+_active_event_invoke: EventInvoke | None = None
 _original_invoke_lambda: Callable[..., Any] | None = None
+_original_function_invoke: Callable[..., Any] | None = None
 
 
 def _decode_event(event: Any) -> Any:
@@ -414,6 +448,8 @@ def _decode_event(event: Any) -> Any:
     if isinstance(event, bytes):
         event = event.decode("utf-8")
     if isinstance(event, str):
+        if not event:
+            return {}
         try:
             return json.loads(event)
         except ValueError:
@@ -435,24 +471,61 @@ def _hooked_invoke_lambda(function: Any, event: Any = None) -> tuple[str, bool, 
     return invocation.payload_json, invocation.errored, ""
 
 
-def install_moto_hook(host: LambdaHost) -> None:
-    """Make moto run ``host``'s Python handlers for every Lambda invoke."""
-    global _active_host, _original_invoke_lambda  # noqa: PLW0603 - process-wide patch
+def _hooked_function_invoke(
+    function: Any, body: Any, request_headers: Any, response_headers: Any
+) -> str | bytes:
+    """Replacement for ``moto.awslambda.models.LambdaFunction.invoke`` (the Invoke API), the
+    level that sees the invocation type: ``Event`` is queued and answered at once (moto's
+    responses.py turns the empty payload into 202), ``DryRun`` runs nothing (204), anything
+    else runs synchronously through ``_invoke_lambda``."""
+    invocation_type = request_headers.get("x-amz-invocation-type", "RequestResponse")
+    if invocation_type == "DryRun":
+        return ""
+    host, event_invoke = _active_host, _active_event_invoke
+    function_id = host.function_id(function.function_name) if host is not None else None
+    if invocation_type != "Event" or event_invoke is None or function_id is None:
+        assert _original_function_invoke is not None
+        result: str | bytes = _original_function_invoke(
+            function, body, request_headers, response_headers
+        )
+        return result
+    raw = body.decode("utf-8") if isinstance(body, bytes) else body
+    event_invoke(function_id, _decode_event(body), "lambda:Invoke", raw=raw or "{}")
+    return ""
+
+
+def install_moto_hook(host: LambdaHost, event_invoke: EventInvoke | None = None) -> None:
+    """Make moto run ``host``'s Python handlers for every Lambda invoke.
+
+    ``event_invoke`` queues an ``InvocationType="Event"`` invoke (see
+    :mod:`local_runtime.async_invoke`); without it such an invoke runs synchronously.
+    """
+    global _active_host, _active_event_invoke  # noqa: PLW0603 - process-wide patch
+    global _original_invoke_lambda, _original_function_invoke  # noqa: PLW0603
     from moto.awslambda.models import LambdaFunction
 
     with _hook_lock:
         if _original_invoke_lambda is None:
             _original_invoke_lambda = LambdaFunction._invoke_lambda
             LambdaFunction._invoke_lambda = _hooked_invoke_lambda
+        if _original_function_invoke is None:
+            _original_function_invoke = LambdaFunction.invoke
+            LambdaFunction.invoke = _hooked_function_invoke
         _active_host = host
+        _active_event_invoke = event_invoke
 
 
 def uninstall_moto_hook() -> None:
-    global _active_host, _original_invoke_lambda  # noqa: PLW0603 - process-wide patch
+    global _active_host, _active_event_invoke  # noqa: PLW0603 - process-wide patch
+    global _original_invoke_lambda, _original_function_invoke  # noqa: PLW0603
     from moto.awslambda.models import LambdaFunction
 
     with _hook_lock:
         if _original_invoke_lambda is not None:
             LambdaFunction._invoke_lambda = _original_invoke_lambda
             _original_invoke_lambda = None
+        if _original_function_invoke is not None:
+            LambdaFunction.invoke = _original_function_invoke
+            _original_function_invoke = None
         _active_host = None
+        _active_event_invoke = None

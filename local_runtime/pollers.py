@@ -33,6 +33,9 @@ log = logging.getLogger("local_runtime.pollers")
 Invoke = Callable[[str, Any, str], Invocation]
 
 MAX_SQS_BATCH: Final = 10
+# Lambda's SQS pollers long-poll for 20 s (ReceiveMessage's maximum): an idle queue costs
+# 3 receives a minute per poller, not 60.
+SQS_LONG_POLL_SECONDS: Final = 20
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,13 @@ def succeeded_messages(
 
 
 class SqsPoller:
-    """Threads that poll one SQS event source and invoke its function, like Lambda does."""
+    """Threads that poll one SQS event source and invoke its function, like Lambda does.
+
+    Each thread long-polls ``wait_seconds`` (20 s). :meth:`signal_stop` cannot interrupt a
+    receive in progress, so the runtime joins the (daemon) threads only briefly and abandons
+    them: a thread that wakes up after the stop returns without invoking anything, quietly
+    (the receive's answer or error is ignored).
+    """
 
     def __init__(
         self,
@@ -144,7 +153,7 @@ class SqsPoller:
         region: str,
         *,
         concurrency: int = 2,
-        wait_seconds: int = 1,
+        wait_seconds: int = SQS_LONG_POLL_SECONDS,
     ) -> None:
         self.source = source
         self._sqs = sqs_client
@@ -191,7 +200,8 @@ class SqsPoller:
             WaitTimeSeconds=self._wait_seconds,
         )
         messages: list[dict[str, Any]] = response.get("Messages", [])
-        if not messages:
+        if not messages or self._stop.is_set():
+            # After a stop the messages are left to their visibility timeout.
             return 0
         event = sqs_event(messages, self.source.queue_arn, self._region)
         invocation = self._invoke(self.source.function_id, event, f"sqs:{self.source.logical_id}")

@@ -26,6 +26,7 @@ Environment variables (all optional):
 ``PAYCORE_SIMULATOR_NOTIFY_SCHEDULE``   the channel simulators' notification delays (0.2,1,2,4)
 ``PAYCORE_CHANNEL_TIMEOUT_SECONDS``     ``ChannelTimeoutSeconds`` (5)
 ``PAYCORE_CHANNEL_ACCOUNTS``            ``ChannelAccounts`` JSON (template default)
+``PAYCORE_ASYNC_RETRY_DELAYS``          delays before an async invoke's retries, s (1,2)
 =====================================  ===================================================
 """
 
@@ -92,6 +93,8 @@ class LocalProfile:
     sqs_pollers_per_source: int = 2
     instances_per_function: int = 8
     schedule_time_scale: float = 1.0
+    # Before the 1st and 2nd retry of a failed asynchronous invoke (Lambda: ~60 s, ~120 s).
+    async_retry_delays: tuple[float, ...] = (1.0, 2.0)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> LocalProfile:
@@ -129,6 +132,7 @@ class LocalProfile:
         for variable, field_name in (
             ("PAYCORE_SANDBOX_NOTIFY_SCHEDULE", "sandbox_notify_schedule"),
             ("PAYCORE_SIMULATOR_NOTIFY_SCHEDULE", "simulator_notify_schedule"),
+            ("PAYCORE_ASYNC_RETRY_DELAYS", "async_retry_delays"),
         ):
             if env.get(variable):
                 text = env[variable]

@@ -13,6 +13,7 @@ derived from the logical id, so they are the same on every start.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -67,6 +68,7 @@ class Stack:
     schedules: list[ScheduleSpec] = field(default_factory=list)
     rest_apis: list[RestApiDefinition] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
+    queue_urls: dict[str, str] = field(default_factory=dict)  # queue ARN -> URL
     seconds: float = 0.0
 
     def physical_id(self, logical_id: str) -> Any:
@@ -173,7 +175,7 @@ class Provisioner:
         self._endpoint_url = endpoint_url
         self._clients: dict[str, Any] = {}
         self._layer_dirs: dict[str, Path] = {}
-        self._queue_urls: dict[str, str] = {}
+        self._queue_urls = self.stack.queue_urls
         self._function_ids: dict[str, str] = {}
         self._stages: dict[str, str] = {}
         self._creators: dict[str, Creator] = {
@@ -186,6 +188,7 @@ class Provisioner:
             "AWS::Lambda::Version": self._function_version,
             "AWS::Lambda::Alias": self._function_alias,
             "AWS::Lambda::EventSourceMapping": self._event_source_mapping,
+            "AWS::Lambda::EventInvokeConfig": self._event_invoke_config,
             "AWS::StepFunctions::StateMachine": self._state_machine,
             "AWS::SecretsManager::Secret": self._secret,
             "AWS::KMS::Key": self._kms_key,
@@ -531,6 +534,15 @@ class Provisioner:
         }
         if props.get("Tags"):
             request["Tags"] = _tags_dict(props["Tags"])
+        dead_letter_arn = str((props.get("DeadLetterConfig") or {}).get("TargetArn") or "")
+        if dead_letter_arn:
+            request["DeadLetterConfig"] = {"TargetArn": dead_letter_arn}
+            if not dead_letter_arn.startswith("arn:aws:sqs:"):
+                log.warning(
+                    "%s: dead-letter target %s is not an SQS queue: ignored locally",
+                    logical_id,
+                    dead_letter_arn,
+                )
         arn = self.client("lambda").create_function(**request)["FunctionArn"]
         self.stack.functions[logical_id] = FunctionSpec(
             logical_id=logical_id,
@@ -544,10 +556,48 @@ class Provisioner:
             region=self.region,
             environment=variables,
             layer_dirs=tuple(self._layer_dirs[arn] for arn in local_layers),
+            dead_letter_arn=dead_letter_arn or None,
         )
         self._function_ids[name] = logical_id
         self._function_ids[arn] = logical_id
         return ProvisionedResource(logical_id, "", name, {"Arn": arn})
+
+    def _event_invoke_config(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
+        """A function's asynchronous invocation settings, kept on its :class:`FunctionSpec`
+        (whatever the ``Qualifier``: locally every version and alias is the function)."""
+        function = str(props.get("FunctionName"))
+        function_id = self._function_ids.get(function) or self._function_ids.get(
+            function.rsplit(":", 1)[0]
+        )
+        if function_id is None:
+            raise TemplateError(f"{logical_id}: FunctionName is not a function of the template")
+        spec = self.stack.functions[function_id]
+        on_failure = (props.get("DestinationConfig") or {}).get("OnFailure") or {}
+        config: dict[str, Any] = {}
+        if "MaximumRetryAttempts" in props:
+            config["MaximumRetryAttempts"] = int(props["MaximumRetryAttempts"])
+        if "MaximumEventAgeInSeconds" in props:
+            config["MaximumEventAgeInSeconds"] = int(props["MaximumEventAgeInSeconds"])
+        if on_failure.get("Destination"):
+            config["DestinationConfig"] = {
+                "OnFailure": {"Destination": str(on_failure["Destination"])}
+            }
+        self.client("lambda").put_function_event_invoke_config(
+            FunctionName=spec.function_name, **config
+        )
+        destination = on_failure.get("Destination")
+        self.stack.functions[function_id] = dataclasses.replace(
+            spec,
+            max_retry_attempts=config.get("MaximumRetryAttempts", spec.max_retry_attempts),
+            max_event_age_seconds=config.get(
+                "MaximumEventAgeInSeconds", spec.max_event_age_seconds
+            ),
+            on_failure_arn=str(destination) if destination else None,
+        )
+        qualifier = str(props.get("Qualifier", "$LATEST"))
+        return ProvisionedResource(
+            logical_id, "", f"{spec.function_name}|{qualifier}", created=True
+        )
 
     def _function_version(self, logical_id: str, props: dict[str, Any]) -> ProvisionedResource:
         function = str(props.get("FunctionName"))

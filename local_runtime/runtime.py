@@ -24,6 +24,7 @@ from typing import Any
 from local_runtime import accounting, dynamodb_transactions, lambdas, moto_server, scope
 from local_runtime.accounting import SdkCallCounter
 from local_runtime.apigateway import ApiServer, RestApiGateway
+from local_runtime.async_invoke import AsyncInvoker
 from local_runtime.channel_services import (
     ChannelService,
     SandboxAccounts,
@@ -117,6 +118,7 @@ class LocalRuntime:
         self.started_in_seconds = 0.0
         self._stack: Stack | None = None
         self._host: LambdaHost | None = None
+        self._async: AsyncInvoker | None = None
         self._api: ApiServer | None = None
         self._gateway: RestApiGateway | None = None
         self._moto: moto_server.MotoServer | None = None
@@ -297,7 +299,13 @@ class LocalRuntime:
         profile = self.profile
         self._host = host = LambdaHost(stack.functions.values(), profile.instances_per_function)
         host.activate()
-        lambdas.install_moto_hook(host)
+        self._async = AsyncInvoker(
+            host,
+            self._send_dead_letter,
+            retry_delays=profile.async_retry_delays,
+            concurrency=profile.instances_per_function,
+        )
+        lambdas.install_moto_hook(host, self._async.submit)
         self._hooks.append("lambda")
         self._gateway = RestApiGateway(
             stack.rest_apis, host.invoke, host.function_id, profile.region, ACCOUNT_ID
@@ -330,6 +338,16 @@ class LocalRuntime:
         for runner in self._schedules.values():
             if runner.spec.enabled:
                 runner.start()
+
+    def _send_dead_letter(self, queue_arn: str, body: str, attributes: dict[str, Any]) -> None:
+        """Send a failed asynchronous event to an SQS queue of the stack (as ``@runtime``)."""
+        queue_url = self.stack.queue_urls.get(queue_arn)
+        if queue_url is None:
+            raise ValueError(f"{queue_arn} is not a queue of the template")
+        request: dict[str, Any] = {"QueueUrl": queue_url, "MessageBody": body}
+        if attributes:
+            request["MessageAttributes"] = attributes
+        self.client("sqs").send_message(**request)
 
     def _set_process_env(self) -> None:
         """Point every boto3 client of this process (the handlers' too) at moto."""
@@ -408,6 +426,9 @@ class LocalRuntime:
         for poller in self._pollers:
             poller.signal_stop()
         self._quietly("API server", self._api.stop if self._api else None)
+        # Queued and delayed asynchronous events are abandoned; running ones get a moment to
+        # finish while moto still answers.
+        self._quietly("asynchronous invokes", self._async.stop if self._async else None)
         self._quietly("sandbox", self._sandbox.stop if self._sandbox is not None else None)
         for channel, simulator in self._simulators.items():
             self._quietly(f"{channel} simulator", simulator.stop)
@@ -425,8 +446,8 @@ class LocalRuntime:
             self._quietly("moto config", lambda: moto_server.moto_api(endpoint, "config", config))
             self._quietly("moto reset", lambda: moto_server.moto_api(endpoint, "reset"))
             self._quietly("moto server", self._moto.stop)
-        # A poller blocked in its (1 s) long poll finds the stop flag when the poll returns or
-        # fails; its daemon thread is not waited for, so stop() stays fast for tests.
+        # A poller blocked in its (20 s) long poll finds the stop flag when the poll returns;
+        # its daemon thread is not waited for, so stop() stays fast (see SqsPoller).
         for poller in self._pollers:
             poller.join(0.1)
         for runner in self._schedules.values():
@@ -529,6 +550,21 @@ class LocalRuntime:
     def invoke(self, function_id: str, event: Any) -> Invocation:
         """Invoke a function of the template by logical id, in-process."""
         return self.lambdas.invoke(function_id, event, source="runtime.invoke")
+
+    @property
+    def async_invoker(self) -> AsyncInvoker:
+        """The queue of asynchronous (``InvocationType="Event"``) invokes."""
+        assert self._async is not None, "start() first"
+        return self._async
+
+    def invoke_async(self, function_id: str, event: Any) -> str:
+        """Queue an asynchronous invoke of a function, as ``InvocationType="Event"`` does
+        (retries, dead-letter queue); returns its request id."""
+        return self.async_invoker.submit(function_id, event, "runtime.invoke_async")
+
+    def wait_for_async_invokes(self, timeout: float = 30.0) -> bool:
+        """Wait until every asynchronous invoke has finished, retries included."""
+        return self.async_invoker.wait_idle(timeout)
 
     def trigger_schedule(self, logical_id: str) -> Invocation:
         """Fire a schedule now, as its timer would."""

@@ -143,6 +143,30 @@ def test_routes_and_event_sources_come_from_the_template(runtime: LocalRuntime) 
     assert all(route.function_id in runtime.lambdas.specs for route in runtime.gateway.routes)
 
 
+def test_every_functions_asynchronous_invoke_settings_come_from_the_template(
+    runtime: LocalRuntime,
+) -> None:
+    """DeadLetterConfig and EventInvokeConfig (SAM's DeadLetterQueue and EventInvokeConfig)
+    reach the function the runtime invokes asynchronously; the others keep Lambda's defaults."""
+    resources = runtime.stack.template.resources
+    resolve = runtime.stack.resolver.resolve
+    configs = {
+        runtime.lambdas.function_id(str(resolve(r["Properties"]["FunctionName"]))): r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::Lambda::EventInvokeConfig"
+    }
+    for logical_id in _declared(runtime, "AWS::Lambda::Function"):
+        spec = runtime.lambdas.specs[logical_id]
+        declared = resources[logical_id]["Properties"].get("DeadLetterConfig") or {}
+        target = resolve(declared.get("TargetArn")) if declared.get("TargetArn") else None
+        assert spec.dead_letter_arn == target
+        config = configs.get(logical_id, {})
+        assert spec.max_retry_attempts == config.get("MaximumRetryAttempts", 2)
+        assert spec.max_event_age_seconds == config.get("MaximumEventAgeInSeconds", 21600)
+        if target is not None:
+            assert target in runtime.stack.queue_urls  # an SQS queue of the stack
+
+
 def test_every_real_channel_routing_names_has_a_simulator_that_filled_its_secrets(
     runtime: LocalRuntime,
 ) -> None:
