@@ -1,6 +1,7 @@
-"""The Stripe simulator's events: POSTed to the account's webhook URL with Stripe-Signature,
-verified by the SDK's own stripe.Webhook.construct_event, retried until 2xx, listed by
-GET /v1/events; and the notification switches (delay, drop, duplicate, reorder, query_only)."""
+"""The Stripe simulator's events: POSTed to the account's webhook URL with Stripe-Signature
+(only the types its endpoint's enabled_events name), verified by the SDK's own
+stripe.Webhook.construct_event, retried until 2xx, every one listed by GET /v1/events; and
+the notification switches (delay, drop, duplicate, reorder, query_only)."""
 
 from __future__ import annotations
 
