@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from local_runtime.runtime import LocalRuntime
+from paycore.channels.stripe.transformers import WEBHOOK_EVENTS
 from tests.e2e.conftest import CALLBACK_WAIT_SECONDS, CHANNEL_TIMEOUT_SECONDS, Merchant
 from tests.support import eventually
 
@@ -268,3 +269,54 @@ def test_a_payment_after_the_close_is_given_back(
         payment["id"],
     )
     assert shop.order(order["id"])["status"] == "closed"
+
+
+def test_stripe_posts_paycore_only_the_events_it_subscribes_to(
+    runtime: LocalRuntime, onboard: Callable[..., Merchant]
+) -> None:
+    """The local runtime registers each Stripe account's endpoint with WEBHOOK_EVENTS, as
+    docs/channels.md tells operators: a card payment is one callback
+    (checkout.session.completed), a refund final at once none (Stripe's answer says it), a
+    delayed refund one (refund.updated). Counted in the simulator's delivery log."""
+    shop = onboard()
+    payments = {}
+    for name, simulate in (("now", {}), ("later", {"refund_delay_seconds": 1.0})):
+        order = shop.create_order(f"J-EVENTS-{name}", amount=2500)
+        payment = _paying(shop, order["id"], [_channel("stripe", **simulate)])
+        buyer_acts(runtime, payment, "pay")
+        assert shop.wait_for_payment(payment["id"])["status"] == "succeeded"
+        refund = shop.request(
+            "POST", f"/v1/orders/{order['id']}/refunds", json={"amount": 1000}
+        ).json()
+        done = eventually(
+            lambda refund_id=refund["id"]: (
+                (r := shop.request("GET", f"/v1/refunds/{refund_id}").json())["status"]
+                != "processing"
+                and r
+            ),
+            timeout=SETTLE_TIMEOUT,
+        )
+        assert done["status"] == "succeeded", done
+        payments[name] = payment["id"]
+
+    def delivered() -> dict[str, list[tuple[str, str]]] | None:
+        found = {}
+        for name, payment_id in payments.items():
+            (trade,) = channel_orders(runtime, "stripe", payment_id)
+            (refund,) = trade["refunds"]
+            for what, log in (("payment", trade["webhooks"]), ("refund", refund["webhooks"])):
+                found[f"{name} {what}"] = [(d["label"].split()[0], d["state"]) for d in log]
+        settled = all(state != "PENDING" for log in found.values() for _, state in log)
+        return found if settled else None
+
+    completed = [("checkout.session.completed", "DELIVERED")]
+    assert eventually(delivered) == {
+        "now payment": completed,
+        "now refund": [],
+        "later payment": completed,
+        "later refund": [("refund.updated", "DELIVERED")],
+    }
+    view = requests.get(f"{runtime.simulator_urls['stripe']}/_sim/trades", timeout=10).json()
+    assert list(view["enabled_events"].values()) == [list(WEBHOOK_EVENTS)] * len(
+        view["enabled_events"]
+    )

@@ -9,7 +9,7 @@ import secrets
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +18,7 @@ import stripe
 from local_runtime.simulators.stripe import StripeSimulator
 from paycore.channels.base import CreateChannelOrder, CreateChannelRefund
 from paycore.channels.stripe.adapter import StripeGateway, create_gateway
+from paycore.channels.stripe.transformers import WEBHOOK_EVENTS
 from paycore.config import Settings
 from paycore.ids import new_id
 from tests.simulators.receiver import NotificationReceiver, Received
@@ -29,6 +30,7 @@ NOTIFY_URL = (
     "http://127.0.0.1:9/callbacks/stripe/stripe-a"  # never called: Stripe has no per-call URL
 )
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+EVERY_EVENT = ("*",)  # an endpoint subscribed to every type (more than paycore needs)
 
 
 def simulator(clock: Callable[[], datetime] | None = None, **kwargs: Any) -> StripeSimulator:
@@ -131,12 +133,19 @@ def sessions_of(sim: StripeSimulator, out_trade_no: str, account: str = "stripe-
 
 
 class Webhooks:
-    """The account's webhook endpoint: records every event Stripe POSTs, answers 200."""
+    """The account's webhook endpoint: records every event Stripe POSTs, answers 200.
+    Subscribed to ``enabled_events``: paycore's ``WEBHOOK_EVENTS``, as docs/channels.md
+    registers it, unless the test wants more (``EVERY_EVENT``)."""
 
-    def __init__(self, sim: StripeSimulator, account: str = "stripe-a") -> None:
+    def __init__(
+        self,
+        sim: StripeSimulator,
+        account: str = "stripe-a",
+        enabled_events: Iterable[str] = WEBHOOK_EVENTS,
+    ) -> None:
         self.endpoint = NotificationReceiver([(200, "")])
         self.sim, self.account = sim, account
-        sim.set_webhook_url(account, self.endpoint.url)
+        sim.set_webhook_url(account, self.endpoint.url, enabled_events)
 
     def close(self) -> None:
         self.sim.set_webhook_url(self.account, None)

@@ -26,11 +26,12 @@ from paycore.channels.base import (
 from paycore.channels.stripe import adapter as stripe_adapter
 from paycore.channels.stripe.adapter import StripeGateway
 from paycore.channels.stripe.settings import StripeSettings
-from paycore.channels.stripe.transformers import EventType
+from paycore.channels.stripe.transformers import WEBHOOK_EVENTS, EventType
 from paycore.errors import CallbackRejected, ChannelRejected, ChannelUnavailable
 from paycore.ids import derived_id, new_id
 from paycore.money import CURRENCY_EXPONENTS
 from tests.functional.stripe_support import (
+    EVERY_EVENT,
     Webhooks,
     buyer,
     credentials,
@@ -56,7 +57,8 @@ def gateway(sim: StripeSimulator) -> StripeGateway:
 
 @pytest.fixture
 def hooks(sim: StripeSimulator) -> Iterator[Webhooks]:
-    endpoint = Webhooks(sim)
+    """An endpoint subscribed to every type: the adapter reads more than WEBHOOK_EVENTS."""
+    endpoint = Webhooks(sim, enabled_events=EVERY_EVENT)
     yield endpoint
     endpoint.close()
 
@@ -680,6 +682,65 @@ def test_every_event_the_simulator_sends_is_one_paycore_reads(
     assert sent <= {kind.value for kind in EventType}
     for item in hooks.received():
         parse(gateway, item)  # none is refused
+
+
+def test_an_endpoint_on_webhook_events_gets_one_final_event_per_outcome(
+    sim: StripeSimulator, gateway: StripeGateway
+) -> None:
+    """Registered as docs/channels.md says, the endpoint gets only the event that settles each
+    outcome, and every one of them reads final: none is a callback that changes nothing."""
+    hooks = Webhooks(sim)
+    try:
+        request, _, _ = paid(gateway)
+        gateway.refund(refund_request(request, 100))  # final at once: the answer says it
+        for simulate in (
+            {"refund_delay_seconds": 0.1},
+            {"refund_delay_seconds": 0.1, "refund_fail": True},
+        ):
+            slow, _, _ = paid(gateway, simulate=simulate)
+            assert gateway.refund(refund_request(slow, 100)).status is ChannelRefundStatus.PENDING
+        declined = order()
+        buyer(str(gateway.create_order(declined).next_action.url), "decline")
+        untouched = order()
+        gateway.close_order(
+            untouched.out_trade_no, gateway.create_order(untouched).channel_order_id
+        )
+        expected = {
+            "checkout.session.completed": 3,
+            "refund.updated": 2,
+            "payment_intent.payment_failed": 1,
+            "checkout.session.expired": 1,
+        }
+        wait_until(lambda: len(hooks.received()) >= sum(expected.values()), timeout=10)
+        decline = parse(gateway, hooks.of_type("payment_intent.payment_failed")[0])  # expires it
+        wait_until(lambda: len(hooks.of_type("checkout.session.expired")) == 2)
+        time.sleep(0.3)  # anything else would have come by now
+
+        arrived = hooks.received()
+        states = [parse(gateway, item) for item in arrived]
+    finally:
+        hooks.close()
+
+    types = [json.loads(item.body)["type"] for item in arrived]
+    assert {kind: types.count(kind) for kind in set(types)} == {
+        **expected,
+        "checkout.session.expired": 2,
+    }
+    assert set(types) <= set(WEBHOOK_EVENTS)
+    assert decline.status is ChannelPaymentStatus.FAILED
+    assert not [state for state in states if state.status.value == "pending"]
+    # Stripe still made every event (GET /v1/events), and says which it did not send.
+    recorded = {
+        event.type: event.body()["pending_webhooks"]
+        for event in sim.events.of("stripe-a")
+        if event.body()["data"]["object"]["metadata"].get("payment_id") == request.out_trade_no
+    }
+    assert recorded == {
+        "payment_intent.created": 0,
+        "payment_intent.succeeded": 0,
+        "checkout.session.completed": 1,
+        "refund.created": 0,
+    }
 
 
 def test_notify_reorder_delivers_the_stale_event_last_and_it_reads_pending(

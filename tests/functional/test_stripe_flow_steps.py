@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,6 +26,7 @@ from paycore.services import merchants, orders, payments
 from paycore.services.orchestration import PaymentSteps
 from tests.functional.conftest import MotoStack, put_account_secret
 from tests.functional.stripe_support import (
+    EVERY_EVENT,
     Webhooks,
     buyer,
     credentials,
@@ -59,6 +61,7 @@ def stripe_accounts(
 
 @pytest.fixture
 def hooks(sim: StripeSimulator) -> Iterator[dict[str, Webhooks]]:
+    """Each account's endpoint, subscribed as docs/channels.md says (WEBHOOK_EVENTS)."""
     endpoints = {account: Webhooks(sim, account) for account in ACCOUNTS}
     yield endpoints
     for endpoint in endpoints.values():
@@ -179,9 +182,37 @@ def test_credentials_that_are_not_a_stripe_accounts_leave_it_unconfigured_quotin
 
 
 @pytest.mark.usefixtures("stripe_accounts")
-def test_a_paid_session_resumes_the_payment_through_the_callback_and_settles(
+def test_a_paid_session_is_one_callback_that_resumes_the_payment_and_settles(
     hooks: dict[str, Webhooks], resumed: list[dict[str, Any]]
 ) -> None:
+    store = TradeStore()
+    _, order_id, payment_id = _paying_order(store)
+    steps = PaymentSteps(store)
+    payment = _created(store, steps, payment_id)
+    handler = load_function("channel_callback")
+
+    buyer(payment.next_action["url"], "pay")
+    completed = hooks["stripe-a"].wait_for("checkout.session.completed")
+    answer = handler.lambda_handler(
+        _callback("stripe-a", completed["checkout.session.completed"]), FakeContext()
+    )
+    time.sleep(0.3)  # an event sent besides would have arrived by now
+
+    assert answer["statusCode"] == 200
+    assert hooks["stripe-a"].types() == ["checkout.session.completed"]
+    assert [(r["token"], r["status"], r["source"]) for r in resumed] == [
+        ("token-1", "succeeded", "callback")
+    ]
+    steps.settle(payment_id, resumed[0])
+    order = store.get_order(order_id)
+    assert order is not None and order.status is OrderStatus.PAID
+
+
+@pytest.mark.usefixtures("stripe_accounts")
+def test_an_endpoint_subscribed_to_more_is_harmless_an_early_event_resumes_nothing(
+    sim: StripeSimulator, resumed: list[dict[str, Any]]
+) -> None:
+    everything = Webhooks(sim, "stripe-a", EVERY_EVENT)
     store = TradeStore()
     _, order_id, payment_id = _paying_order(store)
     steps = PaymentSteps(store)
@@ -191,7 +222,8 @@ def test_a_paid_session_resumes_the_payment_through_the_callback_and_settles(
     handler = load_function("channel_callback")
 
     buyer(payment.next_action["url"], "pay")
-    events = hooks["stripe-a"].wait_for("payment_intent.created", "checkout.session.completed")
+    events = everything.wait_for("payment_intent.created", "checkout.session.completed")
+    everything.close()
     early = handler.lambda_handler(
         _callback("stripe-a", events["payment_intent.created"]), FakeContext()
     )

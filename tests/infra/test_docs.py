@@ -28,6 +28,7 @@ from standardwebhooks import Webhook
 
 from local_runtime.__main__ import WALKTHROUGH, banner
 from paycore.channels.simulate import SimulateSwitches
+from paycore.channels.stripe.transformers import WEBHOOK_EVENTS
 from paycore.webhooks import post_webhook
 from tests.support import ROOT, FakeContext, load_function, load_template, rest_event
 
@@ -144,6 +145,13 @@ def test_api_md_names_every_route_of_the_description(spec: dict[str, Any]) -> No
 def test_webhooks_md_names_every_event_type(spec: dict[str, Any]) -> None:
     rows = _table_rows((DOCS / "webhooks.md").read_text(), "type")
     assert {cells[0].strip("`") for cells in rows} == set(spec["webhooks"])
+
+
+def test_channels_md_subscribes_stripe_to_exactly_the_events_paycore_needs() -> None:
+    text = (DOCS / "channels.md").read_text()
+    unindented = "\n".join(line.strip() for line in text.splitlines())  # a list item's table
+    rows = _table_rows(unindented, "event")
+    assert [cells[0].strip("`") for cells in rows] == list(WEBHOOK_EVENTS)
 
 
 def test_sandbox_md_describes_every_misbehaviour_switch() -> None:

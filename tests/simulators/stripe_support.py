@@ -7,7 +7,7 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -157,10 +157,11 @@ def running_simulator(**kwargs: Any) -> Iterator[StripeSimulator]:
 
 
 def webhook_receiver(
-    sim: StripeSimulator, account: str = "acct_a"
+    sim: StripeSimulator, account: str = "acct_a", enabled_events: Iterable[str] = ("*",)
 ) -> Iterator[NotificationReceiver]:
-    """For a fixture: the account's webhook endpoint, answering 200."""
+    """For a fixture: the account's webhook endpoint, answering 200, subscribed to
+    ``enabled_events`` (every type unless the test says otherwise)."""
     endpoint = NotificationReceiver([(200, "")])
-    sim.set_webhook_url(account, endpoint.url)
+    sim.set_webhook_url(account, endpoint.url, enabled_events)
     yield endpoint
     endpoint.close()

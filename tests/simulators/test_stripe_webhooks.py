@@ -1,6 +1,7 @@
-"""The Stripe simulator's events: POSTed to the account's webhook URL with Stripe-Signature,
-verified by the SDK's own stripe.Webhook.construct_event, retried until 2xx, listed by
-GET /v1/events; and the notification switches (delay, drop, duplicate, reorder, query_only)."""
+"""The Stripe simulator's events: POSTed to the account's webhook URL with Stripe-Signature
+(only the types its endpoint's enabled_events name), verified by the SDK's own
+stripe.Webhook.construct_event, retried until 2xx, every one listed by GET /v1/events; and
+the notification switches (delay, drop, duplicate, reorder, query_only)."""
 
 from __future__ import annotations
 
@@ -241,6 +242,107 @@ def test_events_are_listed_newest_first_and_by_type(
     fetched = client.v1.events.retrieve(listed.data[0].id)
     assert fetched.data.object.id == session.id
     assert client_for(sim, "acct_b").v1.events.list().data == []
+
+
+# -- the endpoint's enabled_events -------------------------------------------------------------
+
+
+def test_an_endpoint_gets_only_its_enabled_events_yet_every_event_is_listed(
+    sim: StripeSimulator, client: stripe.StripeClient
+) -> None:
+    endpoint = NotificationReceiver([(200, "")])
+    sim.set_webhook_url("acct_a", endpoint.url, ["checkout.session.completed"])
+    try:
+        session = paid_session(client, "pay_e1")
+        arrived = events_of(endpoint.wait_for(1))
+        time.sleep(0.3)  # the unsubscribed ones would have come by now
+
+        assert [event["type"] for event in events_of(endpoint.received())] == [
+            "checkout.session.completed"
+        ]
+        assert arrived[0]["pending_webhooks"] == 1
+        listed = client.v1.events.list()
+        assert [(event.type, event.pending_webhooks) for event in listed.data] == [
+            ("checkout.session.completed", 1),
+            ("payment_intent.succeeded", 0),
+            ("payment_intent.created", 0),
+        ]
+        deliveries = sim.deliverer.history(("session", "acct_a", session.id))
+        assert [delivery["label"].split()[0] for delivery in deliveries] == [
+            "checkout.session.completed"
+        ]
+        assert sim.webhook_endpoint("acct_a") is not None
+        view = sim.debug_view("acct_a")
+        assert view["enabled_events"]["acct_a"] == ["checkout.session.completed"]
+        assert view["enabled_events"]["acct_b"] is None
+    finally:
+        endpoint.close()
+
+
+def test_an_endpoint_without_any_enabled_type_of_a_change_gets_nothing(
+    sim: StripeSimulator, client: stripe.StripeClient
+) -> None:
+    endpoint = NotificationReceiver([(200, "")])
+    sim.set_webhook_url("acct_a", endpoint.url, ["refund.updated"])
+    try:
+        session = paid_session(client, "pay_e2")
+        client.v1.refunds.create({"payment_intent": _intent(client, session)})
+        time.sleep(0.3)
+
+        assert endpoint.received() == []
+        assert len(client.v1.events.list().data) == 5  # 3 of the payment, 2 of the refund
+    finally:
+        endpoint.close()
+
+
+def test_notify_reorder_reorders_only_the_events_sent(
+    sim: StripeSimulator, client: stripe.StripeClient
+) -> None:
+    endpoint = NotificationReceiver([(200, "")])
+    enabled = ["payment_intent.succeeded", "checkout.session.completed"]
+    sim.set_webhook_url("acct_a", endpoint.url, enabled)
+    try:
+        paid_session(client, "pay_e3", simulate='{"notify_reorder": true}')
+        arrived = sorted(endpoint.wait_for(2), key=lambda item: item.at)
+        time.sleep(0.6)
+
+        assert len(endpoint.received()) == 2
+        assert [event["type"] for event in events_of(arrived)] == [
+            "checkout.session.completed",
+            "payment_intent.succeeded",  # the first one sent, held back
+        ]
+        assert arrived[-1].at - arrived[0].at >= 0.4
+    finally:
+        endpoint.close()
+
+
+def test_notify_reorder_with_a_single_event_sent_just_sends_it(
+    sim: StripeSimulator, client: stripe.StripeClient
+) -> None:
+    endpoint = NotificationReceiver([(200, "")])
+    sim.set_webhook_url("acct_a", endpoint.url, ["checkout.session.completed"])
+    try:
+        chosen = time.monotonic()
+        paid_session(client, "pay_e4", simulate='{"notify_reorder": true}')
+        arrived = endpoint.wait_for(1)
+        time.sleep(0.7)  # past the stale request's half second
+
+        assert len(endpoint.received()) == 1
+        assert events_of(arrived)[0]["type"] == "checkout.session.completed"
+        assert arrived[0].at - chosen < 0.4
+    finally:
+        endpoint.close()
+
+
+@pytest.mark.parametrize("enabled", [[], "checkout.session.completed", [""]])
+def test_enabled_events_names_one_or_more_types(sim: StripeSimulator, enabled: object) -> None:
+    with pytest.raises(ValueError, match="enabled_events"):
+        sim.set_webhook_url("acct_a", "http://127.0.0.1:9/hook", enabled)
+    assert sim.webhook_url("acct_a") is None
+
+
+def _intent(client: stripe.StripeClient, session: stripe.checkout.Session) -> str:
+    return str(client.v1.checkout.sessions.retrieve(session.id).payment_intent)
 
 
 # -- the notification switches ---------------------------------------------------------------

@@ -4,20 +4,25 @@ Events and webhooks, Balance Transactions) for the official ``stripe`` SDK::
     sim = StripeSimulator("127.0.0.1", 0, accounts=["stripe-main"])
     sim.start()
     entry = sim.accounts()[0]  # secret_key, webhook_secret, api_base_url, ...
-    sim.set_webhook_url("stripe-main", "http://127.0.0.1:3000/callbacks/stripe/stripe-main")
+    sim.set_webhook_url(
+        "stripe-main",
+        "http://127.0.0.1:3000/callbacks/stripe/stripe-main",
+        enabled_events=["checkout.session.completed", "refund.updated"],  # default ["*"]
+    )
     client = stripe.StripeClient(entry["secret_key"], base_addresses={"api": sim.url})
     sim.stop()
 
 The HTTP surface is in ``api.py``; this class keeps the state beside the trade book (the
-accounts' keys, where their events go, the ids that lead to a session, the idempotency
-keys, the events) and publishes events. See local_runtime/simulators/README.md, "Stripe".
+accounts' keys, where their events go and which types, the ids that lead to a session, the
+idempotency keys, the events) and publishes events. See local_runtime/simulators/README.md,
+"Stripe".
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -59,6 +64,7 @@ DEFAULT_PORT = 3103
 DEFAULT_FEE_RATE_BPS = 290  # 2.90 % of the charge, half up (Stripe's card rate, no fixed part)
 
 RequestRef = tuple[str | None, str | None]  # (request id, idempotency key) behind an event
+EVERY_EVENT = "*"  # Stripe's wildcard in a webhook endpoint's enabled_events
 
 
 @dataclass(frozen=True)
@@ -67,16 +73,30 @@ class Credentials:
     webhook_secret: str
 
 
+@dataclass(frozen=True)
+class WebhookEndpoint:
+    """An account's webhook endpoint: its URL and the event types it is subscribed to (Stripe's
+    ``enabled_events``; ``*`` is every type). Stripe POSTs it only those; every event is
+    still made and listed (``GET /v1/events``)."""
+
+    url: str
+    enabled_events: tuple[str, ...]
+
+    def receives(self, event_type: str) -> bool:
+        return EVERY_EVENT in self.enabled_events or event_type in self.enabled_events
+
+
 def new_id(prefix: str, length: int = 24) -> str:
     return prefix + random_alphanumeric(length)
 
 
 class StripeSimulator:
     """One local Stripe with several accounts (each its own secret key, webhook secret and
-    webhook URL). ``start()`` once; ``stop()`` is idempotent and cancels pending webhooks.
+    webhook endpoint). ``start()`` once; ``stop()`` is idempotent and cancels pending webhooks.
 
-    ``webhook_urls`` (account -> URL) says where each account's events are POSTed; it can be
-    set later with ``set_webhook_url`` (the local runtime knows its URL only once bound).
+    ``webhook_urls`` (account -> URL) says where each account's events are POSTed (every
+    type); ``set_webhook_url`` sets or changes it later, with the types the endpoint is
+    subscribed to (the local runtime knows its URL only once bound).
     ``clock`` is the simulator's time (object timestamps, expiry, signatures);
     ``fee_rate_bps`` the processing fee its balance transactions show.
     """
@@ -106,7 +126,7 @@ class StripeSimulator:
         self._account_by_key = {
             credentials.secret_key: account for account, credentials in self._credentials.items()
         }
-        self._webhook_urls: dict[str, str] = {}
+        self._endpoints: dict[str, WebhookEndpoint] = {}
         for account, url in (webhook_urls or {}).items():
             self.set_webhook_url(account, url)
         self.book = TradeBook(
@@ -170,19 +190,31 @@ class StripeSimulator:
     def account_of_key(self, secret_key: str) -> str | None:
         return self._account_by_key.get(secret_key)
 
-    def set_webhook_url(self, account: str, url: str | None) -> None:
-        """Where the account's events are POSTed from now on (None: nowhere)."""
+    def set_webhook_url(
+        self, account: str, url: str | None, enabled_events: Iterable[str] = (EVERY_EVENT,)
+    ) -> None:
+        """Where the account's events are POSTed from now on (None: nowhere), and which types
+        (the endpoint's ``enabled_events``: ``["*"]``, the default, is every type)."""
         if account not in self._credentials:
             raise ValueError(f"no account {account!r} in this simulator")
+        if isinstance(enabled_events, str):
+            raise ValueError("enabled_events is a list of event types, not one string")
+        events = tuple(dict.fromkeys(str(kind) for kind in enabled_events))
+        if not events or not all(events):
+            raise ValueError("enabled_events names one or more event types (or '*')")
         with self._lock:
             if url is None:
-                self._webhook_urls.pop(account, None)
+                self._endpoints.pop(account, None)
             else:
-                self._webhook_urls[account] = url
+                self._endpoints[account] = WebhookEndpoint(url, events)
+
+    def webhook_endpoint(self, account: str) -> WebhookEndpoint | None:
+        with self._lock:
+            return self._endpoints.get(account)
 
     def webhook_url(self, account: str) -> str | None:
-        with self._lock:
-            return self._webhook_urls.get(account)
+        endpoint = self.webhook_endpoint(account)
+        return endpoint.url if endpoint is not None else None
 
     def now(self) -> datetime:
         return self.clock()
@@ -374,13 +406,13 @@ class StripeSimulator:
         switches: Simulate,
         request: RequestRef = (None, None),
     ) -> None:
-        """Record the events (``GET /v1/events``) and POST each to the account's webhook URL,
-        with the trade's notification switches. With ``notify_reorder`` the first event of
-        several is sent after the last one (the deliverer's stale request). ``query_only``:
-        nothing is published at all."""
+        """Record the events (``GET /v1/events``) and POST each one the account's endpoint is
+        subscribed to, with the trade's notification switches. With ``notify_reorder`` the
+        first of several events sent is sent after the last one (the deliverer's stale
+        request); a single one is just sent. ``query_only``: nothing is published at all."""
         if switches.query_only or not specs:
             return
-        url = self.webhook_url(account)
+        endpoint = self.webhook_endpoint(account)
         created = self.now_seconds()
         events = [
             make_event(
@@ -389,13 +421,16 @@ class StripeSimulator:
                 created=created,
                 request_id=request[0],
                 idempotency_key=request[1],
-                pending_webhooks=1 if url else 0,
+                pending_webhooks=1 if endpoint and endpoint.receives(spec.type) else 0,
             )
             for spec in specs
         ]
         for event in events:
             self.events.add(event)
-        if url is None:
+        if endpoint is None:
+            return
+        events = [event for event in events if endpoint.receives(event.type)]
+        if not events:
             return
         secret = self._credentials[account].webhook_secret
         builders = [webhook_request(event, secret, self.now_seconds) for event in events]
@@ -409,7 +444,7 @@ class StripeSimulator:
             last = position == len(plain) - 1
             self.deliverer.deliver(
                 topic,
-                url,
+                endpoint.url,
                 builder,
                 is_ack,
                 switches,
@@ -421,6 +456,7 @@ class StripeSimulator:
 
     def debug_view(self, account: str | None = None) -> dict[str, Any]:
         now = self.now()
+        endpoints = {name: self.webhook_endpoint(name) for name in self._credentials}
         trades = []
         for trade in self.book.trades(account):
             view = trade.view()
@@ -435,7 +471,10 @@ class StripeSimulator:
         return {
             "object": "list",
             "fee_rate_bps": self.fee_rate_bps,
-            "webhook_urls": {name: self.webhook_url(name) for name in self._credentials},
+            "webhook_urls": {name: e.url if e else None for name, e in endpoints.items()},
+            "enabled_events": {
+                name: list(e.enabled_events) if e else None for name, e in endpoints.items()
+            },
             "data": trades,
         }
 

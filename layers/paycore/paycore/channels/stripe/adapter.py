@@ -34,11 +34,13 @@ day's balance transactions. Stripe's semantics, and what this adapter does about
   refunds are listed and one whose ``metadata[refund_id]`` is ours is returned; the create
   carries ``Idempotency-Key: paycore-refund-<refund id>``. A refund is found again with
   ``GET /v1/refunds`` (created since the refund began, else by PaymentIntent).
-- **Notifications** are snapshot events signed ``Stripe-Signature`` (``signing``). The body
-  alone is read when it is conclusive (``checkout.session.*``, ``payment_intent.*``,
-  ``refund.*``); a decline, a session the buyer acted on without paying (a decline before it
-  expired, a delayed method that failed) and a ``charge.*`` event (a Charge carries no id of
-  ours) are read through the API, as a query would. Stale events never move anything
+- **Notifications** are snapshot events signed ``Stripe-Signature`` (``signing``); the
+  account's endpoint is subscribed to ``transformers.WEBHOOK_EVENTS`` only, yet every
+  ``EventType`` is read (an endpoint subscribed to more is harmless). The body alone is read
+  when it is conclusive (``checkout.session.*``, ``payment_intent.*``, ``refund.*``); a
+  decline, a session the buyer acted on without paying (a decline before it expired, a
+  delayed method that failed) and a ``charge.*`` event (a Charge carries no id of ours) are
+  read through the API, as a query would. Stale events never move anything
   backwards: an event that is not a final outcome (``payment_intent.created``, a pending
   ``refund.created``) reads PENDING, which the orchestration ignores.
 

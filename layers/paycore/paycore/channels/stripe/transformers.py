@@ -147,7 +147,8 @@ class BalanceType(StrEnum):
 
 
 class EventType(StrEnum):
-    """The events paycore reads (register the account's webhook endpoint for these)."""
+    """The events paycore reads. An endpoint needs only ``WEBHOOK_EVENTS``; the others are
+    read too (an endpoint subscribed to more is harmless), each as ``event_meaning`` says."""
 
     CHECKOUT_SESSION_COMPLETED = "checkout.session.completed"
     CHECKOUT_SESSION_EXPIRED = "checkout.session.expired"
@@ -164,6 +165,29 @@ class EventType(StrEnum):
     REFUND_CREATED = "refund.created"
     REFUND_UPDATED = "refund.updated"
     REFUND_FAILED = "refund.failed"
+
+
+# The types the account's webhook endpoint is subscribed to (its ``enabled_events``; Stripe
+# sends an endpoint nothing else): the fewest that still settle, by notification, every
+# outcome the adapter reads. docs/channels.md lists them for operators; the local runtime
+# registers the simulator's endpoint with them. Each event costs a callback (a replay-guard
+# write, a read, maybe a refused resume), so a type that only repeats another is left out:
+# - ``payment_intent.succeeded``, ``charge.succeeded``: the paid session's
+#   ``checkout.session.completed`` says the same (a delayed method: its async_payment event);
+# - ``payment_intent.created`` (and processing, requires_action, canceled): never final;
+# - ``refund.created``: its refund is the one the create answered (a lost answer: the step's
+#   retry, same Idempotency-Key, finds it); a pending one moves on with ``refund.updated``;
+# - ``refund.failed``: Stripe also sends ``refund.updated`` for that status change (and for a
+#   canceled refund, which has no event of its own);
+# - ``charge.refunded``: it names a Charge, read as the payment's state, never the refund's.
+WEBHOOK_EVENTS: tuple[EventType, ...] = (
+    EventType.CHECKOUT_SESSION_COMPLETED,  # paid (card): conclusive; unpaid: a delayed method
+    EventType.CHECKOUT_SESSION_ASYNC_PAYMENT_SUCCEEDED,  # the delayed method paid
+    EventType.CHECKOUT_SESSION_ASYNC_PAYMENT_FAILED,  # the delayed method failed
+    EventType.PAYMENT_INTENT_PAYMENT_FAILED,  # a decline: the session stays open, no session event
+    EventType.CHECKOUT_SESSION_EXPIRED,  # expired (by Stripe at expires_at, or by a close)
+    EventType.REFUND_UPDATED,  # a pending refund's outcome: succeeded, failed or canceled
+)
 
 
 class EventMeaning(Enum):
@@ -604,8 +628,8 @@ def read_event(body: bytes) -> StripeEvent:
         event_type = EventType(str(kind))
     except ValueError:
         raise Unreadable(
-            f"paycore does not read {kind!r} events; send it only: "
-            + ", ".join(member.value for member in EventType)
+            f"paycore does not read {kind!r} events; subscribe the endpoint to: "
+            + ", ".join(WEBHOOK_EVENTS)
         ) from None
     data = mapping(event.get("data"), "data")
     return StripeEvent(text(event, "id"), event_type, mapping(data.get("object"), "data.object"))
