@@ -28,9 +28,10 @@ EXPECTED = {
         "dynamodb:PutItem": 1,
         # Settle: payment, order, event and journal entry in one transaction on the versions
         # carried (the payment from the callback, the order from the input); then the event
-        # it wrote is queued (not read back).
+        # it wrote is handed to the notifier by an asynchronous invoke (not read back, and
+        # not queued: no message to send, receive and delete).
         "dynamodb:TransactWriteItems": 1,
-        "sqs:SendMessage": 1,
+        "lambda:Invoke": 1,
     },
     "ChannelCallbackFunction": {
         "dynamodb:GetItem": 1,  # the payment and its task token, in one read
@@ -38,7 +39,7 @@ EXPECTED = {
         "stepfunctions:SendTaskSuccess": 1,
     },
     "NotifierFunction": {
-        # The event comes in its message; the merchant and its endpoints in one Query. One
+        # The event comes in the invoke's payload; the merchant and its endpoints in one Query. One
         # endpoint receives it: delivered right there (no second message), then the attempt
         # recorded in the event's delivery history.
         "dynamodb:Query": 1,
@@ -120,13 +121,13 @@ REFUND_EXPECTED = {
     # execution's input carries (so it is still processing; nothing read: the payment's
     # channel ids are carried too), the channel's answer handed to the execution.
     # SettleRefund: the order read, then the refund (on the carried version), the order, the
-    # event and the journal entry in one transaction, and the event it wrote queued (not read
-    # back).
+    # event and the journal entry in one transaction, and the event it wrote handed to the
+    # notifier by an asynchronous invoke (not read back, not queued).
     "dynamodb:UpdateItem": 1,
     "dynamodb:GetItem": 1,
     "dynamodb:TransactWriteItems": 1,
     "stepfunctions:SendTaskSuccess": 1,
-    "sqs:SendMessage": 1,
+    "lambda:Invoke": 1,
 }
 # The API: the refund and its reservation in one transaction, the execution; it reads the
 # order and the payment.

@@ -21,10 +21,12 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from paycore.clock import now_rfc3339
+from paycore.dal import notification_queue
 from paycore.dal.notification_queue import MAX_CARRIED_EVENT_BYTES
 from paycore.dal.trade_store import TradeStore
 from paycore.dal.webhook_endpoint_store import ATTEMPTS_KEPT, WebhookEndpointStore
@@ -704,6 +706,133 @@ def test_logs_name_the_event_but_never_the_secret_or_the_body(
     assert merchant.webhook_secret.removeprefix("whsec_") not in everything
     assert json.dumps(event.resource(), separators=(",", ":")) not in everything
     assert "v1," not in everything
+
+
+# -- direct delivery (the first attempt, by an asynchronous invoke) ------------------------------
+
+
+def given_a_stored_event(merchant: Onboarded) -> Event:
+    """An event stored as a state change stores it, not yet handed to the notifier."""
+    order_id = new_id("ord")
+    event = events.event_for(
+        events.ORDER_PAID, merchant.merchant.id, order_id, {"id": order_id, "object": "order"}
+    )
+    assert TradeStore().put_event(event)
+    return event
+
+
+def invoke_directly(notifier: ModuleType, payload: object) -> dict[str, str]:
+    """The notifier invoked as Lambda does for an asynchronous invoke: the payload as event."""
+    answer: dict[str, str] = notifier.lambda_handler(payload, FakeContext())
+    return answer
+
+
+def test_a_direct_delivery_posts_the_event_at_once_and_queues_nothing(
+    notifier: ModuleType,
+    queues: Queues,
+    receiver: WebhookReceiver,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    merchant = given_a_merchant(receiver.url, receiver)
+    event = given_a_stored_event(merchant)
+
+    answer = invoke_directly(notifier, json.loads(notification_queue.message_body(event)))
+
+    assert answer == {"outcome": "delivered"}
+    assert [d.event for d in receiver.attempts(event.id)] == [event.resource()]
+    assert receiver.rejected == 0
+    assert _count(queues.url) == 0
+    assert attempts_of(event) == [(onboarding_endpoint(merchant), 1, 200, None)]
+    assert _metric_names(capsys.readouterr().out) == ["WebhookDelivered"]
+
+
+def test_a_failed_direct_delivery_continues_on_the_queue_with_the_same_schedule(
+    notifier: ModuleType,
+    queues: Queues,
+    receiver: WebhookReceiver,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN an endpoint that fails every attempt the schedule allows
+    receiver.fail_first = MAX_ATTEMPTS
+    merchant = given_a_merchant(receiver.url, receiver)
+    event = given_a_stored_event(merchant)
+
+    # WHEN the direct attempt (attempt 1) fails, THEN its message is queued, marked
+    assert invoke_directly(notifier, json.loads(notification_queue.message_body(event))) == {
+        "outcome": "failed"
+    }
+    [queued] = _receive(queues.url)
+    assert json.loads(queued["Body"])[notification_queue.FIRST_ATTEMPT_FAILED] is True
+    assert [d.status for d in receiver.attempts(event.id)] == [500]
+
+    # AND its first receive stands for attempt 1: no POST, hidden for schedule[0]
+    assert len(deliver(notifier, queues, [queued])) == 1
+    assert [d.status for d in receiver.attempts(event.id)] == [500]
+    messages, waited = wait_until_visible(queues.url, timeout=SCHEDULE[0] + 2)
+    assert messages, "not retried after schedule[0]"
+    assert SCHEDULE[0] - 0.3 <= waited
+
+    # AND receive n is attempt n: attempt 2 fails, hidden for schedule[1]
+    assert len(deliver(notifier, queues, messages)) == 1
+    messages, waited = wait_until_visible(queues.url, timeout=SCHEDULE[1] + 2)
+    assert messages, "not retried after schedule[1]"
+    assert SCHEDULE[1] - 0.3 <= waited
+
+    # AND the last attempt fails: parked in the dead-letter queue at once
+    assert len(deliver(notifier, queues, messages)) == 1
+    assert _receive(queues.url) == []
+    assert _count(queues.dead_letter_url) == 1
+
+    assert [d.status for d in receiver.attempts(event.id)] == [500] * MAX_ATTEMPTS
+    endpoint = onboarding_endpoint(merchant)
+    assert attempts_of(event) == [(endpoint, n, 500, None) for n in (3, 2, 1)]
+    assert _metric_names(capsys.readouterr().out) == ["WebhookDeliveryFailed"] * MAX_ATTEMPTS
+
+
+def test_a_direct_payload_that_is_not_ours_reaches_the_dead_letter_queue_by_the_queue(
+    notifier: ModuleType, queues: Queues
+) -> None:
+    payload = {"event_id": "evt_0000000000000000000000000z", "merchant_id": "mch_1"}
+
+    assert invoke_directly(notifier, payload) == {"outcome": "poison"}
+
+    [queued] = _receive(queues.url)
+    assert json.loads(queued["Body"]) == payload  # as it came, unmarked
+    assert len(deliver(notifier, queues, [queued])) == 1
+    for _ in range(MAX_ATTEMPTS - 1):
+        assert len(poll(notifier, queues)) == 1
+    assert _receive(queues.url) == []
+    assert [json.loads(m["Body"]) for m in _receive(queues.dead_letter_url)] == [payload]
+
+
+def test_a_direct_delivery_that_crashes_raises_so_lambda_retries_it(
+    notifier: ModuleType,
+    queues: Queues,
+    receiver: WebhookReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    merchant = given_a_merchant(receiver.url, receiver)
+    event = given_a_stored_event(merchant)
+    monkeypatch.setenv("TRADE_TABLE_NAME", "no-such-table")  # DynamoDB answers an error
+
+    with pytest.raises(ClientError):
+        invoke_directly(notifier, json.loads(notification_queue.message_body(event)))
+
+    assert receiver.deliveries == []
+    assert _count(queues.url) == 0  # Lambda's retries, then its dead-letter queue, take it
+
+
+def test_publishing_queues_the_event_when_the_notifier_cannot_be_invoked(
+    queues: Queues, receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a configured notifier that Lambda refuses to invoke (here: it does not exist)
+    monkeypatch.setenv("NOTIFIER_FUNCTION_NAME", "paycore-notifier-missing")
+    merchant = given_a_merchant(receiver.url, receiver)
+
+    event = given_a_published_event(merchant)
+
+    [queued] = _receive(queues.url)
+    assert json.loads(queued["Body"]) == json.loads(notification_queue.message_body(event))
 
 
 # -- delivery history ------------------------------------------------------------------------

@@ -21,6 +21,7 @@ _NAMES = (
     "IDEMPOTENCY_TABLE_NAME",
     "NOTIFICATION_QUEUE_URL",
     "DEAD_LETTER_QUEUE_URL",
+    "NOTIFIER_FUNCTION_NAME",
     "PAYMENT_STATE_MACHINE_ARN",
     "REFUND_STATE_MACHINE_ARN",
     "ADMIN_TOKEN_SECRET_ID",
@@ -50,6 +51,9 @@ class Settings(BaseModel):
     notification_queue_url: str = Field(default="", alias="NOTIFICATION_QUEUE_URL")
     # The notification queue's dead-letter queue; only the redrive function needs it.
     dead_letter_queue_url: str = Field(default="", alias="DEAD_LETTER_QUEUE_URL")
+    # The notifier function: an event's first delivery is handed to it by an asynchronous
+    # invoke (its retries go through the notification queue). Empty: queue every event.
+    notifier_function_name: str = Field(default="", alias="NOTIFIER_FUNCTION_NAME")
     payment_state_machine_arn: str = Field(default="", alias="PAYMENT_STATE_MACHINE_ARN")
     refund_state_machine_arn: str = Field(default="", alias="REFUND_STATE_MACHINE_ARN")
     admin_token_secret_id: str = Field(default="", alias="ADMIN_TOKEN_SECRET_ID")

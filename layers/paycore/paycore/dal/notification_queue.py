@@ -1,9 +1,17 @@
-"""The merchant notification queue. Two kinds of message, both JSON:
+"""The merchant notification queue, and the asynchronous invoke that hands an event's first
+delivery to the notifier. Two kinds of message, both JSON:
 
 - ``{"event_id", "merchant_id", "event"}``: an event for the merchant's endpoints (what
-  publishing an event queues);
+  publishing an event sends);
 - ``{"event_id", "merchant_id", "endpoint_id", "event"}``: one event for one endpoint, with
   its own receive count, backoff and dead-lettering.
+
+Publishing an event invokes the notifier asynchronously with the first kind as its payload
+(Lambda keeps the event, retries a crashed invocation twice, then puts the payload in the
+notification queue: the function's dead-letter queue); only when that invoke is refused, or
+no notifier is configured, is the event queued. A first attempt that failed is queued with
+``"first_attempt_failed": true``: its first receive stands for that attempt (no POST, only
+the backoff), so every later receive n is attempt n, as for any other message.
 
 ``event`` is the event's public JSON, exactly what is delivered, so the notifier need not
 read the event back. It is left out of an event larger than ``MAX_CARRIED_EVENT_BYTES``, and
@@ -13,7 +21,10 @@ messages queued before it was carried have none: the notifier reads the event th
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from paycore.aws import client
 from paycore.config import get_settings
@@ -34,6 +45,46 @@ def message_body(event: Event, endpoint_id: str | None = None) -> str:
     if len(json.dumps(resource, separators=(",", ":"))) <= MAX_CARRIED_EVENT_BYTES:
         body["event"] = resource
     return json.dumps(body, separators=(",", ":"))
+
+
+# Marks a message queued after its first attempt failed in the notifier's direct invocation.
+FIRST_ATTEMPT_FAILED = "first_attempt_failed"
+# An asynchronous invoke's payload is at most 256 KiB; ours are far smaller (see above).
+_ASYNC_INVOKE = "Event"
+
+log = logging.getLogger(__name__)
+
+
+def dispatch_event(event: Event) -> None:
+    """Hand ``event`` to the notifier for delivery, at least once: by an asynchronous invoke
+    when a notifier is configured (one call instead of a message that is sent, received and
+    deleted), else, or when Lambda refuses the invoke, through the queue. Raises only when
+    both fail (the caller's retry publishes again: a twin is harmless, a loss is not)."""
+    function = get_settings().notifier_function_name
+    if function:
+        try:
+            client("lambda").invoke(
+                FunctionName=function,
+                InvocationType=_ASYNC_INVOKE,
+                Payload=message_body(event).encode(),
+            )
+            return
+        except (BotoCoreError, ClientError) as exc:
+            log.warning(
+                "notifier invoke refused; queueing the event instead",
+                extra={"event_id": event.id, "error": type(exc).__name__},
+            )
+    enqueue_event(event)
+
+
+def enqueue_direct(body: str, *, first_attempt_failed: bool) -> None:
+    """Queue the payload of a direct invocation: marked when its first attempt failed (see
+    the module docstring); unmarked, and as it is, when it can never succeed (the notifier
+    then parks it in the dead-letter queue after its receives)."""
+    if first_attempt_failed:
+        data = json.loads(body)
+        body = json.dumps({**data, FIRST_ATTEMPT_FAILED: True}, separators=(",", ":"))
+    client("sqs").send_message(QueueUrl=get_settings().notification_queue_url, MessageBody=body)
 
 
 def enqueue_event(event: Event) -> None:

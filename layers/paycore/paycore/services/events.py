@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from paycore.clock import now_rfc3339
-from paycore.dal.notification_queue import enqueue_deliveries, enqueue_event
+from paycore.dal.notification_queue import dispatch_event, enqueue_deliveries
 from paycore.dal.trade_store import TradeStore
 from paycore.dal.webhook_endpoint_store import WebhookEndpointStore
 from paycore.domain.models import Event
@@ -50,8 +50,8 @@ def event_for(event_type: str, merchant_id: str, cause_id: str, obj: dict[str, A
 
 
 def publish(event: Event) -> None:
-    """Queue a stored event for delivery (at least once)."""
-    enqueue_event(event)
+    """Hand a stored event to the notifier for delivery (at least once)."""
+    dispatch_event(event)
 
 
 def get_event(store: TradeStore, merchant_id: str, event_id: str) -> Event:

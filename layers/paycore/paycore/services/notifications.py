@@ -1,8 +1,10 @@
 """Webhook delivery: an event delivered to each of the merchant's endpoints, each delivery
 with its own retry policy, and the operator's way back from the dead-letter queue.
 
-An event is queued once, carrying its JSON (``paycore.dal.notification_queue``). The notifier
-reads the merchant's endpoints (one Query) and:
+An event is handed to the notifier once, carrying its JSON (``paycore.dal.notification_queue``):
+by an asynchronous invoke (a *direct* delivery), or as a queued message when the invoke was
+refused or no notifier is configured. The notifier reads the merchant's endpoints (one Query)
+and:
 
 - when exactly one endpoint receives that event type (enabled, subscribed), delivers to it
   right there: that message is then the endpoint's delivery, with the retry policy below;
@@ -16,6 +18,10 @@ out and both get a delivery with the whole retry schedule.
 
 The retry policy lives in SQS itself, so no timer or table of pending retries is needed:
 
+- A direct delivery is attempt 1. When it fails (or cannot be read) its message is queued
+  marked ``first_attempt_failed``: that message's first receive only hides it for the first
+  backoff (no POST), so its receive n is attempt n from then on. A direct invocation that
+  crashes is retried by Lambda, then lands in the queue unmarked (its dead-letter queue).
 - Attempt n is the message's ``ApproximateReceiveCount`` (1 on the first delivery).
 - A failed attempt n hides the message for ``WEBHOOK_RETRY_SCHEDULE[n-1]`` seconds (the last
   value repeats if the queue allows more attempts than the schedule has entries), then the
@@ -52,7 +58,9 @@ from paycore.clock import now_rfc3339
 from paycore.config import get_settings
 from paycore.dal.notification_dead_letters import BATCH_LIMIT, receive_dead_letters, requeue
 from paycore.dal.notification_queue import (
+    FIRST_ATTEMPT_FAILED,
     enqueue_deliveries,
+    enqueue_direct,
     extend_visibility,
     max_receive_count,
 )
@@ -75,16 +83,23 @@ class DeliveryOutcome(StrEnum):
     NO_ENDPOINT = "no_endpoint"  # no endpoint receives it (now): nothing to deliver
     DELIVERED = "delivered"
     FAILED = "failed"  # back to the queue after the backoff (or to the DLQ after the last)
+    # The receive that stands for a failed direct first attempt: only its backoff, no POST.
+    DEFERRED = "deferred"
     POISON = "poison"  # can never succeed: on its way to the DLQ
 
 
 @dataclass(frozen=True)
 class QueuedNotification:
-    """One message of the notification queue as the notifier received it."""
+    """One message of the notification queue as the notifier received it, or the payload of
+    a direct (asynchronous) invocation: attempt 1, with no receipt handle."""
 
     body: str
     receive_count: int
-    receipt_handle: str = field(repr=False)
+    receipt_handle: str | None = field(repr=False)
+
+    @classmethod
+    def direct(cls, body: str) -> QueuedNotification:
+        return cls(body=body, receive_count=1, receipt_handle=None)
 
 
 @dataclass(frozen=True)
@@ -135,6 +150,7 @@ class _Message:
     merchant_id: str
     endpoint_id: str | None
     event: Event | None  # carried in the message; None: read it
+    first_attempt_failed: bool = False
 
 
 def backoff_seconds(schedule: Sequence[int], attempt: int) -> int:
@@ -162,9 +178,18 @@ def deliver_notification(
     without a request, rather than being cut off by the end of the invocation."""
     try:
         read = _read_body(message.body)
+        if read.first_attempt_failed and message.receive_count == 1:
+            return DeliveryReport(
+                DeliveryOutcome.DEFERRED,
+                message.receive_count,
+                event_id=read.event_id,
+                merchant_id=read.merchant_id,
+                endpoint_id=read.endpoint_id,
+                retry_in_seconds=_hold_back(message),
+            )
         event = read.event if read.event is not None else _load_event(store, read)
     except _Poison as poison:
-        extend_visibility(message.receipt_handle, 0)
+        _release(message)
         return DeliveryReport(
             DeliveryOutcome.POISON,
             message.receive_count,
@@ -195,13 +220,20 @@ def _read_body(body: str) -> _Message:
         isinstance(endpoint_id, str) and has_prefix(endpoint_id, "we")
     ):
         raise _Poison("message body names no webhook endpoint id", event_id)
+    failed = data.get(FIRST_ATTEMPT_FAILED, False)
+    if not isinstance(failed, bool):
+        raise _Poison(f"{FIRST_ATTEMPT_FAILED} is not a boolean", event_id)
     carried = data.get("event")
     if carried is None:
-        return _Message(event_id, str(merchant_id), endpoint_id, None)
+        return _Message(event_id, str(merchant_id), endpoint_id, None, failed)
     if not isinstance(merchant_id, str) or not has_prefix(merchant_id, "mch"):
         raise _Poison("message body names no merchant id", event_id)
     return _Message(
-        event_id, merchant_id, endpoint_id, _carried_event(carried, event_id, merchant_id)
+        event_id,
+        merchant_id,
+        endpoint_id,
+        _carried_event(carried, event_id, merchant_id),
+        failed,
     )
 
 
@@ -242,7 +274,7 @@ def _fan_out(
 ) -> DeliveryReport:
     endpoints = receiving_endpoints(store, event.merchant_id, event.type)
     if endpoints is None:
-        extend_visibility(message.receipt_handle, 0)
+        _release(message)
         return DeliveryReport(
             DeliveryOutcome.POISON,
             message.receive_count,
@@ -311,14 +343,28 @@ def _attempt(
 
 def _hold_back(message: QueuedNotification) -> int | None:
     """Hide a failed message for its backoff; after the last attempt, release it at once so
-    SQS parks it in the dead-letter queue. Returns the backoff, or None after the last."""
+    SQS parks it in the dead-letter queue. Returns the backoff, or None after the last. A
+    failed direct delivery is queued instead (its first receive then holds it back)."""
     last_attempt = max_receive_count()
-    if last_attempt is not None and message.receive_count >= last_attempt:
+    last = last_attempt is not None and message.receive_count >= last_attempt
+    if message.receipt_handle is None:
+        enqueue_direct(message.body, first_attempt_failed=True)
+    else:
+        extend_visibility(message.receipt_handle, 0 if last else _backoff(message))
+    return None if last else _backoff(message)
+
+
+def _backoff(message: QueuedNotification) -> int:
+    return backoff_seconds(get_settings().webhook_retry_schedule, message.receive_count)
+
+
+def _release(message: QueuedNotification) -> None:
+    """Let a message that can never succeed reach the dead-letter queue at once (a direct
+    one by way of the queue, which parks it after its receives)."""
+    if message.receipt_handle is None:
+        enqueue_direct(message.body, first_attempt_failed=False)
+    else:
         extend_visibility(message.receipt_handle, 0)
-        return None
-    seconds = backoff_seconds(get_settings().webhook_retry_schedule, message.receive_count)
-    extend_visibility(message.receipt_handle, seconds)
-    return seconds
 
 
 def _report(
