@@ -568,12 +568,13 @@ class TradeStore:
 
         Not a state change: the version stays, so the payment's versioned writes are not
         disturbed; they keep the fingerprints because they write the ``Payment`` as read (or
-        as carried from this answer). A write from a payment read before this update (a
-        step that raced the notification) drops the fingerprint again. That message can then
-        be taken once more while its signature is fresh; it is a genuine message of this
-        payment's channel account, and by then it normally finds the payment past waiting
-        (final: acknowledged, nothing resumed); in any case it resumes no more than the
-        channel's own re-delivery of the same outcome would."""
+        as carried from this answer). A write from a payment read before this update drops
+        the fingerprint again: a step that raced the notification, or Settle writing the
+        payment an earlier notification handed it while a second one (Stripe sends several)
+        was taken. That message can then be taken once more while its signature is fresh. It
+        is a genuine message of this payment's channel account and by then it normally finds
+        the payment past waiting (final: acknowledged, nothing resumed); in any case it does
+        no more than the channel's own re-delivery of the same outcome would."""
         names = {"#fps": "notification_fingerprints", "#ch": "channel", "#acct": "channel_account"}
         try:
             answer = self._ddb.update_item(
