@@ -34,8 +34,10 @@ EXPECTED = {
         "lambda:Invoke": 1,
     },
     "ChannelCallbackFunction": {
-        "dynamodb:GetItem": 1,  # the payment and its task token, in one read
-        "dynamodb:PutItem": 1,  # the replay guard (the same signed message is refused twice)
+        # The replay guard and the read in one conditional update: the message's fingerprint
+        # added to the payment (the same signed message is refused twice), which answers the
+        # payment and its task token.
+        "dynamodb:UpdateItem": 1,
         "stepfunctions:SendTaskSuccess": 1,
     },
     "NotifierFunction": {

@@ -19,11 +19,11 @@ from paycore.api.models import CreateOrderRequest, CreatePaymentRequest, CreditB
 from paycore.channels.base import MAX_NOTIFICATION_BYTES, MAX_NOTIFICATION_HEADER_BYTES
 from paycore.channels.sandbox.signing import sign_notification
 from paycore.dal.instruments import InstrumentStore
-from paycore.dal.trade_store import TradeStore
+from paycore.dal.trade_store import TradeStore, order_snapshot
 from paycore.domain.status import OrderStatus, PaymentStatus
 from paycore.errors import ChannelUnavailable, ConcurrentUpdate
 from paycore.services import instruments, merchants, orders, payments
-from paycore.services.orchestration import PaymentSteps, _parse_outcome
+from paycore.services.orchestration import Known, PaymentSteps, _parse_outcome
 from tests.functional.alipay_support import AlipayWorld
 from tests.functional.alipay_support import buyer as alipay_buyer
 from tests.functional.conftest import MotoStack, configure_sandbox_accounts, put_account_secret
@@ -377,10 +377,12 @@ class TestCallback:
     ) -> None:
         """Captured and sent again within its 5 fresh minutes: refused. The channel's own
         re-delivery is signed anew (another timestamp or body), so it is taken again."""
-        payment_id = self._created(TradeStore())
+        store = TradeStore()
+        payment_id = self._created(store)
         event = self._event(json.dumps(self._notification(payment_id)))
 
         first = handler.lambda_handler(event, FakeContext())
+        taken = store.get_payment(payment_id)
         replay = handler.lambda_handler(event, FakeContext())
 
         assert first["statusCode"] == 200
@@ -388,15 +390,86 @@ class TestCallback:
         assert json.loads(replay["body"])["code"] == "callback_rejected"
         assert "replay" in json.loads(replay["body"])["detail"]
         assert len(resumed) == 1
+        assert store.get_payment(payment_id) == taken
         redelivered = dict(self._notification(payment_id), sent_at="2026-11-25T10:00:05Z")
         assert self._notify(handler, redelivered)["statusCode"] == 200
+        assert len(resumed) == 2
+
+    def test_a_taken_notification_is_remembered_on_the_payment_without_a_new_version(
+        self, handler: Any, resumed: list[dict[str, Any]]
+    ) -> None:
+        """One conditional update keeps the message's short fingerprint on the payment and
+        reads payment and task token: not a state change (same version), never in the
+        payment's resource; the execution gets the payment as updated."""
+        store = TradeStore()
+        payment_id = self._created(store)
+        before = store.get_payment(payment_id)
+        assert before is not None and before.notification_fingerprints == []
+
+        assert self._notify(handler, self._notification(payment_id))["statusCode"] == 200
+
+        after = store.get_payment(payment_id)
+        assert after is not None and after.version == before.version
+        assert len(after.notification_fingerprints) == 1
+        assert len(after.notification_fingerprints[0]) == 32
+        assert after == replace(before, notification_fingerprints=after.notification_fingerprints)
+        assert store.get_payment_and_token(payment_id)[1] == "token-1"  # still waiting
+        assert resumed[0]["payment"]["notification_fingerprints"] == after.notification_fingerprints
+        assert "notification_fingerprints" not in json.dumps(after.resource())
+
+    def test_a_replay_after_the_payment_settled_is_refused_and_changes_nothing(
+        self, handler: Any, resumed: list[dict[str, Any]]
+    ) -> None:
+        """Settle writes the whole payment from the snapshot the callback handed it: the
+        fingerprint survives that write, so the same message is still a replay."""
+        store = TradeStore()
+        payment_id = self._created(store)
+        event = self._event(json.dumps(self._notification(payment_id)))
+        assert handler.lambda_handler(event, FakeContext())["statusCode"] == 200
+        outcome = {k: v for k, v in resumed[0].items() if k != "token"}
+        payment = store.get_payment(payment_id)
+        assert payment is not None
+        order = store.get_order(payment.order_id)
+        assert order is not None
+        known = Known.carried(outcome["payment"], order_snapshot(order))
+
+        assert PaymentSteps(store).settle(payment_id, outcome, known=known)["newly_settled"]
+        settled = store.get_payment(payment_id)
+        assert settled is not None and settled.status is PaymentStatus.SUCCEEDED
+        assert settled.notification_fingerprints == payment.notification_fingerprints
+        replay = handler.lambda_handler(event, FakeContext())
+
+        assert replay["statusCode"] == 401
+        assert "replay" in json.loads(replay["body"])["detail"]
+        assert store.get_payment(payment_id) == settled
+        assert len(resumed) == 1
+
+    def test_a_payment_that_started_with_its_token_kept_apart_is_still_resumed(
+        self, handler: Any, resumed: list[dict[str, Any]]
+    ) -> None:
+        """The token on its own ``TASKTOKEN`` item (before it moved onto the payment's)."""
+        store = TradeStore()
+        payment_id = self._created(store)
+        ddb = boto3.client("dynamodb")
+        key = {"pk": {"S": f"PAYMENT#{payment_id}"}, "sk": {"S": "PAYMENT"}}
+        ddb.update_item(TableName=store.table, Key=key, UpdateExpression="REMOVE task_token")
+        ddb.put_item(
+            TableName=store.table,
+            Item={**key, "sk": {"S": "TASKTOKEN"}, "token": {"S": "token-apart"}},
+        )
+
+        assert self._notify(handler, self._notification(payment_id))["statusCode"] == 200
+
+        assert [(r["token"], r["status"]) for r in resumed] == [("token-apart", "succeeded")]
 
     def test_another_accounts_route_refuses_a_payment_it_does_not_hold(
         self, handler: Any, resumed: list[dict[str, Any]]
     ) -> None:
         """Signed with the backup account's own key, at the backup's route, about a payment
         of the primary: genuine for that account, but not its payment."""
-        payment_id = self._created(TradeStore())
+        store = TradeStore()
+        payment_id = self._created(store)
+        before = store.get_payment(payment_id)
 
         answer = self._notify(
             handler,
@@ -406,7 +479,9 @@ class TestCallback:
         )
 
         assert answer["statusCode"] == 401
+        assert "names no payment" in json.loads(answer["body"])["detail"]
         assert resumed == []
+        assert store.get_payment(payment_id) == before  # nothing remembered on it either
 
     @pytest.mark.parametrize(
         ("channel", "account"),

@@ -5,8 +5,10 @@ A channel re-sends a notification it thinks was lost with a fresh signature (a n
 nonce or body), so a re-delivery is a new message and is acknowledged again. An attacker who
 captured a genuine notification can only send it again byte for byte within the 5 minutes its
 signature stays fresh: that exact message, seen a second time, is a replay. Its fingerprint
-(a SHA-256 of the body and the signature-bearing headers) is kept in the idempotency table,
-with DynamoDB's time to live, for twice the freshness window (clocks may be off either way).
+is a SHA-256 of the body and the signature-bearing headers. A payment's notifications keep
+theirs on the payment's item (``TradeStore.take_notification``: the same update reads the
+payment); a refund's are kept here, in the idempotency table, with DynamoDB's time to live,
+for twice the freshness window (clocks may be off either way).
 """
 
 from __future__ import annotations

@@ -15,7 +15,11 @@ Item layout (pk / sk):
   holds the state machine's task token (``task_token``), written by the step that records the
   channel order, so the callback reads payment and token in one read; the token is never part
   of the ``Payment`` (it never reaches an answer, a log or a snapshot). ``PAYMENT#<pay>`` /
-  ``TASKTOKEN`` held it apart before: still read for a payment that started then.
+  ``TASKTOKEN`` held it apart before: still read for a payment that started then. The item
+  also lists the fingerprints of the signed notifications taken for the payment
+  (``notification_fingerprints``, absent while empty): the callback adds one and reads the
+  payment and its token in one conditional update (``take_notification``), which refuses the
+  same message twice.
 - ``EVENT#<evt>`` / ``EVENT``: the event; gsi1 ``MERCHANT#<mch>#EVENTS`` by creation time.
 - Orders with a deadline are also in the sparse, keys-only index gsi2, partitioned
   ``<KIND>#<shard>`` (one of ``OPEN_SHARDS``, so no hot key) and sorted by the deadline, so a
@@ -66,7 +70,7 @@ from paycore.domain.changes import (
 )
 from paycore.domain.models import Event, Merchant, Order, Payment, TradeType
 from paycore.domain.status import OrderStatus, PaymentStatus
-from paycore.errors import ConcurrentUpdate, Conflict, NotFound
+from paycore.errors import CallbackRejected, ConcurrentUpdate, Conflict, NotFound
 from paycore.ledger.rules import SettlementFigures
 
 GSI = "gsi1"
@@ -553,6 +557,65 @@ class TradeStore:
         token = item.get("task_token")
         return _payment(item), str(token) if token else None
 
+    def take_notification(
+        self, payment_id: str, channel: str, account_id: str, fingerprint: str
+    ) -> tuple[Payment, str | None]:
+        """Add the fingerprint of a signed notification about the payment to its item and
+        return the payment and the task token of the execution waiting for its channel (None
+        when none waits), in one conditional update: the payment exists, is held by
+        ``channel``'s ``account_id``, and does not hold ``fingerprint`` yet. Otherwise
+        ``CallbackRejected``: a replay (the payment holds it) or no payment of this account.
+
+        Not a state change: the version stays, so the payment's versioned writes are not
+        disturbed; they keep the fingerprints because they write the ``Payment`` as read (or
+        as carried from this answer). A write from a payment read before this update drops
+        the fingerprint again: a step that raced the notification, or Settle writing the
+        payment an earlier notification handed it while a second one (Stripe sends several)
+        was taken. That message can then be taken once more while its signature is fresh. It
+        is a genuine message of this payment's channel account and by then it normally finds
+        the payment past waiting (final: acknowledged, nothing resumed); in any case it does
+        no more than the channel's own re-delivery of the same outcome would."""
+        names = {"#fps": "notification_fingerprints", "#ch": "channel", "#acct": "channel_account"}
+        try:
+            answer = self._ddb.update_item(
+                TableName=self.table,
+                Key=_key(_payment_pk(payment_id), "PAYMENT"),
+                UpdateExpression="SET #fps = list_append(if_not_exists(#fps, :none), :new)",
+                ConditionExpression="attribute_exists(pk) AND #ch = :channel "
+                "AND #acct = :account AND NOT contains(#fps, :fingerprint)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=to_values(
+                    {
+                        ":none": [],
+                        ":new": [fingerprint],
+                        ":channel": channel,
+                        ":account": account_id,
+                        ":fingerprint": fingerprint,
+                    }
+                ),
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise_unavailable(exc)
+                raise
+            old = from_item(exc.response["Item"]) if exc.response.get("Item") else None
+            if (
+                old is not None
+                and (old.get("channel"), old.get("channel_account")) == (channel, account_id)
+                and fingerprint in (old.get("notification_fingerprints") or ())
+            ):
+                raise CallbackRejected(
+                    "this exact notification was already received (a replay)"
+                ) from None
+            raise CallbackRejected(
+                "the notification names no payment of this channel account"
+            ) from None
+        item = from_item(answer["Attributes"])
+        token = item.get("task_token")
+        return _payment(item), str(token) if token else None
+
     def save_payment(self, payment: Payment, *, task_token: str | None = None) -> Payment:
         """Write ``payment`` if nobody changed it since it was read (its version), with the
         waiting execution's ``task_token`` when given (a write without one drops it)."""
@@ -604,6 +667,8 @@ class TradeStore:
         # are money only, so these two travel as JSON text.
         for name in _PAYMENT_JSON_FIELDS:
             values[name] = json.dumps(values[name], separators=(",", ":"))
+        if not payment.notification_fingerprints:
+            del values["notification_fingerprints"]  # absent while empty: no bytes to write
         values.update(pk=_payment_pk(payment.id), sk="PAYMENT")
         return values
 

@@ -345,6 +345,12 @@ class Payment:
     channel_account: str | None = None  # the routed account that holds the channel order
     channel_attempts: list[dict[str, Any]] = field(default_factory=list)
     callback_base_url: str | None = None  # where channels call back (late refunds need it)
+    # The signed channel notifications taken for this payment (short fingerprints, see
+    # paycore.services.callbacks): the same message again is a replay. Internal: never in the
+    # resource (so never in an answer or an event). Added by the callback's conditional update,
+    # which leaves the version alone; carried here so that every later whole-item write keeps
+    # them.
+    notification_fingerprints: list[str] = field(default_factory=list)
     version: int = 0  # optimistic lock: every write expects it and stores it + 1
 
     @property

@@ -15,6 +15,11 @@ from paycore.ids import has_prefix
 from paycore.services.orchestration import PENDING, outcome_from_channel, refund_late_payment
 from paycore.services.refunds import handle_refund_notification
 
+# A payment keeps the fingerprints of its notifications, in every later write of its item:
+# 128 bits of the SHA-256 are plenty to tell its few messages apart, in half the bytes (a
+# collision would only refuse a genuine message, which its channel re-delivers signed anew).
+_FINGERPRINT_CHARS = 32
+
 
 def handle_notification(
     store: TradeStore, channel: str, account_id: str, headers: Mapping[str, str], body: bytes
@@ -23,9 +28,10 @@ def handle_notification(
     account's keys and hand its outcome to the state machine.
 
     An unknown channel or account is ``NotFound``. A forged, unsigned, stale (more than 5
-    minutes off), replayed (the same signed message again) or foreign notification (about a
-    payment or refund of another channel or account) raises ``CallbackRejected`` and changes
-    nothing. A genuine one is acknowledged even when the
+    minutes off), replayed (the same signed message again: the payment keeps the fingerprints
+    of the messages taken for it, the idempotency table a refund's for twice the freshness
+    window) or foreign notification (about a payment or refund of another channel or account)
+    raises ``CallbackRejected`` and changes nothing. A genuine one is acknowledged even when the
     payment is already final or no longer waiting (the status query settles it then): the
     channel must stop retrying. Returns the channel's own acknowledgement and the payment (or
     refund) id.
@@ -34,17 +40,19 @@ def handle_notification(
     state = gateway.parse_notification(body, headers)
     # Verified; now refuse the same signed message a second time (a replay).
     message = notification_replays.fingerprint(channel, account_id, headers, body)
-    if not notification_replays.first_sighting(message, 2 * NOTIFICATION_TOLERANCE_SECONDS):
-        raise CallbackRejected("this exact notification was already received (a replay)")
     if isinstance(state, ChannelRefundState):
+        if not notification_replays.first_sighting(message, 2 * NOTIFICATION_TOLERANCE_SECONDS):
+            raise CallbackRejected("this exact notification was already received (a replay)")
         refund_id = handle_refund_notification(store, state, channel, account_id)
         return gateway.acknowledge(), refund_id
     payment_id = state.out_trade_no
-    payment, token = (
-        store.get_payment_and_token(payment_id) if has_prefix(payment_id, "pay") else (None, None)
-    )
-    if payment is None or payment.channel != channel or payment.channel_account != account_id:
+    if not has_prefix(payment_id, "pay"):
         raise CallbackRejected("the notification names no payment of this channel account")
+    # A payment's messages are remembered on the payment itself: one conditional update
+    # refuses a replay or a payment this account does not hold, and reads payment and token.
+    payment, token = store.take_notification(
+        payment_id, channel, account_id, message[:_FINGERPRINT_CHARS]
+    )
     outcome = outcome_from_channel(payment, state, "callback")
     if not payment.is_final:
         if outcome.status != PENDING:
