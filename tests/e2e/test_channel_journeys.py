@@ -62,6 +62,21 @@ def _paying(shop: Merchant, order_id: str, instruments: list[dict[str, Any]]) ->
     return payment
 
 
+def _refunded(shop: Merchant, order_id: str, amount: int) -> dict[str, Any]:
+    """Refund ``amount`` of the order; the refund once it is no longer processing."""
+    refund = shop.request("POST", f"/v1/orders/{order_id}/refunds", json={"amount": amount})
+    assert refund.status_code == 202, refund.text
+    refund_id = refund.json()["id"]
+    done: dict[str, Any] = eventually(
+        lambda: (
+            (r := shop.request("GET", f"/v1/refunds/{refund_id}").json())["status"] != "processing"
+            and r
+        ),
+        timeout=SETTLE_TIMEOUT,
+    )
+    return done
+
+
 @pytest.fixture(params=CHANNELS)
 def channel(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -90,17 +105,7 @@ def test_pay_then_refund_in_two_parts(
     assert shop.receiver.wait_for(lambda r: len(r.accepted("order.paid")) == 1)
     fees_returned = []
     for amount in (1000, 1500):
-        refund = shop.request(
-            "POST", f"/v1/orders/{order['id']}/refunds", json={"amount": amount}
-        ).json()
-        done = eventually(
-            lambda refund_id=refund["id"]: (
-                (r := shop.request("GET", f"/v1/refunds/{refund_id}").json())["status"]
-                != "processing"
-                and r
-            ),
-            timeout=SETTLE_TIMEOUT,
-        )
+        done = _refunded(shop, order["id"], amount)
         assert done["status"] == "succeeded", done
         fees_returned.append(done["fee_refunded"])
     settled = shop.order(order["id"])
@@ -285,17 +290,7 @@ def test_stripe_posts_paycore_only_the_events_it_subscribes_to(
         payment = _paying(shop, order["id"], [_channel("stripe", **simulate)])
         buyer_acts(runtime, payment, "pay")
         assert shop.wait_for_payment(payment["id"])["status"] == "succeeded"
-        refund = shop.request(
-            "POST", f"/v1/orders/{order['id']}/refunds", json={"amount": 1000}
-        ).json()
-        done = eventually(
-            lambda refund_id=refund["id"]: (
-                (r := shop.request("GET", f"/v1/refunds/{refund_id}").json())["status"]
-                != "processing"
-                and r
-            ),
-            timeout=SETTLE_TIMEOUT,
-        )
+        done = _refunded(shop, order["id"], 1000)
         assert done["status"] == "succeeded", done
         payments[name] = payment["id"]
 

@@ -235,6 +235,19 @@ def _metric_names(output: str) -> list[str]:
     return names
 
 
+def retried_on_the_schedule_then_parked(notifier: ModuleType, queues: Queues) -> None:
+    """After a failed attempt 1 (its message hidden for schedule[0]): every retry fails, each
+    is hidden for its delay, and the last is parked in the dead-letter queue at once."""
+    for delay in SCHEDULE:
+        messages, waited = wait_until_visible(queues.url, timeout=delay + 2)
+        assert messages, f"not retried after {delay} s"
+        assert delay - 0.3 <= waited
+        assert len(deliver(notifier, queues, messages)) == 1
+    assert _receive(queues.url) == []
+    assert _count(queues.url) == 0
+    assert _count(queues.dead_letter_url) == 1
+
+
 def fan_out(notifier: ModuleType, queues: Queues) -> None:
     """The first poll after an event is published to several endpoints: it queues one
     delivery per endpoint."""
@@ -548,21 +561,8 @@ def test_a_failing_endpoint_is_retried_on_the_schedule_then_parked_then_redriven
     # WHEN the first attempt fails, THEN the record is reported and hidden for schedule[0]
     assert len(poll(notifier, queues)) == 1
     assert _receive(queues.url) == []
-    messages, waited = wait_until_visible(queues.url, timeout=SCHEDULE[0] + 2)
-    assert messages, "not retried after schedule[0]"
-    assert SCHEDULE[0] - 0.3 <= waited
-
-    # WHEN the second attempt fails, THEN it is hidden for schedule[1]
-    assert len(deliver(notifier, queues, messages)) == 1
-    messages, waited = wait_until_visible(queues.url, timeout=SCHEDULE[1] + 2)
-    assert messages, "not retried after schedule[1]"
-    assert SCHEDULE[1] - 0.3 <= waited
-
-    # WHEN the last attempt fails, THEN SQS parks it in the dead-letter queue at once
-    assert len(deliver(notifier, queues, messages)) == 1
-    assert _receive(queues.url) == []
-    assert _count(queues.url) == 0
-    assert _count(queues.dead_letter_url) == 1
+    # AND every retry fails: each hidden for its delay, the last parked at once
+    retried_on_the_schedule_then_parked(notifier, queues)
 
     attempts = receiver.attempts(event.id)
     assert [d.status for d in attempts] == [500] * MAX_ATTEMPTS
@@ -768,20 +768,8 @@ def test_a_failed_direct_delivery_continues_on_the_queue_with_the_same_schedule(
     # AND its first receive stands for attempt 1: no POST, hidden for schedule[0]
     assert len(deliver(notifier, queues, [queued])) == 1
     assert [d.status for d in receiver.attempts(event.id)] == [500]
-    messages, waited = wait_until_visible(queues.url, timeout=SCHEDULE[0] + 2)
-    assert messages, "not retried after schedule[0]"
-    assert SCHEDULE[0] - 0.3 <= waited
-
-    # AND receive n is attempt n: attempt 2 fails, hidden for schedule[1]
-    assert len(deliver(notifier, queues, messages)) == 1
-    messages, waited = wait_until_visible(queues.url, timeout=SCHEDULE[1] + 2)
-    assert messages, "not retried after schedule[1]"
-    assert SCHEDULE[1] - 0.3 <= waited
-
-    # AND the last attempt fails: parked in the dead-letter queue at once
-    assert len(deliver(notifier, queues, messages)) == 1
-    assert _receive(queues.url) == []
-    assert _count(queues.dead_letter_url) == 1
+    # AND receive n is attempt n: each retry hidden for its delay, the last parked at once
+    retried_on_the_schedule_then_parked(notifier, queues)
 
     assert [d.status for d in receiver.attempts(event.id)] == [500] * MAX_ATTEMPTS
     endpoint = onboarding_endpoint(merchant)
