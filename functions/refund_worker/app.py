@@ -25,7 +25,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     # A step's first attempt carries the refund and its payment as the API wrote and read
     # them; a retried one (or an execution started without them) reads them again.
     first = event.get("retry_count") == 0
-    known = KnownRefund.carried(event.get("refund"), event.get("payment")) if first else None
+    outcome = dict(event.get("outcome") or {})
+    # A notification hands SettleRefund the refund as it took it (its fingerprint kept on the
+    # refund, at the same version): written as that, the fingerprint survives the settlement.
+    refund = outcome.pop("refund", None) or event.get("refund")
+    known = KnownRefund.carried(refund, event.get("payment")) if first else None
     if step == "request_channel_refund":
         return steps.request_channel_refund(
             refund_id, str(event["callback_base_url"]), str(event["task_token"]), known=known
@@ -33,7 +37,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if step == "query_refund":
         return steps.query_refund(refund_id, str(event.get("callback_base_url") or ""))
     if step == "settle_refund":
-        result = steps.settle_refund(refund_id, dict(event["outcome"]), known=known)
+        result = steps.settle_refund(refund_id, outcome, known=known)
         if result["newly_settled"]:
             name = "RefundSucceeded" if result["status"] == "succeeded" else "RefundFailed"
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)

@@ -135,9 +135,12 @@ REFUND_EXPECTED = {
 # order and the payment.
 REFUND_API_WRITES = {"dynamodb:TransactWriteItems": 1, "stepfunctions:StartExecution": 1}
 REFUND_API_MAX_READS = 2
-# The channel's notification (when it beats the request's own answer, it resumes the
-# execution): the refund and its task token in one read.
-REFUND_CALLBACK_MAX_READS = 1
+# The channel's notification: the replay guard and the read in one conditional update (the
+# message's fingerprint added to the refund, which answers the refund and its task token);
+# nothing read, nothing put in the idempotency table. When it beats the request's own answer
+# it also resumes the execution (SendTaskSuccess, at most once per refund).
+REFUND_CALLBACK_EXPECTED = {"dynamodb:UpdateItem": 1}
+REFUND_CALLBACK_MAX_RESUMES = 1
 
 
 def _refund(shop: Merchant, order_id: str, amount: int) -> str:
@@ -177,7 +180,11 @@ def test_a_channel_refund_makes_few_aws_calls(
     reads = api.pop("dynamodb:GetItem", 0)
     assert api == REFUND_API_WRITES
     assert 1 <= reads <= REFUND_API_MAX_READS, f"the API read {reads} items per refund"
-    callback_reads = calls["ChannelCallbackFunction", "dynamodb:GetItem"] / REFUNDS
-    assert callback_reads <= REFUND_CALLBACK_MAX_READS, f"the callback read {callback_reads}"
+    callback = {
+        op: n / REFUNDS for (who, op), n in calls.items() if who == "ChannelCallbackFunction"
+    }
+    resumes = callback.pop("stepfunctions:SendTaskSuccess", 0)
+    assert callback == REFUND_CALLBACK_EXPECTED
+    assert resumes <= REFUND_CALLBACK_MAX_RESUMES, f"the callback resumed {resumes} times"
     # The happy path stays two Lambda steps: RequestChannelRefund, SettleRefund.
     assert calls["@stepfunctions", "lambda:Invoke"] == 2 * REFUNDS

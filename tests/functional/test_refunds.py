@@ -690,19 +690,28 @@ def _refund_notification(refund_id: str, payment_id: str, status: str = "SUCCESS
     )
 
 
-def _notify(handler: Any, body: str, secret: str = SECRET) -> dict[str, Any]:
+def _notification_event(
+    body: str, secret: str = SECRET, account: str = "sandbox-primary"
+) -> dict[str, Any]:
+    """The callback's event for ``body``, signed now at ``account``'s route."""
     stamp = str(int(time.time()))
-    event = rest_event(
+    return rest_event(
         "POST",
-        "/callbacks/sandbox/sandbox-primary",
+        f"/callbacks/sandbox/{account}",
         resource="/callbacks/{channel}/{account}",
-        path_parameters={"channel": "sandbox", "account": "sandbox-primary"},
+        path_parameters={"channel": "sandbox", "account": account},
         raw_body=body,
         headers={
             "Sandbox-Timestamp": stamp,
             "Sandbox-Signature": sign_notification(secret, stamp, body.encode()),
         },
     )
+
+
+def _notify(
+    handler: Any, body: str, secret: str = SECRET, account: str = "sandbox-primary"
+) -> dict[str, Any]:
+    event = _notification_event(body, secret, account)
     return handler.lambda_handler(event, FakeContext())  # type: ignore[no-any-return]
 
 
@@ -734,6 +743,161 @@ def test_a_refund_notification_resumes_the_waiting_refund(
     forged = _notify(handler, _refund_notification(started.id, paid.payment_id), "guess")
     assert forged["statusCode"] == 401
     assert len(resumed) == 1
+
+
+def test_the_same_signed_refund_notification_twice_is_a_replay_and_changes_nothing(
+    moto_stack: MotoStack, sandbox: SandboxServer, resumed: list[tuple[str, dict[str, Any]]]
+) -> None:
+    """One conditional update keeps the message's short fingerprint on the refund and reads
+    refund and task token: not a state change (same version), never in the refund's
+    resource. Sent again byte for byte: refused, nothing changes. The channel's own
+    re-delivery is signed anew, so it is taken again."""
+    store = TradeStore()
+    paid = paid_by_channel(store)
+    started = refund(store, paid, 500)
+    assert RefundStore().wait_for_channel(started, "token-n")
+    handler = load_function("channel_callback")
+    event = _notification_event(_refund_notification(started.id, paid.payment_id))
+
+    first = handler.lambda_handler(event, FakeContext())
+
+    assert first["statusCode"] == 200
+    taken, token = RefundStore().get_refund_and_token(started.id)
+    assert taken is not None and token == "token-n"  # still waiting
+    assert taken.version == started.version
+    assert len(taken.notification_fingerprints) == 1
+    assert len(taken.notification_fingerprints[0]) == 32
+    assert taken == replace(started, notification_fingerprints=taken.notification_fingerprints)
+    assert "notification_fingerprints" not in json.dumps(taken.resource())
+    # The execution gets the refund as taken (SettleRefund writes it, fingerprint included).
+    [(_, outcome)] = resumed
+    assert outcome["refund"] == refunds.refund_snapshot(taken)
+
+    replay = handler.lambda_handler(event, FakeContext())
+
+    assert replay["statusCode"] == 401
+    assert json.loads(replay["body"])["code"] == "callback_rejected"
+    assert "replay" in json.loads(replay["body"])["detail"]
+    assert RefundStore().get_refund_and_token(started.id) == (taken, "token-n")
+    assert len(resumed) == 1
+    redelivered = json.loads(_refund_notification(started.id, paid.payment_id))
+    redelivered["sent_at"] = "2026-11-25T10:00:05Z"
+    assert _notify(handler, json.dumps(redelivered))["statusCode"] == 200
+    assert len(resumed) == 2
+    again = RefundStore().get_refund(started.id)
+    assert again is not None and len(again.notification_fingerprints) == 2
+
+
+def test_a_refund_notification_replayed_after_the_refund_settled_is_refused(
+    moto_stack: MotoStack,
+    sandbox: SandboxServer,
+    resumed: list[tuple[str, dict[str, Any]]],
+    refund_machine: str,
+) -> None:
+    """SettleRefund's first attempt writes the whole refund as the notification handed it
+    (in the outcome, at the version the execution carries): the fingerprint survives that
+    write, so the same message is still a replay once the refund is final."""
+    store = TradeStore()
+    paid = paid_by_channel(store)
+    started = refund(store, paid, 500)
+    carried = _started_with(refund_machine, started.id)
+    assert RefundStore().wait_for_channel(started, "token-n")
+    event = _notification_event(_refund_notification(started.id, paid.payment_id))
+    callback = load_function("channel_callback")
+    assert callback.lambda_handler(event, FakeContext())["statusCode"] == 200
+    taken = RefundStore().get_refund(started.id)
+    assert taken is not None and taken.notification_fingerprints
+    [(_, outcome)] = resumed
+
+    # As the state machine passes it (statemachines/refund.asl.json), on its first attempt.
+    settled_answer = load_function("refund_worker").lambda_handler(
+        {
+            "step": "settle_refund",
+            "refund_id": started.id,
+            "outcome": outcome,
+            "retry_count": 0,
+            "refund": carried["refund"],
+            "payment": carried["payment"],
+        },
+        FakeContext(),
+    )
+
+    assert settled_answer["status"] == "succeeded" and settled_answer["newly_settled"]
+    settled = RefundStore().get_refund(started.id)
+    assert settled is not None and settled.status is RefundStatus.SUCCEEDED
+    assert settled.version == started.version + 1
+    assert settled.notification_fingerprints == taken.notification_fingerprints
+    assert "notification_fingerprints" not in json.dumps(settled.resource())
+    replay = callback.lambda_handler(event, FakeContext())
+
+    assert replay["statusCode"] == 401
+    assert "replay" in json.loads(replay["body"])["detail"]
+    assert RefundStore().get_refund(started.id) == settled
+    assert len(resumed) == 1
+    # A fresh message about the final refund is acknowledged and resumes nothing.
+    redelivered = json.loads(_refund_notification(started.id, paid.payment_id))
+    redelivered["sent_at"] = "2026-11-25T10:00:05Z"
+    assert _notify(callback, json.dumps(redelivered))["statusCode"] == 200
+    assert len(resumed) == 1
+
+
+def test_a_notification_about_a_refund_this_account_does_not_hold_adds_nothing_to_it(
+    moto_stack: MotoStack,
+    sandbox: SandboxServer,
+    resumed: list[tuple[str, dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Signed with the backup account's own key at the backup's route, about a refund the
+    primary holds; or naming another payment than the refund's: refused, and the refund is
+    left as it was (no fingerprint remembered on it)."""
+    configure_sandbox_accounts(monkeypatch, sandbox.url, "sandbox-primary", "sandbox-backup")
+    store = TradeStore()
+    paid = paid_by_channel(store)
+    started = refund(store, paid, 500)
+    assert RefundStore().wait_for_channel(started, "token-n")
+    handler = load_function("channel_callback")
+    before = RefundStore().get_refund_and_token(started.id)
+
+    for body, account in (
+        (_refund_notification(started.id, paid.payment_id), "sandbox-backup"),
+        (_refund_notification(started.id, "pay_other"), "sandbox-primary"),
+    ):
+        refused = _notify(handler, body, account=account)
+
+        assert refused["statusCode"] == 401
+        assert "names no refund" in json.loads(refused["body"])["detail"]
+        assert RefundStore().get_refund_and_token(started.id) == before
+    assert resumed == []
+
+
+def test_a_refund_held_by_no_account_yet_takes_a_notification_of_its_channel(
+    moto_stack: MotoStack,
+    sandbox: SandboxServer,
+    resumed: list[tuple[str, dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A refund recorded before refunds were pinned to an account (no ``channel_account``)
+    takes a genuine notification from any account of its channel, as it always did."""
+    configure_sandbox_accounts(monkeypatch, sandbox.url, "sandbox-primary", "sandbox-backup")
+    store = TradeStore()
+    paid = paid_by_channel(store)
+    started = refund(store, paid, 500)
+    assert RefundStore().wait_for_channel(started, "token-n")
+    boto3.client("dynamodb").update_item(
+        TableName=RefundStore().table,
+        Key={"pk": {"S": f"REFUND#{started.id}"}, "sk": {"S": "REFUND"}},
+        UpdateExpression="REMOVE channel_account",
+    )
+    body = _refund_notification(started.id, paid.payment_id)
+
+    answer = _notify(load_function("channel_callback"), body, account="sandbox-backup")
+
+    assert answer["statusCode"] == 200
+    [(token, outcome)] = resumed
+    assert token == "token-n" and outcome["status"] == "succeeded"
+    taken = RefundStore().get_refund(started.id)
+    assert taken is not None and taken.channel_account is None
+    assert len(taken.notification_fingerprints) == 1
 
 
 # -- late payments ------------------------------------------------------------------------------

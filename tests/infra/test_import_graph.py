@@ -194,7 +194,6 @@ ALLOWED_PAYCORE: Mapping[str, set[str]] = {
     | {
         "paycore.api",
         "paycore.api.problem",
-        "paycore.dal.notification_replays",
         "paycore.dal.refund_store",
         "paycore.services.callbacks",
         "paycore.services.orchestration",

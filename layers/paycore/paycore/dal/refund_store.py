@@ -6,7 +6,11 @@ Item layout (pk / sk), beside what ``TradeStore`` documents:
   (``task_token``), written by the step that asks the channel on the condition that the
   refund is still processing at the version it holds, so the channel's notification reads
   refund and token in one read. The token is never part of the ``Refund`` (it never reaches
-  an answer, a log or a snapshot); the refund's next write (its settlement) drops it.
+  an answer, a log or a snapshot); the refund's next write (its settlement) drops it. The
+  item also lists the fingerprints of the signed notifications taken for the refund
+  (``notification_fingerprints``, absent while empty): the callback adds one and reads the
+  refund and its token in one conditional update (``take_notification_of_refund``), which
+  refuses the same message twice.
 - ``REFUND#<rfd>`` / ``TASKTOKEN``: held the token apart before: still read for a refund that
   started then.
 
@@ -149,6 +153,41 @@ class RefundStore(TradeStore):
         token = item.get("task_token")
         return _refund(item), str(token) if token else None
 
+    def take_notification_of_refund(
+        self,
+        refund_id: str,
+        payment_id: str,
+        channel: str,
+        account_id: str,
+        fingerprint: str,
+    ) -> tuple[Refund, str | None]:
+        """Add the fingerprint of a signed notification about the refund to its item and
+        return the refund and the task token of the execution waiting for its channel (None
+        when none waits, or the refund started when the token was kept apart), in one
+        conditional update (the one ``TradeStore.take_notification`` makes for a payment):
+        the refund exists, refunds ``payment_id``, is of ``channel``, is held by its
+        ``account_id`` (or by no account yet), and does not hold ``fingerprint`` yet.
+        Otherwise ``CallbackRejected``: a replay (the refund holds it) or no refund of this
+        channel account.
+
+        Not a state change: the version stays. The refund's later whole-item writes keep the
+        fingerprints because they write the ``Refund`` as read, or as the notification handed
+        it to the execution (SettleRefund). A write from a refund read before this update (a
+        settlement resumed by the request's own answer or a query while a notification was
+        taken) drops the fingerprint again: that genuine message can then be taken once more
+        while its signature is fresh, and finds the refund final (acknowledged, nothing
+        resumed), as the channel's own re-delivery would."""
+        item = self._take_notification(
+            _refund_pk(refund_id),
+            REFUND_SK,
+            fingerprint,
+            held_by={"payment_id": payment_id, "channel": channel},
+            held_by_or_unset={"channel_account": account_id},
+            subject="refund",
+        )
+        token = item.get("task_token")
+        return _refund(item), str(token) if token else None
+
     def get_refund_task_token(self, refund_id: str) -> str | None:
         """The task token of a refund that started when it was kept on its own item."""
         item = self._get(_refund_pk(refund_id), TASK_TOKEN_SK)
@@ -158,6 +197,8 @@ class RefundStore(TradeStore):
         values = asdict(refund)
         values["status"] = refund.status.value
         values["kind"] = refund.kind.value
+        if not refund.notification_fingerprints:
+            del values["notification_fingerprints"]  # absent while empty: no bytes to write
         values.update(pk=_refund_pk(refund.id), sk=REFUND_SK)
         return values
 

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -575,24 +575,55 @@ class TradeStore:
         is a genuine message of this payment's channel account and by then it normally finds
         the payment past waiting (final: acknowledged, nothing resumed); in any case it does
         no more than the channel's own re-delivery of the same outcome would."""
-        names = {"#fps": "notification_fingerprints", "#ch": "channel", "#acct": "channel_account"}
+        item = self._take_notification(
+            _payment_pk(payment_id),
+            "PAYMENT",
+            fingerprint,
+            held_by={"channel": channel, "channel_account": account_id},
+            subject="payment",
+        )
+        token = item.get("task_token")
+        return _payment(item), str(token) if token else None
+
+    def _take_notification(
+        self,
+        pk: str,
+        sk: str,
+        fingerprint: str,
+        *,
+        held_by: Mapping[str, str],
+        held_by_or_unset: Mapping[str, str] | None = None,
+        subject: str,
+    ) -> dict[str, Any]:
+        """The one conditional update that takes a signed notification about the item
+        ``pk``/``sk`` (a payment or a refund): it appends ``fingerprint`` to the item's
+        ``notification_fingerprints`` on condition that the item exists, each attribute of
+        ``held_by`` has its value, each of ``held_by_or_unset`` has its value or none yet, and
+        the item does not hold ``fingerprint`` yet; it answers the item as updated. The
+        version is not changed.
+
+        A failed condition is ``CallbackRejected``: a replay when the item as it was (ALL_OLD)
+        belongs to the notification's channel account and holds ``fingerprint`` already, else
+        the notification names no ``subject`` of this channel account."""
+        either = dict(held_by_or_unset or {})
+        names = {"#fps": "notification_fingerprints"}
+        values: dict[str, Any] = {":none": [], ":new": [fingerprint], ":fingerprint": fingerprint}
+        conditions = ["attribute_exists(pk)"]
+        for n, (attribute, value) in enumerate({**held_by, **either}.items()):
+            names[f"#a{n}"], values[f":a{n}"] = attribute, value
+            equal = f"#a{n} = :a{n}"
+            conditions.append(
+                f"(attribute_not_exists(#a{n}) OR {equal})" if attribute in either else equal
+            )
+        conditions.append("NOT contains(#fps, :fingerprint)")
         try:
             answer = self._ddb.update_item(
                 TableName=self.table,
-                Key=_key(_payment_pk(payment_id), "PAYMENT"),
+                Key=_key(pk, sk),
                 UpdateExpression="SET #fps = list_append(if_not_exists(#fps, :none), :new)",
-                ConditionExpression="attribute_exists(pk) AND #ch = :channel "
-                "AND #acct = :account AND NOT contains(#fps, :fingerprint)",
+                ConditionExpression=" AND ".join(conditions),
                 ExpressionAttributeNames=names,
-                ExpressionAttributeValues=to_values(
-                    {
-                        ":none": [],
-                        ":new": [fingerprint],
-                        ":channel": channel,
-                        ":account": account_id,
-                        ":fingerprint": fingerprint,
-                    }
-                ),
+                ExpressionAttributeValues=to_values(values),
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
@@ -603,18 +634,17 @@ class TradeStore:
             old = from_item(exc.response["Item"]) if exc.response.get("Item") else None
             if (
                 old is not None
-                and (old.get("channel"), old.get("channel_account")) == (channel, account_id)
+                and all(old.get(name) == value for name, value in held_by.items())
+                and all(old.get(name) in (None, value) for name, value in either.items())
                 and fingerprint in (old.get("notification_fingerprints") or ())
             ):
                 raise CallbackRejected(
                     "this exact notification was already received (a replay)"
                 ) from None
             raise CallbackRejected(
-                "the notification names no payment of this channel account"
+                f"the notification names no {subject} of this channel account"
             ) from None
-        item = from_item(answer["Attributes"])
-        token = item.get("task_token")
-        return _payment(item), str(token) if token else None
+        return from_item(answer["Attributes"])
 
     def save_payment(self, payment: Payment, *, task_token: str | None = None) -> Payment:
         """Write ``payment`` if nobody changed it since it was read (its version), with the

@@ -16,7 +16,7 @@ against: the order's version check then serialises racing refunds.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -157,6 +157,12 @@ class Refund:
     # The payment's fee this refund returned (the cumulative rule of paycore.ledger.fees);
     # set when it succeeds.
     fee_refunded: int | None = None
+    # The signed channel notifications taken for this refund (short fingerprints, see
+    # paycore.services.callbacks): the same message again is a replay. Internal: never in the
+    # resource (so never in an answer or an event). Added by the callback's conditional update,
+    # which leaves the version alone; carried here so that every later whole-item write keeps
+    # them.
+    notification_fingerprints: list[str] = field(default_factory=list)
     version: int = 0  # optimistic lock: every write expects it and stores it + 1
 
     @property

@@ -334,34 +334,32 @@ def start_late_payment_refund(
 
 
 def handle_refund_notification(
-    store: TradeStore,
-    state: ChannelRefundState,
-    channel: str | None = None,
-    account_id: str | None = None,
+    store: TradeStore, state: ChannelRefundState, channel: str, account_id: str, fingerprint: str
 ) -> str:
-    """Hand a verified refund notification's outcome to the waiting refund execution.
+    """Take a verified refund notification (its message's ``fingerprint`` kept on the refund)
+    and hand its outcome to the waiting refund execution.
 
-    A notification about no refund of ours (or of another channel or account) raises
-    ``CallbackRejected``; a genuine one is acknowledged even when the refund is already final
-    or no longer waiting (the status query settles it then). Returns the refund id."""
+    A replay (the refund holds ``fingerprint`` already) or a notification about no refund of
+    ours (of another payment, channel or account) raises ``CallbackRejected`` and changes
+    nothing; a genuine one is acknowledged even when the refund is already final or no
+    longer waiting (the status query settles it then). Returns the refund id."""
     refunds = RefundStore.of(store)
     refund_id = state.out_refund_no
-    refund, token = (
-        refunds.get_refund_and_token(refund_id) if has_prefix(refund_id, "rfd") else (None, None)
-    )
-    if (
-        refund is None
-        or refund.payment_id != state.out_trade_no
-        or (channel is not None and refund.channel != channel)
-        or (account_id is not None and refund.channel_account not in (None, account_id))
-    ):
+    if not has_prefix(refund_id, "rfd"):
         raise CallbackRejected("the notification names no refund of this channel account")
+    # One conditional update refuses a replay or a refund this account does not hold, and
+    # reads refund and token.
+    refund, token = refunds.take_notification_of_refund(
+        refund_id, state.out_trade_no, channel, account_id, fingerprint
+    )
     if not refund.is_final:
         outcome = outcome_from_refund_state(state, "callback")
         if outcome.status != PENDING:
             token = token or refunds.get_refund_task_token(refund.id)  # kept apart before
             if token is not None:
-                resume_with_outcome(token, outcome.as_dict())
+                # The refund as taken goes with the outcome: SettleRefund writes it on its
+                # version, so the fingerprint just added is kept.
+                resume_with_outcome(token, {**outcome.as_dict(), "refund": refund_snapshot(refund)})
     return refund.id
 
 
