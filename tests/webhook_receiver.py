@@ -100,6 +100,15 @@ class WebhookReceiver:
                 if d.status == 200 and (event_type is None or d.event["type"] == event_type)
             ]
 
+    def events(self, event_type: str) -> list[dict[str, Any]]:
+        """The accepted events of ``event_type``, each once (in the order first accepted):
+        what a merchant who dedupes on ``webhook-id`` acts on. Delivery is at least once, so
+        an event may arrive twice (a retried step publishes it again)."""
+        seen: dict[str, dict[str, Any]] = {}
+        for event in self.accepted(event_type):
+            seen.setdefault(event["id"], event)
+        return list(seen.values())
+
     def attempts(self, event_id: str) -> list[Delivery]:
         with self._lock:
             return [d for d in self.deliveries if d.webhook_id == event_id]

@@ -101,7 +101,7 @@ def test_partial_refunds_up_to_the_amount_paid(
     assert over.json()["code"] == "refund_exceeds_paid"
 
     # Signed webhooks (the receiver verifies each with standardwebhooks), one per refund.
-    assert shop.receiver.wait_for(lambda r: len(r.accepted("refund.succeeded")) == 2)
+    assert shop.receiver.wait_for(lambda r: len(r.events("refund.succeeded")) == 2)
     delivered = {e["data"]["object"]["id"]: e for e in shop.receiver.accepted("refund.succeeded")}
     assert set(delivered) == {created["id"], second.json()["id"]}
     assert delivered[created["id"]]["data"]["object"]["status"] == "succeeded"
@@ -204,7 +204,7 @@ def test_a_refund_the_channel_finishes_late_is_found_by_querying(
     assert states[0] == "RequestChannelRefund" and states[-1] == "SettleRefund"
     assert "QueryRefund" in states
     assert shop.order(order["id"])["amount_refunded"] == 300
-    assert shop.receiver.wait_for(lambda r: len(r.accepted("refund.succeeded")) == 1)
+    assert shop.receiver.wait_for(lambda r: len(r.events("refund.succeeded")) == 1)
 
 
 def test_a_refund_the_channel_answers_with_5xx_is_asked_again_and_refunded_once(

@@ -776,6 +776,15 @@ def test_a_failed_direct_delivery_continues_on_the_queue_with_the_same_schedule(
     assert attempts_of(event) == [(endpoint, n, 500, None) for n in (3, 2, 1)]
     assert _metric_names(capsys.readouterr().out) == ["WebhookDeliveryFailed"] * MAX_ATTEMPTS
 
+    # WHEN an operator redrives it (the endpoint works again), THEN its first receive is an
+    # attempt at once: the mark of the failed direct attempt does not come back with it
+    redrive = load_function("notification_redrive")
+    assert redrive.lambda_handler({"max_messages": 10}, FakeContext()) == {"moved": 1}
+    [redriven] = _receive(queues.url)
+    assert notification_queue.FIRST_ATTEMPT_FAILED not in json.loads(redriven["Body"])
+    assert deliver(notifier, queues, [redriven]) == []
+    assert [d.status for d in receiver.attempts(event.id)] == [500] * MAX_ATTEMPTS + [200]
+
 
 def test_a_direct_payload_that_is_not_ours_reaches_the_dead_letter_queue_by_the_queue(
     notifier: ModuleType, queues: Queues

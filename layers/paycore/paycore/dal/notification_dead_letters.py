@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from paycore.aws import client
 from paycore.config import get_settings
+from paycore.dal.notification_queue import afresh
 
 # SQS answers at most 10 messages per ReceiveMessage and takes at most 10 per batch call.
 BATCH_LIMIT = 10
@@ -48,15 +49,16 @@ def receive_dead_letters(limit: int) -> list[DeadLetter]:
 
 def requeue(dead_letters: list[DeadLetter]) -> int:
     """Send ``dead_letters`` (at most 10) to the notification queue as new messages (so every
-    retry of the schedule applies again), then delete those that were sent. Returns how many
-    were sent; one that failed to send stays parked and reappears after a minute."""
+    retry of the schedule applies again, the first at once), then delete those that were
+    sent. Returns how many were sent; one that failed to send stays parked and reappears
+    after a minute."""
     if not dead_letters:
         return 0
     sqs = client("sqs")
     sent = sqs.send_message_batch(
         QueueUrl=get_settings().notification_queue_url,
         Entries=[
-            {"Id": str(index), "MessageBody": letter.body}
+            {"Id": str(index), "MessageBody": afresh(letter.body)}
             for index, letter in enumerate(dead_letters)
         ],
     ).get("Successful", [])

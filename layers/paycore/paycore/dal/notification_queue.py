@@ -87,6 +87,19 @@ def enqueue_direct(body: str, *, first_attempt_failed: bool) -> None:
     client("sqs").send_message(QueueUrl=get_settings().notification_queue_url, MessageBody=body)
 
 
+def afresh(body: str) -> str:
+    """``body`` for a message that starts the schedule afresh (a redrive): without the
+    ``first_attempt_failed`` mark, whose first receive would only wait out retry 1's delay."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(data, dict) or FIRST_ATTEMPT_FAILED not in data:
+        return body
+    del data[FIRST_ATTEMPT_FAILED]
+    return json.dumps(data, separators=(",", ":"))
+
+
 def enqueue_event(event: Event) -> None:
     """Queue ``event`` for webhook delivery. At least once: the notifier tolerates twins."""
     client("sqs").send_message(
