@@ -570,11 +570,11 @@ class TradeStore:
         disturbed; they keep the fingerprints because they write the ``Payment`` as read (or
         as carried from this answer). A write from a payment read before this update drops
         the fingerprint again: a step that raced the notification, or Settle writing the
-        payment an earlier notification handed it while a second one (Stripe sends several)
-        was taken. That message can then be taken once more while its signature is fresh. It
-        is a genuine message of this payment's channel account and by then it normally finds
-        the payment past waiting (final: acknowledged, nothing resumed); in any case it does
-        no more than the channel's own re-delivery of the same outcome would."""
+        payment an earlier notification handed it while a second one was taken. That message
+        can then be taken once more while its signature is fresh. It is a genuine message of
+        this payment's channel account and by then it normally finds the payment past waiting
+        (final: acknowledged, nothing resumed); in any case it does no more than the
+        channel's own re-delivery of the same outcome would."""
         item = self._take_notification(
             _payment_pk(payment_id),
             "PAYMENT",
