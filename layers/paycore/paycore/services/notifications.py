@@ -347,15 +347,16 @@ def _hold_back(message: QueuedNotification) -> int | None:
     failed direct delivery is queued instead (its first receive then holds it back)."""
     last_attempt = max_receive_count()
     last = last_attempt is not None and message.receive_count >= last_attempt
+    seconds = (
+        None
+        if last
+        else backoff_seconds(get_settings().webhook_retry_schedule, message.receive_count)
+    )
     if message.receipt_handle is None:
         enqueue_direct(message.body, first_attempt_failed=True)
     else:
-        extend_visibility(message.receipt_handle, 0 if last else _backoff(message))
-    return None if last else _backoff(message)
-
-
-def _backoff(message: QueuedNotification) -> int:
-    return backoff_seconds(get_settings().webhook_retry_schedule, message.receive_count)
+        extend_visibility(message.receipt_handle, seconds or 0)
+    return seconds
 
 
 def _release(message: QueuedNotification) -> None:
