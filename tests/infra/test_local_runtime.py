@@ -8,11 +8,9 @@ handlers, on free ports."""
 from __future__ import annotations
 
 import json
-import textwrap
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +18,7 @@ import requests
 
 from local_runtime.profile import LocalProfile
 from local_runtime.runtime import LocalRuntime
+from tests.infra.runtime_fixture import write_fixture
 from tests.support import eventually
 
 pytestmark = pytest.mark.timeout(120)
@@ -323,21 +322,11 @@ HANDLERS = {
 }
 
 
-def write_fixture(root: Path) -> Path:
-    """Write the fixture template, state machine and handlers under ``root``."""
-    for relative, source in HANDLERS.items():
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(source).lstrip())
-    (root / "flow.asl.json").write_text(json.dumps(FLOW))
-    template = root / "template.yaml"
-    template.write_text(TEMPLATE)
-    return template
-
-
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntime]:
-    template = write_fixture(tmp_path_factory.mktemp("mini"))
+    template = write_fixture(
+        tmp_path_factory.mktemp("mini"), TEMPLATE, HANDLERS, {"flow.asl.json": json.dumps(FLOW)}
+    )
     profile = LocalProfile.free_ports(schedule_time_scale=60.0)
     with LocalRuntime(template, profile, start_sandbox=False) as started:
         yield started

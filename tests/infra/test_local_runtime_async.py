@@ -13,12 +13,10 @@ import importlib
 import itertools
 import json
 import logging
-import textwrap
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -29,6 +27,7 @@ from local_runtime.lambdas import FunctionError, FunctionSpec, Invocation
 from local_runtime.pollers import SqsEventSource, SqsPoller
 from local_runtime.profile import LocalProfile
 from local_runtime.runtime import LocalRuntime
+from tests.infra.runtime_fixture import write_fixture
 from tests.support import eventually
 
 pytestmark = pytest.mark.timeout(120)
@@ -152,19 +151,9 @@ HANDLERS = {
 }
 
 
-def write_fixture(root: Path) -> Path:
-    for relative, source in HANDLERS.items():
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(source).lstrip())
-    template = root / "template.yaml"
-    template.write_text(TEMPLATE)
-    return template
-
-
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntime]:
-    template = write_fixture(tmp_path_factory.mktemp("async"))
+    template = write_fixture(tmp_path_factory.mktemp("async"), TEMPLATE, HANDLERS)
     profile = LocalProfile.free_ports(async_retry_delays=RETRY_DELAYS)
     with LocalRuntime(template, profile, start_sandbox=False) as started:
         yield started
