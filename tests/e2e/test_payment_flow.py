@@ -140,6 +140,52 @@ def test_forged_and_unsigned_callbacks_are_refused_and_change_nothing(
     assert shop.wait_for_payment(payment["id"])["status"] == "succeeded"
 
 
+def test_a_genuine_notification_sent_twice_byte_for_byte_is_refused_the_second_time(
+    runtime: LocalRuntime, onboard: Callable[..., Merchant]
+) -> None:
+    shop = onboard()
+    order = shop.create_order("PAY-REPLAY-1")
+    payment = shop.pay(order["id"]).json()
+    buyer(payment["next_action"]["url"], "pay")
+    assert shop.wait_for_payment(payment["id"])["status"] == "succeeded"
+    # A genuine message (the account's secret, fresh) saying what the payment already is:
+    # taken once (acknowledged, nothing to change), then the same bytes again are a replay.
+    body = json.dumps(
+        {
+            "notify_id": "ntf_replayed",
+            "notify_type": "trade.status_changed",
+            "out_trade_no": payment["id"],
+            "channel_order_id": "x",
+            "status": "SUCCESS",
+            "amount": 1999,
+            "currency": "CNY",
+            "transaction_id": "txn_replayed",
+            "paid_at": "2026-11-25T10:00:00Z",
+            "failure_code": None,
+            "failure_message": None,
+            "sent_at": "2026-11-25T10:00:00Z",
+        }
+    ).encode()
+    stamp = str(int(time.time()))
+    headers = {
+        "Content-Type": "application/json",
+        "Sandbox-Timestamp": stamp,
+        "Sandbox-Signature": sign_notification(runtime.profile.sandbox_secret, stamp, body),
+    }
+    url = f"{runtime.api_url}/callbacks/sandbox/{payment['channel_account']}"
+
+    first = requests.post(url, data=body, headers=headers, timeout=10)
+    again = requests.post(url, data=body, headers=headers, timeout=10)
+
+    assert first.status_code == 200, first.text
+    assert again.status_code == 401
+    assert again.json()["code"] == "callback_rejected"
+    assert "replay" in again.json()["detail"]
+    assert shop.payment(payment["id"])["status"] == "succeeded"
+    assert shop.order(order["id"])["status"] == "paid"
+    assert shop.receiver.wait_for(lambda r: len(r.events("order.paid")) == 1)
+
+
 def test_a_late_callback_is_covered_by_querying_the_channel(
     runtime: LocalRuntime, onboard: Callable[..., Merchant]
 ) -> None:
